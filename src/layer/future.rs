@@ -1,0 +1,157 @@
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+use tower_service::Service;
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
+
+use super::body::{ReadBody, ResponseBody};
+use super::{Config, reject};
+use crate::rejection::Rejection;
+
+pin_project! {
+    /// The response future of [`WebhookService`](super::WebhookService).
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<Full<Bytes>>>,
+    {
+        #[pin]
+        state: State<S, B>,
+        config: Arc<Config>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<Full<Bytes>>>,
+    {
+        Reading {
+            #[pin]
+            read: ReadBody<B>,
+            parts: Option<Parts>,
+            inner: Option<S>,
+        },
+        Calling {
+            #[pin]
+            future: Instrumented<S::Future>,
+        },
+        Rejected {
+            rejection: Option<Rejection>,
+            provider: Option<&'static str>,
+            event_id: Option<String>,
+        },
+    }
+}
+
+impl<S, B> ResponseFuture<S, B>
+where
+    S: Service<Request<Full<Bytes>>>,
+{
+    pub(crate) fn reading(config: Arc<Config>, read: ReadBody<B>, parts: Parts, inner: S) -> Self {
+        Self {
+            state: State::Reading {
+                read,
+                parts: Some(parts),
+                inner: Some(inner),
+            },
+            config,
+        }
+    }
+
+    pub(crate) fn rejected(
+        config: Arc<Config>,
+        rejection: Rejection,
+        event_id: Option<String>,
+    ) -> Self {
+        Self {
+            state: State::Rejected {
+                rejection: Some(rejection),
+                provider: None,
+                event_id,
+            },
+            config,
+        }
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>>,
+    B: Body,
+    ResBody: Body<Data = Bytes>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Reading { read, parts, inner } => {
+                    let result = ready!(read.poll(cx));
+                    let provider = this.config.verifier.provider();
+                    let (Some(mut parts), Some(mut inner)) = (parts.take(), inner.take()) else {
+                        unreachable!("ResponseFuture polled after the body was read");
+                    };
+                    let verified = result.and_then(|body| {
+                        this.config
+                            .verifier
+                            .verify(&parts, &body)
+                            .map(|verified| (verified, body))
+                            .map_err(Rejection::Verify)
+                    });
+                    match verified {
+                        Ok((verified, body)) => {
+                            let span = tracing::info_span!(
+                                "webhook",
+                                provider,
+                                event_id = verified.event_id().unwrap_or_default()
+                            );
+                            parts.extensions.insert(verified);
+                            let request = Request::from_parts(parts, Full::new(body));
+                            let future = inner.call(request).instrument(span);
+                            this.state.set(State::Calling { future });
+                        }
+                        Err(rejection) => {
+                            this.state.set(State::Rejected {
+                                rejection: Some(rejection),
+                                provider: Some(provider),
+                                event_id: None,
+                            });
+                        }
+                    }
+                }
+                StateProj::Calling { future } => {
+                    let response = ready!(future.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(ResponseBody::forwarded)));
+                }
+                StateProj::Rejected {
+                    rejection,
+                    provider,
+                    event_id,
+                } => {
+                    let rejection = rejection
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    let provider = provider.unwrap_or_else(|| this.config.verifier.provider());
+                    tracing::info!(
+                        provider,
+                        event_id = event_id.as_deref().unwrap_or_default(),
+                        status = rejection.status().as_u16(),
+                        kind = rejection.kind(),
+                        "webhook rejected: {rejection}"
+                    );
+                    return Poll::Ready(Ok(reject(&this.config.responder, &rejection)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The verification middleware: buffer the body within a limit, verify it,
+//! forward the verified bytes.
+//!
+//! [`WebhookLayer`] wraps a service that takes `Request<Full<Bytes>>` (axum
+//! routes and handlers, hyper services, anything `tower`). For each request it:
+//!
+//! 1. refuses a `Content-Length` above the limit with 413 before reading a byte;
+//! 2. buffers the body, cutting off a chunked body at the limit (413), a body
+//!    that fails mid-stream (400) and one that takes longer than the read
+//!    timeout (408);
+//! 3. verifies the signature over exactly those bytes (400 or 401 on failure);
+//! 4. forwards the same bytes, with the [`VerifiedWebhook`] in the request's
+//!    extensions.
+//!
+//! Every refusal is a response (see [`rejection`](crate::rejection)), so the
+//! service's error type is the inner service's and axum takes the layer as it
+//! is.
+//!
+//! ```
+//! use axum::{Router, routing::post, Extension};
+//! use tower_webhooks::{HmacVerifier, VerifiedWebhook, WebhookLayer};
+//!
+//! async fn handle(Extension(webhook): Extension<VerifiedWebhook>, body: axum::body::Bytes) -> &'static str {
+//!     println!("event {:?}: {} bytes", webhook.event_id(), body.len());
+//!     "ok"
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/webhooks/provider", post(handle))
+//!     .route_layer(WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me")));
+//! # let _ = app;
+//! ```
+//!
+//! [`VerifiedWebhook`]: crate::VerifiedWebhook
+
+mod body;
+mod future;
+mod service;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Response;
+use tower_layer::Layer;
+
+pub use self::body::ResponseBody;
+pub use self::future::ResponseFuture;
+pub use self::service::WebhookService;
+use crate::rejection::{Rejection, Responder};
+use crate::verify::SignatureVerifier;
+
+/// A [`Layer`] that verifies webhook requests; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct WebhookLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) verifier: Arc<dyn SignatureVerifier>,
+    pub(crate) body_limit: usize,
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) responder: Responder,
+}
+
+impl WebhookLayer {
+    /// The default body limit: 1 MiB.
+    pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+    /// The default time allowed for the whole body to arrive: 30 s.
+    pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// Verifies requests with `verifier`, with the default limits.
+    pub fn new(verifier: impl SignatureVerifier) -> Self {
+        Self::from_shared(Arc::new(verifier))
+    }
+
+    /// Verifies requests with a verifier shared with other layers.
+    pub fn from_shared(verifier: Arc<dyn SignatureVerifier>) -> Self {
+        Self {
+            config: Arc::new(Config {
+                verifier,
+                body_limit: Self::DEFAULT_BODY_LIMIT,
+                read_timeout: Some(Self::DEFAULT_READ_TIMEOUT),
+                responder: Responder::default(),
+            }),
+        }
+    }
+
+    /// Sets the largest body accepted, in bytes. Default 1 MiB.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        Arc::make_mut(&mut self.config).body_limit = bytes;
+        self
+    }
+
+    /// Sets how long the whole body may take to arrive (`None`: no limit).
+    /// Default 30 s. A sender that trickles its body slower is answered 408.
+    ///
+    /// The timer needs a Tokio runtime with the time driver enabled.
+    #[must_use]
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        Arc::make_mut(&mut self.config).read_timeout = timeout;
+        self
+    }
+
+    /// Renders rejections with `render` instead of [`problem_response`].
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::Response;
+    /// use tower_webhooks::rejection::{problem_response, Rejection};
+    /// use tower_webhooks::{HmacVerifier, WebhookLayer};
+    ///
+    /// // Answer signature failures with an empty 403, everything else as usual.
+    /// let layer = WebhookLayer::new(HmacVerifier::generic("secret")).on_rejection(|rejection: &Rejection| {
+    ///     if rejection.status() == 401 {
+    ///         let mut response = Response::new(Bytes::new());
+    ///         *response.status_mut() = http::StatusCode::FORBIDDEN;
+    ///         return response;
+    ///     }
+    ///     problem_response(rejection)
+    /// });
+    /// # let _ = layer;
+    /// ```
+    ///
+    /// [`problem_response`]: crate::rejection::problem_response
+    #[must_use]
+    pub fn on_rejection<F>(mut self, render: F) -> Self
+    where
+        F: Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
+    {
+        Arc::make_mut(&mut self.config).responder = Responder::new(render);
+        self
+    }
+
+    /// The verifier in use.
+    pub fn verifier(&self) -> &Arc<dyn SignatureVerifier> {
+        &self.config.verifier
+    }
+}
+
+impl<S> Layer<S> for WebhookLayer {
+    type Service = WebhookService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WebhookService::new(inner, self.config.clone())
+    }
+}
+
+/// Renders `rejection` into the crate's response body type.
+pub(crate) fn reject<B>(responder: &Responder, rejection: &Rejection) -> Response<ResponseBody<B>> {
+    responder.respond(rejection).map(ResponseBody::rejection)
+}

@@ -1,0 +1,63 @@
+//! Receive webhooks safely with [tower]: verify signatures over the exact raw
+//! bytes, buffer the body within a limit, and forward the verified bytes.
+//!
+//! # Quick start
+//!
+//! Wrap a webhook route with [`WebhookLayer`] and a verifier. The handler runs
+//! only for requests whose signature matches, and receives exactly the bytes
+//! that were verified.
+//!
+//! ```
+//! use axum::{Extension, Router, routing::post};
+//! use tower::ServiceExt;
+//! use tower_webhooks::{HmacVerifier, VerifiedWebhook, WebhookLayer};
+//!
+//! async fn handle(Extension(webhook): Extension<VerifiedWebhook>, body: axum::body::Bytes) -> &'static str {
+//!     // `body` is the verified payload; `webhook` says what was verified.
+//!     let _ = (webhook.event_id(), body);
+//!     "{\"ok\":true}"
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new()
+//!     .route("/webhooks/provider", post(handle))
+//!     .route_layer(WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me")));
+//!
+//! // An unsigned request never reaches the handler.
+//! let request = http::Request::post("/webhooks/provider").body(axum::body::Body::from("{}")).unwrap();
+//! let response = app.oneshot(request).await.unwrap();
+//! assert_eq!(response.status(), 400); // missing X-Webhook-Signature
+//! # }
+//! ```
+//!
+//! # What is where
+//!
+//! - [`verify`]: the [`SignatureVerifier`] trait, the configurable
+//!   [`HmacVerifier`] (the crate's reference scheme and most HMAC schemes), and
+//!   the helpers custom schemes are built from.
+//! - [`layer`]: the tower middleware.
+//! - [`rejection`]: every answer the middleware gives itself, and how to
+//!   render it your way.
+//! - [`secret`] and [`clock`]: redacted secrets with rotation, and injectable time.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![deny(unsafe_code)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    unreachable_pub,
+    rust_2018_idioms,
+    clippy::all
+)]
+
+pub mod clock;
+pub mod layer;
+pub mod rejection;
+pub mod secret;
+pub mod verify;
+
+pub use crate::layer::WebhookLayer;
+pub use crate::rejection::Rejection;
+pub use crate::secret::{Secret, SecretSet};
+pub use crate::verify::{HmacVerifier, SignatureVerifier, VerifiedWebhook, VerifyError};

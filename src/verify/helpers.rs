@@ -1,0 +1,433 @@
+//! Building blocks shared by every scheme.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::Mac;
+use hmac::digest::KeyInit;
+use http::{HeaderMap, HeaderName};
+use subtle::ConstantTimeEq;
+
+use super::VerifyError;
+use crate::clock::{Clock, SystemClock};
+use crate::secret::SecretSet;
+
+/// Returns the value of a header that must appear exactly once.
+///
+/// # Errors
+///
+/// [`VerifyError::MissingHeader`] if it is absent, [`VerifyError::DuplicateHeader`]
+/// if it appears more than once (a sender that signs one value and a proxy
+/// that appends another must not leave the choice to the receiver), and
+/// [`VerifyError::MalformedHeader`] if it is not visible ASCII.
+pub fn single_header<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<&'a str, VerifyError> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next().ok_or_else(|| VerifyError::MissingHeader {
+        header: name.clone(),
+    })?;
+    if values.next().is_some() {
+        return Err(VerifyError::DuplicateHeader {
+            header: name.clone(),
+        });
+    }
+    value
+        .to_str()
+        .map_err(|_| VerifyError::malformed(name, "not visible ASCII"))
+}
+
+/// Parses a Unix timestamp in whole seconds: ASCII digits only (no sign, no
+/// spaces, no decimals), at most 19 of them, so every accepted value fits in
+/// a `u64` and later arithmetic cannot overflow.
+///
+/// # Errors
+///
+/// [`VerifyError::InvalidTimestamp`] naming `header` for anything else.
+pub fn parse_unix_timestamp(header: &HeaderName, value: &str) -> Result<u64, VerifyError> {
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
+        return Err(VerifyError::InvalidTimestamp {
+            header: header.clone(),
+        });
+    }
+    // At most 19 digits: below 10^19 < u64::MAX, so this cannot overflow.
+    Ok(bytes
+        .iter()
+        .fold(0u64, |acc, digit| acc * 10 + u64::from(digit - b'0')))
+}
+
+/// A replay window: how far a signed timestamp may be from now, in either
+/// direction, and the clock that says what now is.
+#[derive(Clone, Debug)]
+pub struct TimestampWindow {
+    tolerance: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl TimestampWindow {
+    /// The tolerance most providers use: five minutes.
+    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+    /// A window of `tolerance` either side of the system clock.
+    pub fn new(tolerance: Duration) -> Self {
+        Self {
+            tolerance,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Uses `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Uses a shared clock instead of the system clock.
+    #[must_use]
+    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The tolerance either side of now.
+    pub fn tolerance(&self) -> Duration {
+        self.tolerance
+    }
+
+    /// Sets the tolerance either side of now.
+    #[must_use]
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = tolerance;
+        self
+    }
+
+    /// The clock the window reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Checks that `timestamp` (Unix seconds, read from `header`) is within
+    /// the window.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::TimestampTooOld`] or [`VerifyError::TimestampInFuture`].
+    pub fn check(&self, header: &HeaderName, timestamp: u64) -> Result<(), VerifyError> {
+        let now = self.clock.unix_seconds();
+        let tolerance_secs = self.tolerance.as_secs();
+        if timestamp <= now {
+            let age_secs = now - timestamp;
+            if age_secs > tolerance_secs {
+                return Err(VerifyError::TimestampTooOld {
+                    header: header.clone(),
+                    age_secs,
+                    tolerance_secs,
+                });
+            }
+        } else {
+            let ahead_secs = timestamp - now;
+            if ahead_secs > tolerance_secs {
+                return Err(VerifyError::TimestampInFuture {
+                    header: header.clone(),
+                    ahead_secs,
+                    tolerance_secs,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for TimestampWindow {
+    fn default() -> Self {
+        Self::new(Self::DEFAULT_TOLERANCE)
+    }
+}
+
+/// A set of secrets, each already keyed into a MAC (`M` is an HMAC such as
+/// `hmac::Hmac<sha2::Sha256>`), so a request pays only for its own bytes.
+///
+/// The keyed states are derived from the secrets and are never printed.
+#[derive(Clone)]
+pub struct HmacKeys<M> {
+    keys: Vec<Option<M>>,
+}
+
+impl<M: Mac + KeyInit + Clone> HmacKeys<M> {
+    /// Keys one MAC per secret. (HMAC takes keys of any length; with a MAC
+    /// that refuses a key's length, that key never matches.)
+    pub fn new(secrets: &SecretSet) -> Self {
+        Self {
+            keys: secrets
+                .iter()
+                .map(|secret| <M as KeyInit>::new_from_slice(secret.expose()).ok())
+                .collect(),
+        }
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Returns `true` if there is no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Computes the MAC of `message` (its parts fed in order, never
+    /// concatenated) under every key and compares it in constant time with
+    /// every candidate tag. Returns the index of the first key that matched
+    /// any candidate.
+    ///
+    /// Every key is tried against every candidate, whatever matched before.
+    pub fn find<'c, I>(&self, message: &[&[u8]], candidates: I) -> Option<usize>
+    where
+        I: IntoIterator<Item = &'c [u8]> + Clone,
+    {
+        let mut found = None;
+        for (index, key) in self.keys.iter().enumerate() {
+            let Some(key) = key else { continue };
+            let mut mac = key.clone();
+            for part in message {
+                mac.update(part);
+            }
+            let expected = mac.finalize().into_bytes();
+            let mut matched = subtle::Choice::from(0);
+            for candidate in candidates.clone() {
+                matched |= expected.as_slice().ct_eq(candidate);
+            }
+            if bool::from(matched) && found.is_none() {
+                found = Some(index);
+            }
+        }
+        found
+    }
+}
+
+impl<M> fmt::Debug for HmacKeys<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HmacKeys")
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks that an event id is 1 to 255 bytes of printable ASCII without
+/// spaces. Ids become store keys and log fields, so anything else (control
+/// characters, newlines, megabytes) is refused.
+///
+/// # Errors
+///
+/// [`VerifyError::InvalidEventId`] naming `location`.
+pub fn check_event_id(id: &str, location: impl Into<Cow<'static, str>>) -> Result<(), VerifyError> {
+    let bytes = id.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(u8::is_ascii_graphic) {
+        return Err(VerifyError::InvalidEventId {
+            location: location.into(),
+        });
+    }
+    Ok(())
+}
+
+/// Reads the event id from a top-level field of a JSON object body, after
+/// the body has been verified. Strings are taken as they are; integers are
+/// written in decimal. Other fields are skipped without being built.
+///
+/// Nesting is limited (by `serde_json`) to 128 levels, so a hostile body
+/// cannot exhaust the stack.
+///
+/// # Errors
+///
+/// [`VerifyError::InvalidBody`] if the body is not a JSON object,
+/// [`VerifyError::MissingEventId`] if the field is absent or null, and
+/// [`VerifyError::InvalidEventId`] if it is not a valid id.
+pub fn event_id_from_json(body: &[u8], field: &str) -> Result<String, VerifyError> {
+    let location = || Cow::Owned(format!("body field `{field}`"));
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let found = serde::de::DeserializeSeed::deserialize(FieldSeed(field), &mut deserializer)
+        .and_then(|found| deserializer.end().map(|()| found))
+        .map_err(|error| VerifyError::InvalidBody {
+            reason: match error.classify() {
+                serde_json::error::Category::Data => {
+                    "the event id field is not a string or integer"
+                }
+                serde_json::error::Category::Eof => "unexpected end of input",
+                _ if error.to_string().contains("recursion limit") => "nested too deeply",
+                _ => "not valid JSON, or not an object",
+            },
+        })?;
+    let id = found.ok_or_else(|| VerifyError::MissingEventId {
+        location: location(),
+    })?;
+    check_event_id(&id, location())?;
+    Ok(id)
+}
+
+/// Finds one top-level field of a JSON object.
+struct FieldSeed<'f>(&'f str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldSeed<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == self.0 && found.is_none() {
+                found = map.next_value::<Option<IdValue>>()?.map(|IdValue(id)| id);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A string or integer id.
+struct IdValue(String);
+
+impl<'de> serde::Deserialize<'de> for IdValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl serde::de::Visitor<'_> for IdVisitor {
+            type Value = IdValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or integer event id")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IdValue, E> {
+                Ok(IdValue(v.to_owned()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IdValue, E> {
+                Ok(IdValue(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IdValue, E> {
+                Ok(IdValue(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(IdVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+
+    const TS: HeaderName = HeaderName::from_static("x-webhook-timestamp");
+
+    #[test]
+    fn timestamps_parse_strictly() {
+        assert_eq!(parse_unix_timestamp(&TS, "1700000000"), Ok(1_700_000_000));
+        assert_eq!(parse_unix_timestamp(&TS, "0"), Ok(0));
+        assert_eq!(
+            parse_unix_timestamp(&TS, "9999999999999999999"),
+            Ok(9_999_999_999_999_999_999)
+        );
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            " 1",
+            "1 ",
+            "1.5",
+            "1e9",
+            "0x10",
+            "12345678901234567890",
+            "١٢",
+        ] {
+            assert!(
+                matches!(
+                    parse_unix_timestamp(&TS, bad),
+                    Err(VerifyError::InvalidTimestamp { .. })
+                ),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn window_is_inclusive_and_cannot_overflow() {
+        let window = TimestampWindow::default().with_clock(FixedClock::at_unix(1_000));
+        assert!(window.check(&TS, 700).is_ok());
+        assert!(window.check(&TS, 1_300).is_ok());
+        assert!(matches!(
+            window.check(&TS, 699),
+            Err(VerifyError::TimestampTooOld { age_secs: 301, .. })
+        ));
+        assert!(matches!(
+            window.check(&TS, 1_301),
+            Err(VerifyError::TimestampInFuture {
+                ahead_secs: 301,
+                ..
+            })
+        ));
+        assert!(matches!(
+            window.check(&TS, u64::MAX),
+            Err(VerifyError::TimestampInFuture { .. })
+        ));
+        assert!(matches!(
+            window.check(&TS, 0),
+            Err(VerifyError::TimestampTooOld { .. })
+        ));
+    }
+
+    #[test]
+    fn event_ids_are_read_from_top_level_fields_only() {
+        let body = br#"{"data":{"id":"inner"},"id":"evt_1","n":[1,2,{"x":null}]}"#;
+        assert_eq!(event_id_from_json(body, "id").unwrap(), "evt_1");
+        assert_eq!(event_id_from_json(br#"{"id":42}"#, "id").unwrap(), "42");
+        assert!(matches!(
+            event_id_from_json(br#"{"data":{"id":"x"}}"#, "id"),
+            Err(VerifyError::MissingEventId { .. })
+        ));
+        assert!(matches!(
+            event_id_from_json(br#"{"id":null}"#, "id"),
+            Err(VerifyError::MissingEventId { .. })
+        ));
+        assert!(matches!(
+            event_id_from_json(br#"{"id":"a b"}"#, "id"),
+            Err(VerifyError::InvalidEventId { .. })
+        ));
+        assert!(matches!(
+            event_id_from_json(br#"{"id":["x"]}"#, "id"),
+            Err(VerifyError::InvalidBody { .. })
+        ));
+        assert!(matches!(
+            event_id_from_json(br#"[1,2]"#, "id"),
+            Err(VerifyError::InvalidBody { .. })
+        ));
+        assert!(matches!(
+            event_id_from_json(br#"{"id":"x"} trailing"#, "id"),
+            Err(VerifyError::InvalidBody { .. })
+        ));
+        assert!(matches!(
+            event_id_from_json(b"\xff\xfe", "id"),
+            Err(VerifyError::InvalidBody { .. })
+        ));
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(
+            event_id_from_json(deep.as_bytes(), "id"),
+            Err(VerifyError::InvalidBody { .. })
+        ));
+    }
+}
