@@ -52,9 +52,14 @@
 )]
 
 pub mod clock;
+pub mod idempotency;
 pub mod layer;
+pub mod providers;
 pub mod rejection;
 pub mod secret;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod testing;
 pub mod verify;
 
 pub use crate::layer::WebhookLayer;

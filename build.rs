@@ -1,0 +1,16 @@
+//! Turns the test servers' environment variables into cfgs, so tests that
+//! need PostgreSQL or Redis are reported as ignored (with the variable to
+//! set) instead of passing silently when the server is not configured.
+
+fn main() {
+    for (var, cfg) in [
+        ("TOWER_WEBHOOKS_PG_URL", "tower_webhooks_pg"),
+        ("TOWER_WEBHOOKS_REDIS_URL", "tower_webhooks_redis"),
+    ] {
+        println!("cargo::rerun-if-env-changed={var}");
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        if std::env::var_os(var).is_some_and(|value| !value.is_empty()) {
+            println!("cargo::rustc-cfg={cfg}");
+        }
+    }
+}

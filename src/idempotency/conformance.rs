@@ -1,0 +1,330 @@
+//! The conformance suite every [`IdempotencyStore`] must pass (feature
+//! `test-util`).
+//!
+//! Each function checks one property against a real store and panics with a
+//! description when the store breaks it. Leases and retention are exercised
+//! with real time (a few hundred milliseconds), since a database's or Redis's
+//! own clock cannot be faked.
+//!
+//! The [`idempotency_store_conformance!`](crate::idempotency_store_conformance)
+//! macro generates one `#[tokio::test]` per property. Give it an expression
+//! that evaluates to a future of `Option<store>`, built afresh for every test
+//! (a fresh key prefix or table); `None` skips the test with a printed notice.
+//! Attributes before the expression go on every generated test, which is how
+//! a suite is marked `#[ignore]` when its server is not configured:
+//!
+//! ```no_run
+//! mod memory_store {
+//!     tower_webhooks::idempotency_store_conformance!(async {
+//!         Some(tower_webhooks::idempotency::MemoryStore::new())
+//!     });
+//! }
+//! ```
+//!
+//! The generated tests need `tokio` (with the `macros` and `rt-multi-thread`
+//! features) among your dev-dependencies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Claim, FenceToken, IdempotencyStore};
+
+/// A lease short enough to wait out in a test.
+pub const SHORT: Duration = Duration::from_millis(400);
+/// Long enough for a [`SHORT`] lease or retention to have certainly expired.
+pub const WAIT: Duration = Duration::from_millis(1_100);
+/// A lease or retention that does not expire during a test.
+pub const LONG: Duration = Duration::from_secs(600);
+
+async fn acquire<S: IdempotencyStore + ?Sized>(
+    store: &S,
+    key: &str,
+    lease: Duration,
+) -> FenceToken {
+    match store.claim(key, b"fp", lease).await.expect("claim failed") {
+        Claim::Acquired(token) => token,
+        other => panic!("claim of free key {key:?} returned {other:?}, expected Acquired"),
+    }
+}
+
+/// A free key is acquired; a second claim sees it in flight, and says
+/// whether the fingerprints match.
+pub async fn claim_then_in_flight<S: IdempotencyStore + ?Sized>(store: &S) {
+    acquire(store, "conf:a", LONG).await;
+    let same = store
+        .claim("conf:a", b"fp", LONG)
+        .await
+        .expect("claim failed");
+    assert_eq!(
+        same,
+        Claim::InFlight {
+            same_fingerprint: true
+        }
+    );
+    let other = store
+        .claim("conf:a", b"other", LONG)
+        .await
+        .expect("claim failed");
+    assert_eq!(
+        other,
+        Claim::InFlight {
+            same_fingerprint: false
+        }
+    );
+}
+
+/// Completing a claim makes later claims see the key completed.
+pub async fn complete_then_completed<S: IdempotencyStore + ?Sized>(store: &S) {
+    let token = acquire(store, "conf:b", LONG).await;
+    assert!(
+        store
+            .complete("conf:b", token, LONG)
+            .await
+            .expect("complete failed")
+    );
+    assert_eq!(
+        store
+            .claim("conf:b", b"fp", LONG)
+            .await
+            .expect("claim failed"),
+        Claim::Completed {
+            same_fingerprint: true
+        }
+    );
+    assert_eq!(
+        store
+            .claim("conf:b", b"zz", LONG)
+            .await
+            .expect("claim failed"),
+        Claim::Completed {
+            same_fingerprint: false
+        }
+    );
+}
+
+/// Releasing a claim frees the key for a new claim with a new token, and
+/// the released token can neither complete nor release it again.
+pub async fn release_frees_key<S: IdempotencyStore + ?Sized>(store: &S) {
+    let first = acquire(store, "conf:c", LONG).await;
+    assert!(
+        store
+            .release("conf:c", first)
+            .await
+            .expect("release failed")
+    );
+    let second = acquire(store, "conf:c", LONG).await;
+    assert_ne!(first, second, "a new claim must get a new token");
+    assert!(
+        !store
+            .complete("conf:c", first, LONG)
+            .await
+            .expect("complete failed")
+    );
+    assert!(
+        !store
+            .release("conf:c", first)
+            .await
+            .expect("release failed")
+    );
+    assert_eq!(
+        store
+            .claim("conf:c", b"fp", LONG)
+            .await
+            .expect("claim failed"),
+        Claim::InFlight {
+            same_fingerprint: true
+        },
+        "a stale token must not have changed the new claim"
+    );
+}
+
+/// Once a lease expires, a new claim takes the key, and the old token can
+/// neither complete nor release it (a zombie changes nothing).
+pub async fn expired_lease_is_reclaimed_and_fenced<S: IdempotencyStore + ?Sized>(store: &S) {
+    let zombie = acquire(store, "conf:d", SHORT).await;
+    tokio::time::sleep(WAIT).await;
+    let fresh = acquire(store, "conf:d", LONG).await;
+    assert_ne!(zombie, fresh);
+    assert!(
+        !store
+            .complete("conf:d", zombie, LONG)
+            .await
+            .expect("complete failed")
+    );
+    assert!(
+        !store
+            .release("conf:d", zombie)
+            .await
+            .expect("release failed")
+    );
+    assert_eq!(
+        store
+            .claim("conf:d", b"fp", LONG)
+            .await
+            .expect("claim failed"),
+        Claim::InFlight {
+            same_fingerprint: true
+        }
+    );
+    assert!(
+        store
+            .complete("conf:d", fresh, LONG)
+            .await
+            .expect("complete failed")
+    );
+}
+
+/// A completed key is forgotten when its retention runs out.
+pub async fn retention_expires<S: IdempotencyStore + ?Sized>(store: &S) {
+    let token = acquire(store, "conf:e", LONG).await;
+    assert!(
+        store
+            .complete("conf:e", token, SHORT)
+            .await
+            .expect("complete failed")
+    );
+    tokio::time::sleep(WAIT).await;
+    let again = acquire(store, "conf:e", LONG).await;
+    assert_ne!(token, again);
+}
+
+/// Completion is final: releasing with the completing token changes nothing.
+pub async fn release_after_complete_is_a_no_op<S: IdempotencyStore + ?Sized>(store: &S) {
+    let token = acquire(store, "conf:f", LONG).await;
+    assert!(
+        store
+            .complete("conf:f", token, LONG)
+            .await
+            .expect("complete failed")
+    );
+    assert!(
+        !store
+            .release("conf:f", token)
+            .await
+            .expect("release failed")
+    );
+    assert!(
+        !store
+            .complete("conf:f", token, LONG)
+            .await
+            .expect("complete failed")
+    );
+    assert_eq!(
+        store
+            .claim("conf:f", b"fp", LONG)
+            .await
+            .expect("claim failed"),
+        Claim::Completed {
+            same_fingerprint: true
+        }
+    );
+}
+
+/// Keys are independent: the same event id in two namespaces are two keys.
+pub async fn keys_are_independent<S: IdempotencyStore + ?Sized>(store: &S) {
+    let a = acquire(store, "one:evt_1", LONG).await;
+    let b = acquire(store, "two:evt_1", LONG).await;
+    assert!(
+        store
+            .complete("one:evt_1", a, LONG)
+            .await
+            .expect("complete failed")
+    );
+    assert!(
+        !store
+            .complete("two:evt_1", a, LONG)
+            .await
+            .expect("complete failed")
+            || a == b
+    );
+    assert_eq!(
+        store
+            .claim("two:evt_1", b"fp", LONG)
+            .await
+            .expect("claim failed"),
+        Claim::InFlight {
+            same_fingerprint: true
+        }
+    );
+}
+
+/// Many concurrent claims of one key: exactly one acquires it.
+pub async fn concurrent_claims_have_one_winner<S: IdempotencyStore>(store: Arc<S>) {
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim("conf:race", b"fp", LONG).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        match task.await.expect("task panicked").expect("claim failed") {
+            Claim::Acquired(_) => winners += 1,
+            Claim::InFlight {
+                same_fingerprint: true,
+            } => {}
+            other => panic!("unexpected outcome under contention: {other:?}"),
+        }
+    }
+    assert_eq!(
+        winners, 1,
+        "{winners} concurrent claims acquired the same key"
+    );
+}
+
+/// Concurrent reclaims of one expired lease: exactly one acquires it.
+pub async fn concurrent_reclaims_have_one_winner<S: IdempotencyStore>(store: Arc<S>) {
+    acquire(&*store, "conf:reclaim", SHORT).await;
+    tokio::time::sleep(WAIT).await;
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim("conf:reclaim", b"fp", LONG).await })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        if let Claim::Acquired(_) = task.await.expect("task panicked").expect("claim failed") {
+            winners += 1;
+        }
+    }
+    assert_eq!(
+        winners, 1,
+        "{winners} concurrent claims reclaimed the same expired lease"
+    );
+}
+
+/// Generates one `#[tokio::test]` per conformance property; see the
+/// [`conformance`](crate::idempotency::conformance) module.
+#[macro_export]
+macro_rules! idempotency_store_conformance {
+    ($(#[$attr:meta])* $make:expr) => {
+        $crate::idempotency_store_conformance!(@each [$(#[$attr])*] [$make] (&)
+            claim_then_in_flight
+            complete_then_completed
+            release_frees_key
+            expired_lease_is_reclaimed_and_fenced
+            retention_expires
+            release_after_complete_is_a_no_op
+            keys_are_independent
+        );
+        $crate::idempotency_store_conformance!(@each [$(#[$attr])*] [$make] (::std::sync::Arc::new)
+            concurrent_claims_have_one_winner
+            concurrent_reclaims_have_one_winner
+        );
+    };
+    (@each $attrs:tt $make:tt $wrap:tt $($name:ident)*) => {$(
+        $crate::idempotency_store_conformance!(@one $attrs $make $wrap $name);
+    )*};
+    (@one [$($attrs:tt)*] [$make:expr] ($($wrap:tt)*) $name:ident) => {
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $($attrs)*
+        async fn $name() {
+            let Some(store) = $make.await else {
+                eprintln!("skipped: {} (store not configured)", stringify!($name));
+                return;
+            };
+            $crate::idempotency::conformance::$name($($wrap)*(store)).await;
+        }
+    };
+}

@@ -1,0 +1,221 @@
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// A boxed error from a store's backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Proof of a claim. `complete` and `release` must present it, and do nothing
+/// when a newer claim has taken the key since (the lease expired).
+///
+/// Tokens are opaque: stores make them unique per claim of a key, either
+/// from a counter that never goes back or at random.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FenceToken(u64);
+
+impl FenceToken {
+    /// Wraps a store's token value.
+    pub const fn new(value: u64) -> Self {
+        Self(value)
+    }
+
+    /// The store's token value.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// The outcome of [`IdempotencyStore::claim`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// The key was free (absent, released, its lease expired, or its retention
+    /// ran out) and now belongs to the caller until the lease ends.
+    Acquired(FenceToken),
+    /// Another claim holds the key and its lease has not expired.
+    InFlight {
+        /// Whether that claim was made with the same fingerprint.
+        same_fingerprint: bool,
+    },
+    /// The key was completed and its retention has not run out.
+    Completed {
+        /// Whether the completed claim was made with the same fingerprint.
+        same_fingerprint: bool,
+    },
+}
+
+/// Why a store call failed. The layer answers 503 (or proceeds, if configured
+/// to fail open) and records nothing as done.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The call did not finish within its timeout.
+    #[error("store call timed out after {0:?}")]
+    Timeout(Duration),
+    /// The backend could not be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The backend answered with an error.
+    #[error("store error: {0}")]
+    Backend(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(error: impl Into<BoxError>) -> Self {
+        Self::Backend(error.into())
+    }
+
+    /// Wraps a connection error.
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+}
+
+/// Where claims live: the shared memory of every instance that may receive the
+/// same event.
+///
+/// Per key, a store keeps this state machine:
+///
+/// ```text
+/// absent --claim--> in_flight(token, lease_until)
+/// in_flight --complete(token)--> completed(until = now + retention)
+/// in_flight --release(token)--> absent
+/// in_flight --lease expires--> absent (the next claim takes it; the old token is stale)
+/// completed --retention expires--> absent
+/// ```
+///
+/// Implementations must make [`claim`](Self::claim) one atomic operation (two
+/// concurrent callers never both acquire), and make
+/// [`complete`](Self::complete) and [`release`](Self::release) change nothing
+/// unless the key is still in flight under the given token. The
+/// [conformance suite](crate::idempotency::conformance) checks all of this
+/// against a real instance of the store.
+///
+/// Keys are `namespace:event-id`: 1 to about 300 bytes of printable ASCII.
+/// Fingerprints are at most 255 bytes.
+///
+/// # Implementing a store
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+/// use std::time::{Duration, Instant};
+/// use async_trait::async_trait;
+/// use tower_webhooks::idempotency::{Claim, FenceToken, IdempotencyStore, StoreError};
+///
+/// /// A single-process store; see `MemoryStore` for one with expiry sweeping.
+/// #[derive(Debug, Default)]
+/// struct MyStore {
+///     entries: Mutex<HashMap<String, (Option<u64>, Vec<u8>, Instant)>>, // (token if in flight, fingerprint, until)
+///     next_token: Mutex<u64>,
+/// }
+///
+/// #[async_trait]
+/// impl IdempotencyStore for MyStore {
+///     async fn claim(&self, key: &str, fingerprint: &[u8], lease: Duration) -> Result<Claim, StoreError> {
+///         let mut entries = self.entries.lock().unwrap();
+///         let now = Instant::now();
+///         if let Some((token, stored, until)) = entries.get(key) {
+///             if *until > now {
+///                 let same_fingerprint = stored == fingerprint;
+///                 return Ok(match token {
+///                     Some(_) => Claim::InFlight { same_fingerprint },
+///                     None => Claim::Completed { same_fingerprint },
+///                 });
+///             }
+///         }
+///         let mut next = self.next_token.lock().unwrap();
+///         *next += 1;
+///         entries.insert(key.to_owned(), (Some(*next), fingerprint.to_vec(), now + lease));
+///         Ok(Claim::Acquired(FenceToken::new(*next)))
+///     }
+///
+///     async fn complete(&self, key: &str, token: FenceToken, retention: Duration) -> Result<bool, StoreError> {
+///         let mut entries = self.entries.lock().unwrap();
+///         match entries.get_mut(key) {
+///             Some(entry) if entry.0 == Some(token.get()) && entry.2 > Instant::now() => {
+///                 *entry = (None, std::mem::take(&mut entry.1), Instant::now() + retention);
+///                 Ok(true)
+///             }
+///             _ => Ok(false),
+///         }
+///     }
+///
+///     async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError> {
+///         let mut entries = self.entries.lock().unwrap();
+///         match entries.get(key) {
+///             Some(entry) if entry.0 == Some(token.get()) => {
+///                 entries.remove(key);
+///                 Ok(true)
+///             }
+///             _ => Ok(false),
+///         }
+///     }
+/// }
+/// ```
+///
+/// With the `test-util` feature, run the conformance suite on it:
+/// `tower_webhooks::idempotency_store_conformance!(MyStore::default());`
+#[async_trait]
+pub trait IdempotencyStore: fmt::Debug + Send + Sync + 'static {
+    /// Claims `key` for `lease`, recording `fingerprint` with it, in one
+    /// atomic operation.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails or times out.
+    async fn claim(
+        &self,
+        key: &str,
+        fingerprint: &[u8],
+        lease: Duration,
+    ) -> Result<Claim, StoreError>;
+
+    /// Marks the claim done, to be remembered for `retention`. Returns
+    /// `false` (and changes nothing) if `token` no longer holds the key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails or times out.
+    async fn complete(
+        &self,
+        key: &str,
+        token: FenceToken,
+        retention: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives the key up so the next claim acquires it. Returns `false` (and
+    /// changes nothing) if `token` no longer holds the key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails or times out.
+    async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+impl<T: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<T> {
+    async fn claim(
+        &self,
+        key: &str,
+        fingerprint: &[u8],
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        (**self).claim(key, fingerprint, lease).await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        token: FenceToken,
+        retention: Duration,
+    ) -> Result<bool, StoreError> {
+        (**self).complete(key, token, retention).await
+    }
+
+    async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError> {
+        (**self).release(key, token).await
+    }
+}
