@@ -35,6 +35,7 @@
 
 mod body;
 mod future;
+mod idempotency;
 mod service;
 
 use std::sync::Arc;
@@ -42,10 +43,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
-use tower_layer::Layer;
+use tower_layer::{Layer, Stack};
 
 pub use self::body::ResponseBody;
 pub use self::future::ResponseFuture;
+pub use self::idempotency::{
+    IdempotencyFuture, IdempotencyLayer, IdempotencyService, KeyExtractor,
+};
 pub use self::service::WebhookService;
 use crate::rejection::{Rejection, Responder};
 use crate::verify::SignatureVerifier;
@@ -132,6 +136,15 @@ impl WebhookLayer {
     {
         Arc::make_mut(&mut self.config).responder = Responder::new(render);
         self
+    }
+
+    /// Adds deduplication behind verification: the returned layer verifies,
+    /// then claims the event in `idempotency`'s store before the handler runs.
+    /// `idempotency` renders rejections with this layer's renderer unless it
+    /// has its own.
+    pub fn with_idempotency(self, idempotency: IdempotencyLayer) -> Stack<IdempotencyLayer, Self> {
+        let idempotency = idempotency.inherit_responder(&self.config.responder);
+        Stack::new(idempotency, self)
     }
 
     /// The verifier in use.
