@@ -59,7 +59,10 @@ where
 /// signature under another event id is answered 401 (`replayed-signature`):
 /// the request is not what the signer sent, so it is an authentication
 /// failure, not a conflict. The same signature under the same id is an
-/// ordinary duplicate.
+/// ordinary duplicate. (So two distinct events with byte-identical bodies,
+/// signed in the same second, look like a replay: the second is refused and
+/// succeeds on the sender's retry, which carries a new timestamp. Real events
+/// carry their id or a creation time in the body.)
 ///
 /// ```
 /// use tower_webhooks::idempotency::MemoryStore;
