@@ -167,13 +167,11 @@ async fn a_panicking_handler_releases_the_key_and_the_server_keeps_serving() {
         StatusCode::OK
     );
     assert_eq!(runs.load(Ordering::SeqCst), 2);
-    // Other events are still served.
-    assert_eq!(
-        http_send(address, delivery("evt_other", unix_now(), b"{}"))
-            .await
-            .0,
-        StatusCode::OK
-    );
+    // Other events are still served. (Its body differs: under the reference
+    // scheme the id is unsigned, so the same body in the same second would be
+    // the same signature, which the replay guard refuses under a new id.)
+    let other = delivery("evt_other", unix_now(), br#"{"id":"evt_other"}"#);
+    assert_eq!(http_send(address, other).await.0, StatusCode::OK);
 }
 
 #[tokio::test]
