@@ -208,6 +208,34 @@ impl<M: Mac + KeyInit + Clone> HmacKeys<M> {
         }
         found
     }
+
+    /// Like [`find`](Self::find), but also says which candidate matched:
+    /// returns `(key index, candidate index)` of the first key that matched
+    /// and the first of its matching candidates.
+    ///
+    /// Each key's MAC is computed once, whatever the number of candidates, and
+    /// every key is compared with every candidate in constant time.
+    pub fn find_match<'c, I>(&self, message: &[&[u8]], candidates: I) -> Option<(usize, usize)>
+    where
+        I: IntoIterator<Item = &'c [u8]> + Clone,
+    {
+        let mut found = None;
+        for (index, key) in self.keys.iter().enumerate() {
+            let Some(key) = key else { continue };
+            let mut mac = key.clone();
+            for part in message {
+                mac.update(part);
+            }
+            let expected = mac.finalize().into_bytes();
+            for (position, candidate) in candidates.clone().into_iter().enumerate() {
+                let matched = bool::from(expected.as_slice().ct_eq(candidate));
+                if matched && found.is_none() {
+                    found = Some((index, position));
+                }
+            }
+        }
+        found
+    }
 }
 
 impl<M> fmt::Debug for HmacKeys<M> {
