@@ -1,2 +1,231 @@
 //! Verifiers for the providers people receive webhooks from, each exactly as
 //! the provider signs.
+//!
+//! Every preset implements [`SignatureVerifier`], compares in constant time,
+//! tries every signature a request carries against every configured secret
+//! (pass several secrets while rotating), reads bodies as bytes (never required
+//! to be UTF-8) and reads an event id from the body only after the body has
+//! been verified.
+//!
+//! | preset | `provider()` | setup | timestamp window (default) | event id |
+//! |---|---|---|---|---|
+//! | [`Stripe`] | `"stripe"` | `Stripe::new(env("STRIPE_WEBHOOK_SECRET"))` | `t=` in `Stripe-Signature`, ±300 s | body `id` (signed) |
+//! | [`GitHub`] | `"github"` | `GitHub::new(env("GITHUB_WEBHOOK_SECRET"))` | none | `X-GitHub-Delivery` (unsigned) |
+//! | [`Shopify`] | `"shopify"` | `Shopify::new(env("SHOPIFY_WEBHOOK_SECRET"))` | none | `X-Shopify-Event-Id`, else `X-Shopify-Webhook-Id` (unsigned) |
+//! | [`Slack`] | `"slack"` | `Slack::new(env("SLACK_SIGNING_SECRET"))` | `X-Slack-Request-Timestamp`, ±300 s | body `event_id` if present (signed) |
+//! | [`StandardWebhooks`] | `"standard"` | `StandardWebhooks::new(env("STANDARD_WEBHOOK_SECRET"))?` | `webhook-timestamp`, ±300 s | `webhook-id` (signed) |
+//! | [`StandardWebhooks::svix`] | `"svix"` | `StandardWebhooks::svix(env("SVIX_WEBHOOK_SECRET"))?` | `svix-timestamp`, ±300 s | `svix-id` (signed) |
+//! | [`Paddle`] | `"paddle"` | `Paddle::new(env("PADDLE_WEBHOOK_SECRET"))` | `ts=` in `Paddle-Signature`, ±5 s | body `event_id` (signed) |
+//! | [`Discord`] | `"discord"` | `Discord::new(env("DISCORD_PUBLIC_KEY"))?` | `X-Signature-Timestamp`, ±300 s | body `id` (signed) |
+//! | [`Twilio`] | `"twilio"` | `Twilio::new(env("TWILIO_AUTH_TOKEN"), "https://example.com")?` | none | `I-Twilio-Idempotency-Token` if present (unsigned) |
+//! | [`Square`] | `"square"` | `Square::new(env("SQUARE_SIGNATURE_KEY"), "https://example.com/webhooks/square")` | none | body `event_id` (signed) |
+//! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET"))` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
+//!
+//! ([`Discord`] and the `v1a` signatures of [`StandardWebhooks`] need the
+//! `ed25519` feature, on by default.)
+//!
+//! Every window checks both directions (too old, and too far in the future)
+//! and takes an injectable [`Clock`](crate::clock::Clock) through
+//! `with_clock`. A scheme whose event id is not covered by the signature
+//! marks it unsigned on [`VerifiedWebhook`](crate::VerifiedWebhook), so the
+//! idempotency layer can guard against replays under a new id.
+//!
+//! ```
+//! use axum::{Router, routing::post};
+//! use tower::ServiceExt;
+//! use tower_webhooks::WebhookLayer;
+//! use tower_webhooks::providers::{GitHub, Stripe};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new()
+//!     .route("/webhooks/stripe", post(|| async { "ok" }))
+//!     .route_layer(WebhookLayer::new(Stripe::new("whsec_test_secret")))
+//!     .merge(
+//!         Router::new()
+//!             .route("/webhooks/github", post(|| async { "ok" }))
+//!             .route_layer(WebhookLayer::new(GitHub::new("It's a Secret to Everybody"))),
+//!     );
+//!
+//! // GitHub's documented test vector.
+//! let request = http::Request::post("/webhooks/github")
+//!     .header("x-hub-signature-256",
+//!         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+//!     .header("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+//!     .body(axum::body::Body::from("Hello, World!"))
+//!     .unwrap();
+//! assert_eq!(app.clone().oneshot(request).await.unwrap().status(), 200);
+//!
+//! // A Stripe request without its signature never reaches the handler.
+//! let request = http::Request::post("/webhooks/stripe")
+//!     .body(axum::body::Body::from("{}"))
+//!     .unwrap();
+//! assert_eq!(app.oneshot(request).await.unwrap().status(), 400);
+//! # }
+//! ```
+//!
+//! A provider that is not here is a few dozen lines on the
+//! [`SignatureVerifier`] trait (see [`verify`](crate::verify) and
+//! `examples/custom_provider.rs`).
+//!
+//! [`SignatureVerifier`]: crate::SignatureVerifier
+
+#[cfg(feature = "ed25519")]
+mod discord;
+mod github;
+mod linear;
+mod paddle;
+mod shopify;
+mod slack;
+mod square;
+mod standard;
+mod stripe;
+mod twilio;
+
+use std::borrow::Cow;
+
+use http::HeaderName;
+
+#[cfg(feature = "ed25519")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
+pub use self::discord::Discord;
+pub use self::github::GitHub;
+pub use self::linear::Linear;
+pub use self::paddle::Paddle;
+pub use self::shopify::Shopify;
+pub use self::slack::Slack;
+pub use self::square::Square;
+pub use self::standard::StandardWebhooks;
+pub use self::stripe::Stripe;
+pub use self::twilio::Twilio;
+#[cfg(feature = "test-util")]
+pub(crate) use self::twilio::form_params;
+use crate::verify::{Encoding, VerifyError};
+
+/// The most signatures read from one header. More is refused as malformed, so
+/// a hostile header costs a bounded amount of work.
+pub const MAX_SIGNATURES: usize = 64;
+
+/// A preset's configuration that cannot work. Never contains the secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A secret or key of the set cannot be used.
+    #[error("secret #{index} of the set is invalid: {reason}")]
+    InvalidSecret {
+        /// The position of the secret in the set.
+        index: usize,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A configured URL cannot be used.
+    #[error("invalid URL: {reason}")]
+    InvalidUrl {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// Signatures decoded from one header, kept on the stack.
+pub(crate) struct Candidates<const N: usize> {
+    tags: [[u8; N]; MAX_SIGNATURES],
+    len: usize,
+    seen: usize,
+    limit: usize,
+}
+
+impl<const N: usize> Candidates<N> {
+    pub(crate) fn new() -> Self {
+        Self {
+            tags: [[0; N]; MAX_SIGNATURES],
+            len: 0,
+            seen: 0,
+            limit: MAX_SIGNATURES,
+        }
+    }
+
+    /// Reads at most `limit` (at most [`MAX_SIGNATURES`]) signatures.
+    #[cfg(feature = "ed25519")]
+    pub(crate) fn with_limit(mut self, limit: usize) -> Self {
+        self.limit = limit.min(MAX_SIGNATURES);
+        self
+    }
+
+    /// Decodes one signature. A value that does not decode to `N` bytes is
+    /// skipped (it can never match), but still counts toward the cap.
+    pub(crate) fn push(
+        &mut self,
+        header: &HeaderName,
+        value: &str,
+        encoding: Encoding,
+    ) -> Result<(), VerifyError> {
+        self.seen += 1;
+        if self.seen > self.limit {
+            return Err(VerifyError::malformed(header, "too many signatures"));
+        }
+        let mut tag = [0; N];
+        if encoding.decode_exact(value.as_bytes(), &mut tag).is_some() {
+            self.tags[self.len] = tag;
+            self.len += 1;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        self.tags[..self.len].iter().map(<[u8; N]>::as_slice)
+    }
+
+    pub(crate) fn get(&self, index: usize) -> &[u8] {
+        &self.tags[index]
+    }
+
+    #[cfg(feature = "ed25519")]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+pub(crate) fn header_location(header: &HeaderName) -> Cow<'static, str> {
+    Cow::Owned(format!("header `{header}`"))
+}
+
+/// Parses an Ed25519 public key for verification; `strict` rejects weak
+/// (small-order) keys.
+#[cfg(feature = "ed25519")]
+pub(crate) fn ed25519_public_key(
+    bytes: &[u8],
+) -> Result<ed25519_dalek::VerifyingKey, &'static str> {
+    let bytes: &[u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "an Ed25519 public key is 32 bytes")?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(bytes)
+        .map_err(|_| "not a valid Ed25519 public key")?;
+    if key.is_weak() {
+        return Err("a weak (small-order) Ed25519 public key");
+    }
+    Ok(key)
+}
+
+/// Verifies an Ed25519 signature over `parts` concatenated.
+///
+/// `ed25519-dalek` verifies a contiguous message unless its `hazmat` feature
+/// is enabled, so the parts are copied once into `scratch` (reused across
+/// calls within one request).
+#[cfg(feature = "ed25519")]
+pub(crate) fn ed25519_verify(
+    key: &ed25519_dalek::VerifyingKey,
+    signature: &[u8],
+    parts: &[&[u8]],
+    scratch: &mut Vec<u8>,
+) -> bool {
+    let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+        return false;
+    };
+    if scratch.is_empty() {
+        scratch.reserve_exact(parts.iter().map(|part| part.len()).sum());
+        for part in parts {
+            scratch.extend_from_slice(part);
+        }
+    }
+    key.verify_strict(scratch, &signature).is_ok()
+}

@@ -25,6 +25,9 @@ use sha2::Sha256;
 use crate::secret::Secret;
 use crate::verify::HmacVerifier;
 
+mod providers;
+pub use providers::*;
+
 /// Signs events the way one sender does.
 pub trait Signer: fmt::Debug + Send + Sync {
     /// The provider name, as the matching verifier reports it.

@@ -1,0 +1,136 @@
+//! Discord interactions (Ed25519).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use http::request::Parts;
+
+use super::ConfigError;
+use crate::clock::Clock;
+use crate::secret::SecretSet;
+use crate::verify::{
+    SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError, event_id_from_json,
+    parse_unix_timestamp, single_header,
+};
+
+/// Discord's interaction signatures (feature `ed25519`).
+///
+/// | | |
+/// |---|---|
+/// | headers | `X-Signature-Ed25519: <hex, 64 bytes>`, `X-Signature-Timestamp: <unix s>` |
+/// | signed content | the timestamp header's value immediately followed by the body (no separator), Ed25519 |
+/// | key | the application's public key from the Developer Portal, 64 hex digits |
+/// | timestamp | `X-Signature-Timestamp`, within ±300 s by default |
+/// | event id | the body's `id` (the interaction's snowflake), covered by the signature |
+///
+/// Discord's own SDK checks no freshness at all, so anyone who captured one
+/// interaction could replay it forever. This preset bounds that with the
+/// crate's default window of ±300 s (Discord delivers interactions at once
+/// and expects an answer within 3 s, so a genuine one is never near the edge).
+///
+/// Signatures are checked strictly (`verify_strict`); Discord's periodic
+/// deliberately invalid requests are answered 401. A PING interaction
+/// (`"type":1`) must be answered by your handler with `{"type":1}`.
+///
+/// ```
+/// use tower_webhooks::providers::Discord;
+///
+/// let discord = Discord::new("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a").unwrap();
+/// assert!(Discord::new("not hex").is_err());
+/// # let _ = discord;
+/// ```
+#[derive(Clone, Debug)]
+pub struct Discord {
+    keys: Vec<ed25519_dalek::VerifyingKey>,
+    window: TimestampWindow,
+}
+
+impl Discord {
+    /// The header carrying the hex signature.
+    pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-signature-ed25519");
+    /// The header carrying the timestamp.
+    pub const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("x-signature-timestamp");
+    /// The default tolerance: 300 s (Discord's SDK checks none).
+    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+    /// A verifier accepting any of `public_keys` (each 64 hex digits), with
+    /// the default tolerance and the system clock.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSecret`] if a key is not 64 hex digits or not a
+    /// valid (non-weak) Ed25519 public key.
+    pub fn new(public_keys: impl Into<SecretSet>) -> Result<Self, ConfigError> {
+        let keys = public_keys
+            .into()
+            .iter()
+            .enumerate()
+            .map(|(index, key)| {
+                let invalid = |reason| ConfigError::InvalidSecret { index, reason };
+                let mut raw = [0u8; 32];
+                hex::decode_to_slice(key.expose(), &mut raw)
+                    .map_err(|_| invalid("an Ed25519 public key is 64 hex digits"))?;
+                super::ed25519_public_key(&raw).map_err(invalid)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            keys,
+            window: TimestampWindow::new(Self::DEFAULT_TOLERANCE),
+        })
+    }
+
+    /// How far `X-Signature-Timestamp` may be from now, either way.
+    #[must_use]
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.window = self.window.with_tolerance(tolerance);
+        self
+    }
+
+    /// The clock the timestamp is checked against.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.window = self.window.with_clock(clock);
+        self
+    }
+
+    /// A clock shared with other parts of the application.
+    #[must_use]
+    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.window = self.window.with_shared_clock(clock);
+        self
+    }
+}
+
+impl SignatureVerifier for Discord {
+    fn provider(&self) -> &'static str {
+        "discord"
+    }
+
+    fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
+        let headers = &parts.headers;
+        let header = &Self::SIGNATURE_HEADER;
+        let mut signature = [0u8; 64];
+        hex::decode_to_slice(single_header(headers, header)?, &mut signature)
+            .map_err(|_| VerifyError::malformed(header, "not a 128-digit hex signature"))?;
+        let raw_timestamp = single_header(headers, &Self::TIMESTAMP_HEADER)?;
+        let timestamp = parse_unix_timestamp(&Self::TIMESTAMP_HEADER, raw_timestamp)?;
+        self.window.check(&Self::TIMESTAMP_HEADER, timestamp)?;
+
+        let message: [&[u8]; 2] = [raw_timestamp.as_bytes(), body];
+        let mut scratch = Vec::new();
+        let index = self
+            .keys
+            .iter()
+            .position(|key| super::ed25519_verify(key, &signature, &message, &mut scratch))
+            .ok_or_else(|| VerifyError::SignatureMismatch {
+                header: header.clone(),
+            })?;
+        let id = event_id_from_json(body, "id")?;
+        Ok(VerifiedWebhook::new("discord")
+            .with_signed_event_id(id)
+            .with_timestamp(timestamp)
+            .with_secret_index(index)
+            .with_signature(&signature))
+    }
+}

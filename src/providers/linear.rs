@@ -1,0 +1,120 @@
+//! Linear.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderName;
+use http::request::Parts;
+
+use super::header_location;
+use crate::clock::Clock;
+use crate::secret::SecretSet;
+use crate::verify::{
+    Encoding, HmacVerifier, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
+    check_event_id, event_id_from_json, parse_unix_timestamp, single_header,
+};
+
+/// Linear's webhook signatures: a configuration of [`HmacVerifier`], plus
+/// Linear's timestamp, which lives in the signed body.
+///
+/// | | |
+/// |---|---|
+/// | header | `Linear-Signature: <hex>` (no prefix) |
+/// | signed content | the body, HMAC-SHA256, hex |
+/// | secret | the webhook signing secret as UTF-8 |
+/// | timestamp | the body's `webhookTimestamp`, in **milliseconds**, within ±60 s by default (as Linear's SDK), read after the signature is verified |
+/// | event id | `Linear-Delivery` if present (a UUID per delivery; **not** covered by the signature) |
+///
+/// `webhookTimestamp` is required. Errors about it name the
+/// `linear-signature` header, whose signature covers it. The body's
+/// `webhookId` identifies the webhook subscription, not the event, so it is
+/// not used.
+///
+/// ```
+/// use tower_webhooks::clock::FixedClock;
+/// use tower_webhooks::providers::Linear;
+///
+/// let linear = Linear::new("SECRET").with_clock(FixedClock::at_unix(1_677_611_643));
+/// # let _ = linear;
+/// ```
+#[derive(Clone, Debug)]
+pub struct Linear {
+    inner: HmacVerifier,
+    window: TimestampWindow,
+}
+
+impl Linear {
+    /// The header carrying the signature.
+    pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("linear-signature");
+    /// The header carrying the delivery id, used as the event id.
+    pub const DELIVERY_HEADER: HeaderName = HeaderName::from_static("linear-delivery");
+    /// The body field carrying the timestamp, in milliseconds.
+    pub const TIMESTAMP_FIELD: &'static str = "webhookTimestamp";
+    /// The default tolerance: 60 s, as Linear's SDK.
+    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(60);
+
+    /// A verifier accepting any of `secrets`, with the default tolerance and
+    /// the system clock.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        let inner = HmacVerifier::builder(secrets)
+            .provider("linear")
+            .signature_header(Self::SIGNATURE_HEADER)
+            .encoding(Encoding::Hex)
+            .without_timestamp()
+            .without_event_id()
+            .signed_content("{body}")
+            .build()
+            .expect("Linear's configuration is valid");
+        Self {
+            inner,
+            window: TimestampWindow::new(Self::DEFAULT_TOLERANCE),
+        }
+    }
+
+    /// How far `webhookTimestamp` may be from now, either way.
+    #[must_use]
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.window = self.window.with_tolerance(tolerance);
+        self
+    }
+
+    /// The clock `webhookTimestamp` is checked against.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.window = self.window.with_clock(clock);
+        self
+    }
+
+    /// A clock shared with other parts of the application.
+    #[must_use]
+    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.window = self.window.with_shared_clock(clock);
+        self
+    }
+}
+
+impl SignatureVerifier for Linear {
+    fn provider(&self) -> &'static str {
+        "linear"
+    }
+
+    fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
+        let mut verified = self.inner.verify(parts, body)?;
+        // Only now is the body trusted enough to be parsed.
+        let header = &Self::SIGNATURE_HEADER;
+        let millis = event_id_from_json(body, Self::TIMESTAMP_FIELD).map_err(|_| {
+            VerifyError::InvalidBody {
+                reason: "`webhookTimestamp` is missing or not an integer",
+            }
+        })?;
+        let timestamp = parse_unix_timestamp(header, &millis)? / 1000;
+        self.window.check(header, timestamp)?;
+        verified = verified.with_timestamp(timestamp);
+        if parts.headers.contains_key(Self::DELIVERY_HEADER) {
+            let id = single_header(&parts.headers, &Self::DELIVERY_HEADER)?;
+            check_event_id(id, header_location(&Self::DELIVERY_HEADER))?;
+            verified = verified.with_unsigned_event_id(id);
+        }
+        Ok(verified)
+    }
+}

@@ -1,0 +1,132 @@
+//! Paddle Billing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::Hmac;
+use http::HeaderName;
+use http::request::Parts;
+use sha2::Sha256;
+
+use super::Candidates;
+use crate::clock::Clock;
+use crate::secret::SecretSet;
+use crate::verify::{
+    Encoding, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
+    event_id_from_json, parse_unix_timestamp, single_header,
+};
+
+/// Paddle Billing's webhook signatures.
+///
+/// | | |
+/// |---|---|
+/// | header | `Paddle-Signature: ts=<unix s>;h1=<hex>[;h1=<hex>…]` |
+/// | signed content | `{ts}:{body}` (a colon), HMAC-SHA256, hex |
+/// | secret | the whole notification-destination secret (`pdl_ntfset_…`) as UTF-8 |
+/// | timestamp | `ts=`, within **±5 s** by default |
+/// | event id | the body's `event_id` (`evt_…`), covered by the signature |
+///
+/// During a secret rotation Paddle sends several `h1=`: every one is tried
+/// against every configured secret (Paddle's Node SDK checks only the last
+/// one). Unknown keys such as `h2=` are ignored; more than
+/// [`MAX_SIGNATURES`](super::MAX_SIGNATURES) `h1=` are refused.
+///
+/// The 5 s default is the SDK's `MAX_VALID_TIME_DIFFERENCE`. The SDK rejects
+/// only old timestamps; this preset also rejects timestamps more than the
+/// tolerance in the future. Raise the tolerance with
+/// [`with_tolerance`](Self::with_tolerance) if your clock drifts.
+///
+/// ```
+/// use tower_webhooks::clock::FixedClock;
+/// use tower_webhooks::providers::Paddle;
+/// use tower_webhooks::SignatureVerifier;
+///
+/// let paddle = Paddle::new("pdl_ntfset_01_example").with_clock(FixedClock::at_unix(1_698_796_800));
+/// let (parts, ()) = http::Request::post("/webhooks/paddle").body(()).unwrap().into_parts();
+/// assert_eq!(paddle.verify(&parts, b"{}").unwrap_err().status(), 400); // no Paddle-Signature
+/// ```
+#[derive(Clone, Debug)]
+pub struct Paddle {
+    keys: HmacKeys<Hmac<Sha256>>,
+    window: TimestampWindow,
+}
+
+impl Paddle {
+    /// The header carrying the timestamp and the signatures.
+    pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("paddle-signature");
+    /// The default tolerance: 5 s, as Paddle's SDKs.
+    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5);
+
+    /// A verifier accepting any of `secrets`, with the default tolerance and
+    /// the system clock.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        Self {
+            keys: HmacKeys::new(&secrets.into()),
+            window: TimestampWindow::new(Self::DEFAULT_TOLERANCE),
+        }
+    }
+
+    /// How far `ts=` may be from now, either way.
+    #[must_use]
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.window = self.window.with_tolerance(tolerance);
+        self
+    }
+
+    /// The clock `ts=` is checked against.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.window = self.window.with_clock(clock);
+        self
+    }
+
+    /// A clock shared with other parts of the application.
+    #[must_use]
+    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.window = self.window.with_shared_clock(clock);
+        self
+    }
+}
+
+impl SignatureVerifier for Paddle {
+    fn provider(&self) -> &'static str {
+        "paddle"
+    }
+
+    fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
+        let header = &Self::SIGNATURE_HEADER;
+        let value = single_header(&parts.headers, header)?;
+        let mut raw_timestamp = None;
+        let mut signatures = Candidates::<32>::new();
+        for item in value.split(';') {
+            let Some((key, value)) = item.split_once('=') else {
+                continue;
+            };
+            match key {
+                "ts" if raw_timestamp.is_some() => {
+                    return Err(VerifyError::malformed(header, "more than one `ts=`"));
+                }
+                "ts" => raw_timestamp = Some(value),
+                "h1" => signatures.push(header, value, Encoding::Hex)?,
+                _ => {}
+            }
+        }
+        let raw_timestamp =
+            raw_timestamp.ok_or_else(|| VerifyError::malformed(header, "no `ts=` timestamp"))?;
+        let timestamp = parse_unix_timestamp(header, raw_timestamp)?;
+        self.window.check(header, timestamp)?;
+
+        let (index, matched) = self
+            .keys
+            .find_match(&[raw_timestamp.as_bytes(), b":", body], signatures.iter())
+            .ok_or_else(|| VerifyError::SignatureMismatch {
+                header: header.clone(),
+            })?;
+        let id = event_id_from_json(body, "event_id")?;
+        Ok(VerifiedWebhook::new("paddle")
+            .with_signed_event_id(id)
+            .with_timestamp(timestamp)
+            .with_secret_index(index)
+            .with_signature(signatures.get(matched)))
+    }
+}

@@ -1,0 +1,255 @@
+//! Standard Webhooks, and Svix's `svix-*` headers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use hmac::Hmac;
+use http::HeaderName;
+use http::request::Parts;
+use sha2::Sha256;
+
+use super::{Candidates, ConfigError, header_location};
+use crate::clock::Clock;
+use crate::secret::{Secret, SecretSet};
+use crate::verify::{
+    Encoding, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
+    check_event_id, parse_unix_timestamp, single_header,
+};
+
+/// Standard base64, padding optional (secrets are shown with and without it).
+const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Most `v1a` (Ed25519) signatures read from one header: each one costs a
+/// hash of the whole body, unlike `v1` signatures, which share one MAC.
+#[cfg(feature = "ed25519")]
+const MAX_ASYMMETRIC_SIGNATURES: usize = 8;
+
+/// [Standard Webhooks](https://www.standardwebhooks.com/) signatures, as sent
+/// by Svix and the providers built on it (Clerk, Resend, …).
+///
+/// | | |
+/// |---|---|
+/// | headers | `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>[ v1,<base64>…]` ([`svix`](Self::svix): `svix-id`, `svix-timestamp`, `svix-signature`) |
+/// | signed content | `{id}.{timestamp}.{body}`; `v1`: HMAC-SHA256, `v1a`: Ed25519; standard base64 |
+/// | secret | `whsec_<base64>`: the prefix is stripped and the rest base64-decoded; `whpk_<base64>`: an Ed25519 public key for `v1a` (feature `ed25519`) |
+/// | timestamp | `webhook-timestamp`, within ±300 s by default, both directions (as the spec's libraries) |
+/// | event id | `webhook-id`, covered by the signature |
+///
+/// The signature header is a space-separated list; every `v1` entry is tried
+/// against every `whsec_` secret and every `v1a` entry against every `whpk_`
+/// key, and other versions are ignored. At most
+/// [`MAX_SIGNATURES`](super::MAX_SIGNATURES) `v1` and 8 `v1a` entries are
+/// read. As the spec requires, an id containing `.` is refused.
+///
+/// ```
+/// use tower_webhooks::clock::FixedClock;
+/// use tower_webhooks::providers::StandardWebhooks;
+/// use tower_webhooks::SignatureVerifier;
+///
+/// // From standard-webhooks libraries/javascript/src/webhook.test.ts.
+/// let verifier = StandardWebhooks::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+///     .unwrap()
+///     .with_clock(FixedClock::at_unix(1_614_265_330));
+/// let (parts, ()) = http::Request::post("/webhooks/standard")
+///     .header("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek")
+///     .header("webhook-timestamp", "1614265330")
+///     .header("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// let verified = verifier.verify(&parts, br#"{"test": 2432232314}"#).unwrap();
+/// assert_eq!(verified.event_id(), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+/// assert!(verified.event_id_signed());
+///
+/// assert!(StandardWebhooks::new("whsec_not base64!").is_err());
+/// ```
+#[derive(Clone, Debug)]
+pub struct StandardWebhooks {
+    provider: &'static str,
+    id_header: HeaderName,
+    timestamp_header: HeaderName,
+    signature_header: HeaderName,
+    hmac: HmacKeys<Hmac<Sha256>>,
+    /// The position in the configured set of each HMAC key.
+    hmac_index: Vec<usize>,
+    #[cfg(feature = "ed25519")]
+    public_keys: Vec<(usize, ed25519_dalek::VerifyingKey)>,
+    window: TimestampWindow,
+}
+
+impl StandardWebhooks {
+    /// The default tolerance: 300 s, as the spec's libraries.
+    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+    /// A verifier for the `webhook-*` headers, accepting any of `secrets`
+    /// (`whsec_…`, or `whpk_…` public keys for `v1a`), with the default
+    /// tolerance and the system clock.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidSecret`] if a secret is not base64 (after its
+    /// prefix), is empty, or is a `whpk_` key that is not a valid Ed25519
+    /// public key (or the `ed25519` feature is off).
+    pub fn new(secrets: impl Into<SecretSet>) -> Result<Self, ConfigError> {
+        Self::with_headers("standard", "webhook", secrets.into())
+    }
+
+    /// A verifier for Svix's `svix-id`, `svix-timestamp` and `svix-signature`
+    /// headers (the same scheme); it reports the provider `"svix"`.
+    ///
+    /// Only the `svix-*` headers are read; a sender using the `webhook-*`
+    /// names is verified by [`new`](Self::new).
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn svix(secrets: impl Into<SecretSet>) -> Result<Self, ConfigError> {
+        Self::with_headers("svix", "svix", secrets.into())
+    }
+
+    fn with_headers(
+        provider: &'static str,
+        prefix: &'static str,
+        secrets: SecretSet,
+    ) -> Result<Self, ConfigError> {
+        let header = |name: &str| {
+            HeaderName::try_from(format!("{prefix}-{name}")).expect("valid header name")
+        };
+        let mut hmac_secrets = Vec::new();
+        let mut hmac_index = Vec::new();
+        #[cfg(feature = "ed25519")]
+        let mut public_keys = Vec::new();
+        for (index, secret) in secrets.iter().enumerate() {
+            let invalid = |reason| ConfigError::InvalidSecret { index, reason };
+            let bytes = secret.expose();
+            if let Some(encoded) = bytes.strip_prefix(b"whpk_") {
+                #[cfg(feature = "ed25519")]
+                {
+                    let raw = SECRET_BASE64
+                        .decode(encoded)
+                        .map_err(|_| invalid("the public key after `whpk_` is not base64"))?;
+                    public_keys.push((index, super::ed25519_public_key(&raw).map_err(invalid)?));
+                    continue;
+                }
+                #[cfg(not(feature = "ed25519"))]
+                {
+                    let _ = encoded;
+                    return Err(invalid("`whpk_` keys need the `ed25519` feature"));
+                }
+            }
+            let encoded = bytes.strip_prefix(b"whsec_").unwrap_or(bytes);
+            let key = SECRET_BASE64
+                .decode(encoded)
+                .map_err(|_| invalid("the secret after `whsec_` is not base64"))?;
+            if key.is_empty() {
+                return Err(invalid("the secret is empty"));
+            }
+            hmac_secrets.push(Secret::new(key));
+            hmac_index.push(index);
+        }
+        Ok(Self {
+            provider,
+            id_header: header("id"),
+            timestamp_header: header("timestamp"),
+            signature_header: header("signature"),
+            hmac: HmacKeys::new(&SecretSet::new(hmac_secrets)),
+            hmac_index,
+            #[cfg(feature = "ed25519")]
+            public_keys,
+            window: TimestampWindow::new(Self::DEFAULT_TOLERANCE),
+        })
+    }
+
+    /// How far the timestamp may be from now, either way.
+    #[must_use]
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.window = self.window.with_tolerance(tolerance);
+        self
+    }
+
+    /// The clock the timestamp is checked against.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.window = self.window.with_clock(clock);
+        self
+    }
+
+    /// A clock shared with other parts of the application.
+    #[must_use]
+    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.window = self.window.with_shared_clock(clock);
+        self
+    }
+
+    /// The header carrying the signatures (`webhook-signature` or
+    /// `svix-signature`).
+    pub fn signature_header(&self) -> &HeaderName {
+        &self.signature_header
+    }
+}
+
+impl SignatureVerifier for StandardWebhooks {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
+        let headers = &parts.headers;
+        let header = &self.signature_header;
+        let value = single_header(headers, header)?;
+        let mut symmetric = Candidates::<32>::new();
+        #[cfg(feature = "ed25519")]
+        let mut asymmetric = Candidates::<64>::new().with_limit(MAX_ASYMMETRIC_SIGNATURES);
+        for entry in value.split(' ').filter(|entry| !entry.is_empty()) {
+            match entry.split_once(',') {
+                Some(("v1", signature)) => symmetric.push(header, signature, Encoding::Base64)?,
+                #[cfg(feature = "ed25519")]
+                Some(("v1a", signature)) => {
+                    asymmetric.push(header, signature, Encoding::Base64)?;
+                }
+                _ => {}
+            }
+        }
+
+        let id = single_header(headers, &self.id_header)?;
+        check_event_id(id, header_location(&self.id_header))?;
+        if id.contains('.') {
+            return Err(VerifyError::InvalidEventId {
+                location: header_location(&self.id_header),
+            });
+        }
+        let raw_timestamp = single_header(headers, &self.timestamp_header)?;
+        let timestamp = parse_unix_timestamp(&self.timestamp_header, raw_timestamp)?;
+        self.window.check(&self.timestamp_header, timestamp)?;
+
+        let message: [&[u8]; 5] = [id.as_bytes(), b".", raw_timestamp.as_bytes(), b".", body];
+        let verified = VerifiedWebhook::new(self.provider)
+            .with_signed_event_id(id)
+            .with_timestamp(timestamp);
+        if let Some((key, matched)) = self.hmac.find_match(&message, symmetric.iter()) {
+            return Ok(verified
+                .with_secret_index(self.hmac_index[key])
+                .with_signature(symmetric.get(matched)));
+        }
+        #[cfg(feature = "ed25519")]
+        if !asymmetric.is_empty() {
+            let mut scratch = Vec::new();
+            for (index, key) in &self.public_keys {
+                for signature in asymmetric.iter() {
+                    if super::ed25519_verify(key, signature, &message, &mut scratch) {
+                        return Ok(verified.with_secret_index(*index).with_signature(signature));
+                    }
+                }
+            }
+        }
+        Err(VerifyError::SignatureMismatch {
+            header: header.clone(),
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! Stripe.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hmac::Hmac;
+use http::HeaderName;
+use http::request::Parts;
+use sha2::Sha256;
+
+use super::Candidates;
+use crate::clock::Clock;
+use crate::secret::SecretSet;
+use crate::verify::{
+    Encoding, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
+    event_id_from_json, parse_unix_timestamp, single_header,
+};
+
+/// Stripe's webhook signatures.
+///
+/// | | |
+/// |---|---|
+/// | header | `Stripe-Signature: t=<unix s>,v1=<hex>[,v1=<hex>…]` |
+/// | signed content | `{t}.{body}`, HMAC-SHA256, hex |
+/// | secret | the whole endpoint secret, `whsec_` included, as UTF-8 |
+/// | timestamp | `t=`, within ±300 s by default |
+/// | event id | the body's `id` (`evt_…`), covered by the signature |
+///
+/// While a secret is being rolled, Stripe sends one `v1=` per active secret:
+/// every `v1=` is tried against every configured secret. `v0=` and unknown
+/// schemes are ignored (a header with only `v0=` does not verify), and a
+/// `v1=` that is not 64 hex digits never matches. More than
+/// [`MAX_SIGNATURES`](super::MAX_SIGNATURES) `v1=` entries are refused.
+///
+/// Stripe's SDKs reject only timestamps that are too old; this preset also
+/// rejects timestamps more than the tolerance in the future.
+///
+/// ```
+/// use tower_webhooks::clock::FixedClock;
+/// use tower_webhooks::providers::Stripe;
+/// use tower_webhooks::SignatureVerifier;
+///
+/// // Derived vector (inputs from stripe-node test/Webhook.spec.ts).
+/// let stripe = Stripe::new("whsec_test_secret").with_clock(FixedClock::at_unix(12_345));
+/// let (parts, ()) = http::Request::post("/webhooks/stripe")
+///     .header("stripe-signature",
+///         "t=12345,v1=2672d138c9a412830f3bfe2ecc5bfb3277cf6f5b49d0119d77dd6cb64da1257e")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
+/// let body = b"{\n  \"id\": \"evt_test_webhook\",\n  \"object\": \"event\"\n}";
+/// let verified = stripe.verify(&parts, body).unwrap();
+/// assert_eq!(verified.event_id(), Some("evt_test_webhook"));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Stripe {
+    keys: HmacKeys<Hmac<Sha256>>,
+    window: TimestampWindow,
+}
+
+impl Stripe {
+    /// The header carrying the timestamp and the signatures.
+    pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("stripe-signature");
+    /// The default tolerance: 300 s, as Stripe's SDKs.
+    pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+    /// A verifier accepting any of `secrets` (each a whole `whsec_…` string),
+    /// with the default tolerance and the system clock.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        Self {
+            keys: HmacKeys::new(&secrets.into()),
+            window: TimestampWindow::new(Self::DEFAULT_TOLERANCE),
+        }
+    }
+
+    /// How far `t=` may be from now, either way.
+    #[must_use]
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.window = self.window.with_tolerance(tolerance);
+        self
+    }
+
+    /// The clock `t=` is checked against.
+    #[must_use]
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.window = self.window.with_clock(clock);
+        self
+    }
+
+    /// A clock shared with other parts of the application.
+    #[must_use]
+    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.window = self.window.with_shared_clock(clock);
+        self
+    }
+}
+
+impl SignatureVerifier for Stripe {
+    fn provider(&self) -> &'static str {
+        "stripe"
+    }
+
+    fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
+        let header = &Self::SIGNATURE_HEADER;
+        let value = single_header(&parts.headers, header)?;
+        let mut raw_timestamp = None;
+        let mut signatures = Candidates::<32>::new();
+        for item in value.split(',') {
+            let Some((scheme, value)) = item.split_once('=') else {
+                continue;
+            };
+            match scheme {
+                "t" if raw_timestamp.is_some() => {
+                    return Err(VerifyError::malformed(header, "more than one `t=`"));
+                }
+                "t" => raw_timestamp = Some(value),
+                "v1" => signatures.push(header, value, Encoding::Hex)?,
+                _ => {}
+            }
+        }
+        let raw_timestamp =
+            raw_timestamp.ok_or_else(|| VerifyError::malformed(header, "no `t=` timestamp"))?;
+        let timestamp = parse_unix_timestamp(header, raw_timestamp)?;
+        self.window.check(header, timestamp)?;
+
+        let (index, matched) = self
+            .keys
+            .find_match(&[raw_timestamp.as_bytes(), b".", body], signatures.iter())
+            .ok_or_else(|| VerifyError::SignatureMismatch {
+                header: header.clone(),
+            })?;
+        let id = event_id_from_json(body, "id")?;
+        Ok(VerifiedWebhook::new("stripe")
+            .with_signed_event_id(id)
+            .with_timestamp(timestamp)
+            .with_secret_index(index)
+            .with_signature(signatures.get(matched)))
+    }
+}

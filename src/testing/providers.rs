@@ -1,0 +1,710 @@
+//! Signers for every provider preset.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderName, HeaderValue, Request};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use super::{GenericSigner, Signer};
+use crate::providers;
+use crate::secret::{Secret, SecretSet};
+
+fn hmac_sha256(key: &Secret, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.expose()).expect("HMAC takes any key");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+fn hmac_sha1(key: &Secret, parts: &[&[u8]]) -> [u8; 20] {
+    let mut mac = Hmac::<Sha1>::new_from_slice(key.expose()).expect("HMAC takes any key");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+fn value(text: String) -> HeaderValue {
+    HeaderValue::try_from(text).expect("signatures are valid header values")
+}
+
+/// Inserts `id` under `name` if it is a valid header value (an invalid one is
+/// left out, as a real sender could not send it either).
+fn insert_id(headers: &mut HeaderMap, name: HeaderName, id: &str) {
+    if let Ok(id) = HeaderValue::try_from(id) {
+        headers.insert(name, id);
+    }
+}
+
+/// Signs as Stripe: `Stripe-Signature: t=..,v1=..`, one `v1=` per secret (as
+/// while a secret is rolled). The event id is the body's `id`: `id` is
+/// ignored.
+#[derive(Clone, Debug)]
+pub struct StripeSigner {
+    secrets: SecretSet,
+}
+
+impl StripeSigner {
+    /// A signer producing one `v1=` per secret, in order.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        Self {
+            secrets: secrets.into(),
+        }
+    }
+
+    /// The `Stripe-Signature` value.
+    pub fn header(&self, timestamp: u64, body: &[u8]) -> String {
+        let t = timestamp.to_string();
+        let mut header = format!("t={t}");
+        for secret in &self.secrets {
+            header.push_str(",v1=");
+            header.push_str(&hex::encode(hmac_sha256(
+                secret,
+                &[t.as_bytes(), b".", body],
+            )));
+        }
+        header
+    }
+}
+
+impl Signer for StripeSigner {
+    fn provider(&self) -> &'static str {
+        "stripe"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Stripe::SIGNATURE_HEADER,
+            value(self.header(timestamp, body)),
+        );
+        headers
+    }
+}
+
+/// Signs as GitHub: `X-Hub-Signature-256`, the legacy `X-Hub-Signature`
+/// (SHA-1), `X-GitHub-Event` and `X-GitHub-Delivery` (the event id).
+/// `timestamp` is ignored.
+#[derive(Clone, Debug)]
+pub struct GitHubSigner {
+    secret: Secret,
+    event: HeaderValue,
+}
+
+impl GitHubSigner {
+    /// A signer using `secret`, sending `X-GitHub-Event: ping`.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+            event: HeaderValue::from_static("ping"),
+        }
+    }
+
+    /// Sends `X-GitHub-Event: <event>` (such as `push`) instead of `ping`.
+    ///
+    /// # Panics
+    ///
+    /// If `event` is not a valid header value.
+    #[must_use]
+    pub fn with_event(mut self, event: &str) -> Self {
+        self.event = HeaderValue::try_from(event).expect("a valid header value");
+        self
+    }
+}
+
+impl Signer for GitHubSigner {
+    fn provider(&self) -> &'static str {
+        "github"
+    }
+
+    fn sign(&self, id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::GitHub::SIGNATURE_HEADER,
+            value(format!(
+                "sha256={}",
+                hex::encode(hmac_sha256(&self.secret, &[body]))
+            )),
+        );
+        headers.insert(
+            HeaderName::from_static("x-hub-signature"),
+            value(format!(
+                "sha1={}",
+                hex::encode(hmac_sha1(&self.secret, &[body]))
+            )),
+        );
+        headers.insert(
+            HeaderName::from_static("x-github-event"),
+            self.event.clone(),
+        );
+        insert_id(&mut headers, providers::GitHub::DELIVERY_HEADER, id);
+        headers
+    }
+}
+
+/// Signs as Shopify: `X-Shopify-Hmac-Sha256`, and `id` as both
+/// `X-Shopify-Event-Id` and `X-Shopify-Webhook-Id`. `timestamp` is ignored.
+#[derive(Clone, Debug)]
+pub struct ShopifySigner {
+    secret: Secret,
+}
+
+impl ShopifySigner {
+    /// A signer using the app's client secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for ShopifySigner {
+    fn provider(&self) -> &'static str {
+        "shopify"
+    }
+
+    fn sign(&self, id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Shopify::SIGNATURE_HEADER,
+            value(BASE64.encode(hmac_sha256(&self.secret, &[body]))),
+        );
+        insert_id(&mut headers, providers::Shopify::EVENT_ID_HEADER, id);
+        insert_id(&mut headers, providers::Shopify::WEBHOOK_ID_HEADER, id);
+        headers
+    }
+}
+
+/// Signs as Slack: `X-Slack-Request-Timestamp` and `X-Slack-Signature: v0=..`.
+/// The event id is the body's `event_id`: `id` is ignored.
+#[derive(Clone, Debug)]
+pub struct SlackSigner {
+    secret: Secret,
+}
+
+impl SlackSigner {
+    /// A signer using the signing secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for SlackSigner {
+    fn provider(&self) -> &'static str {
+        "slack"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let ts = timestamp.to_string();
+        let tag = hmac_sha256(&self.secret, &[b"v0:", ts.as_bytes(), b":", body]);
+        let mut headers = HeaderMap::new();
+        headers.insert(providers::Slack::TIMESTAMP_HEADER, value(ts));
+        headers.insert(
+            providers::Slack::SIGNATURE_HEADER,
+            value(format!("v0={}", hex::encode(tag))),
+        );
+        headers
+    }
+}
+
+/// One Standard Webhooks signing key.
+#[derive(Clone)]
+enum StandardKey {
+    Hmac(Secret),
+    #[cfg(feature = "ed25519")]
+    Ed25519(Box<ed25519_dalek::SigningKey>),
+}
+
+/// Signs as [Standard Webhooks](https://www.standardwebhooks.com/) (or Svix):
+/// `webhook-id` (`id`), `webhook-timestamp` and `webhook-signature` with one
+/// space-separated entry per key: `v1,` for a `whsec_` secret, `v1a,` for a
+/// `whsk_` Ed25519 secret key (feature `ed25519`).
+#[derive(Clone)]
+pub struct StandardWebhooksSigner {
+    provider: &'static str,
+    prefix: &'static str,
+    keys: Vec<StandardKey>,
+}
+
+impl fmt::Debug for StandardWebhooksSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandardWebhooksSigner")
+            .field("provider", &self.provider)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StandardWebhooksSigner {
+    /// A signer for the `webhook-*` headers.
+    ///
+    /// # Errors
+    ///
+    /// [`SignerError::InvalidSecret`] if a secret is neither `whsec_<base64>`
+    /// (or bare base64) nor `whsk_<base64 of a 32- or 64-byte Ed25519 key>`.
+    pub fn new(secrets: impl Into<SecretSet>) -> Result<Self, SignerError> {
+        Self::with_prefix("standard", "webhook", secrets.into())
+    }
+
+    /// A signer for Svix's `svix-*` headers.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn svix(secrets: impl Into<SecretSet>) -> Result<Self, SignerError> {
+        Self::with_prefix("svix", "svix", secrets.into())
+    }
+
+    fn with_prefix(
+        provider: &'static str,
+        prefix: &'static str,
+        secrets: SecretSet,
+    ) -> Result<Self, SignerError> {
+        let engine = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let keys = secrets
+            .iter()
+            .map(|secret| {
+                let bytes = secret.expose();
+                if let Some(encoded) = bytes.strip_prefix(b"whsk_") {
+                    #[cfg(feature = "ed25519")]
+                    {
+                        let raw = engine
+                            .decode(encoded)
+                            .map_err(|_| SignerError::InvalidSecret("`whsk_` key is not base64"))?;
+                        let seed: [u8; 32] = raw
+                            .get(..32)
+                            .and_then(|seed| seed.try_into().ok())
+                            .filter(|_| raw.len() == 32 || raw.len() == 64)
+                            .ok_or(SignerError::InvalidSecret(
+                                "`whsk_` key is not 32 or 64 bytes",
+                            ))?;
+                        return Ok(StandardKey::Ed25519(Box::new(
+                            ed25519_dalek::SigningKey::from_bytes(&seed),
+                        )));
+                    }
+                    #[cfg(not(feature = "ed25519"))]
+                    {
+                        let _ = encoded;
+                        return Err(SignerError::InvalidSecret(
+                            "`whsk_` keys need the `ed25519` feature",
+                        ));
+                    }
+                }
+                let encoded = bytes.strip_prefix(b"whsec_").unwrap_or(bytes);
+                match engine.decode(encoded) {
+                    Ok(key) if !key.is_empty() => Ok(StandardKey::Hmac(Secret::new(key))),
+                    _ => Err(SignerError::InvalidSecret(
+                        "a Standard Webhooks secret is `whsec_` and base64",
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            provider,
+            prefix,
+            keys,
+        })
+    }
+
+    /// The signature header's value: one space-separated entry per key.
+    pub fn header(&self, id: &str, timestamp: u64, body: &[u8]) -> String {
+        let ts = timestamp.to_string();
+        let message: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", body];
+        let entries: Vec<String> = self
+            .keys
+            .iter()
+            .map(|key| match key {
+                StandardKey::Hmac(secret) => {
+                    format!("v1,{}", BASE64.encode(hmac_sha256(secret, &message)))
+                }
+                #[cfg(feature = "ed25519")]
+                StandardKey::Ed25519(key) => {
+                    use ed25519_dalek::Signer as _;
+                    let signature = key.sign(&message.concat());
+                    format!("v1a,{}", BASE64.encode(signature.to_bytes()))
+                }
+            })
+            .collect();
+        entries.join(" ")
+    }
+
+    fn header_name(&self, name: &str) -> HeaderName {
+        HeaderName::try_from(format!("{}-{name}", self.prefix)).expect("valid header name")
+    }
+}
+
+impl Signer for StandardWebhooksSigner {
+    fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        insert_id(&mut headers, self.header_name("id"), id);
+        headers.insert(self.header_name("timestamp"), HeaderValue::from(timestamp));
+        headers.insert(
+            self.header_name("signature"),
+            value(self.header(id, timestamp, body)),
+        );
+        headers
+    }
+}
+
+/// Signs as Paddle Billing: `Paddle-Signature: ts=..;h1=..`, one `h1=` per
+/// secret. The event id is the body's `event_id`: `id` is ignored.
+#[derive(Clone, Debug)]
+pub struct PaddleSigner {
+    secrets: SecretSet,
+}
+
+impl PaddleSigner {
+    /// A signer producing one `h1=` per secret, in order.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        Self {
+            secrets: secrets.into(),
+        }
+    }
+
+    /// The `Paddle-Signature` value.
+    pub fn header(&self, timestamp: u64, body: &[u8]) -> String {
+        let ts = timestamp.to_string();
+        let mut header = format!("ts={ts}");
+        for secret in &self.secrets {
+            header.push_str(";h1=");
+            header.push_str(&hex::encode(hmac_sha256(
+                secret,
+                &[ts.as_bytes(), b":", body],
+            )));
+        }
+        header
+    }
+}
+
+impl Signer for PaddleSigner {
+    fn provider(&self) -> &'static str {
+        "paddle"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Paddle::SIGNATURE_HEADER,
+            value(self.header(timestamp, body)),
+        );
+        headers
+    }
+}
+
+/// Signs as Discord signs interactions: `X-Signature-Ed25519` over
+/// `{timestamp}{body}` and `X-Signature-Timestamp` (feature `ed25519`). The
+/// event id is the body's `id`: `id` is ignored.
+#[cfg(feature = "ed25519")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
+#[derive(Clone)]
+pub struct DiscordSigner {
+    key: ed25519_dalek::SigningKey,
+}
+
+#[cfg(feature = "ed25519")]
+impl fmt::Debug for DiscordSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiscordSigner")
+            .field("public_key", &self.public_key_hex())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "ed25519")]
+impl DiscordSigner {
+    /// A signer with the Ed25519 private key `seed` (32 bytes).
+    pub fn new(seed: [u8; 32]) -> Self {
+        Self {
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// A signer with a private key seed given as 64 hex digits.
+    ///
+    /// # Errors
+    ///
+    /// [`SignerError::InvalidSecret`] if `seed` is not 64 hex digits.
+    pub fn from_hex(seed: &str) -> Result<Self, SignerError> {
+        let mut raw = [0u8; 32];
+        hex::decode_to_slice(seed, &mut raw).map_err(|_| {
+            SignerError::InvalidSecret("a Discord signer takes a 64-hex-digit Ed25519 seed")
+        })?;
+        Ok(Self::new(raw))
+    }
+
+    /// The public key, as 64 hex digits: what
+    /// [`Discord::new`](crate::providers::Discord::new) takes.
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.key.verifying_key().as_bytes())
+    }
+}
+
+#[cfg(feature = "ed25519")]
+impl Signer for DiscordSigner {
+    fn provider(&self) -> &'static str {
+        "discord"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        use ed25519_dalek::Signer as _;
+        let ts = timestamp.to_string();
+        let signature = self.key.sign(&[ts.as_bytes(), body].concat());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Discord::SIGNATURE_HEADER,
+            value(hex::encode(signature.to_bytes())),
+        );
+        headers.insert(providers::Discord::TIMESTAMP_HEADER, value(ts));
+        headers
+    }
+}
+
+/// Signs as Twilio: `X-Twilio-Signature` over the full URL and the form
+/// parameters (or, with [`json_body`](Self::json_body), over the URL with a
+/// `bodySHA256` query parameter), and `I-Twilio-Idempotency-Token` (`id`).
+/// `timestamp` is ignored.
+///
+/// [`Signer::request`] sends the matching `Content-Type` and, in JSON mode,
+/// appends `bodySHA256` to the request URI too.
+#[derive(Clone, Debug)]
+pub struct TwilioSigner {
+    token: Secret,
+    url: String,
+    json: bool,
+}
+
+impl TwilioSigner {
+    /// A signer with the auth token, for requests to `url` (the full URL
+    /// Twilio calls, with any query).
+    pub fn new(auth_token: impl Into<Secret>, url: impl Into<String>) -> Self {
+        Self {
+            token: auth_token.into(),
+            url: url.into(),
+            json: false,
+        }
+    }
+
+    /// Sends bodies as they are (JSON), covered by `bodySHA256`, instead of
+    /// as form parameters.
+    #[must_use]
+    pub fn json_body(mut self) -> Self {
+        self.json = true;
+        self
+    }
+
+    fn with_body_hash(uri: &str, body: &[u8]) -> String {
+        let separator = if uri.contains('?') { '&' } else { '?' };
+        format!(
+            "{uri}{separator}bodySHA256={}",
+            hex::encode(Sha256::digest(body))
+        )
+    }
+
+    /// The signature, base64.
+    pub fn signature(&self, body: &[u8]) -> String {
+        if self.json {
+            let url = Self::with_body_hash(&self.url, body);
+            return BASE64.encode(hmac_sha1(&self.token, &[url.as_bytes()]));
+        }
+        let mut params = providers::form_params(body);
+        params.sort_unstable();
+        let mut message: Vec<&[u8]> = vec![self.url.as_bytes()];
+        for (name, value) in &params {
+            message.push(name);
+            message.push(value);
+        }
+        BASE64.encode(hmac_sha1(&self.token, &message))
+    }
+}
+
+impl Signer for TwilioSigner {
+    fn provider(&self) -> &'static str {
+        "twilio"
+    }
+
+    fn sign(&self, id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Twilio::SIGNATURE_HEADER,
+            value(self.signature(body)),
+        );
+        insert_id(&mut headers, providers::Twilio::IDEMPOTENCY_HEADER, id);
+        headers
+    }
+
+    fn request(&self, uri: &str, id: &str, timestamp: u64, body: &[u8]) -> Request<Bytes> {
+        let (uri, content_type) = if self.json {
+            (Self::with_body_hash(uri, body), "application/json")
+        } else {
+            (uri.to_owned(), "application/x-www-form-urlencoded")
+        };
+        let mut request = Request::new(Bytes::copy_from_slice(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri.parse().unwrap_or_default();
+        let headers = request.headers_mut();
+        headers.extend(self.sign(id, timestamp, body));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+        request
+    }
+}
+
+/// Signs as Square: `x-square-hmacsha256-signature` over the notification
+/// URL and the body. The event id is the body's `event_id`; `id` and
+/// `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct SquareSigner {
+    key: Secret,
+    notification_url: String,
+}
+
+impl SquareSigner {
+    /// A signer with the subscription's signature key, for deliveries to
+    /// `notification_url`.
+    pub fn new(signature_key: impl Into<Secret>, notification_url: impl Into<String>) -> Self {
+        Self {
+            key: signature_key.into(),
+            notification_url: notification_url.into(),
+        }
+    }
+}
+
+impl Signer for SquareSigner {
+    fn provider(&self) -> &'static str {
+        "square"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let tag = hmac_sha256(&self.key, &[self.notification_url.as_bytes(), body]);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Square::SIGNATURE_HEADER,
+            value(BASE64.encode(tag)),
+        );
+        headers
+    }
+}
+
+/// Signs as Linear: `Linear-Signature` (hex HMAC of the body) and
+/// `Linear-Delivery` (`id`).
+///
+/// Linear's timestamp is the body's `webhookTimestamp` (milliseconds), which
+/// the signer cannot add: the body must carry it. `timestamp` is ignored.
+#[derive(Clone, Debug)]
+pub struct LinearSigner {
+    secret: Secret,
+}
+
+impl LinearSigner {
+    /// A signer using the webhook's signing secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for LinearSigner {
+    fn provider(&self) -> &'static str {
+        "linear"
+    }
+
+    fn sign(&self, id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Linear::SIGNATURE_HEADER,
+            value(hex::encode(hmac_sha256(&self.secret, &[body]))),
+        );
+        insert_id(&mut headers, providers::Linear::DELIVERY_HEADER, id);
+        headers
+    }
+}
+
+/// Why [`signer_for`] could not build a signer. Never contains the secret.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignerError {
+    /// No preset has this name.
+    #[error("unknown provider `{0}`")]
+    UnknownProvider(String),
+    /// The secret has the wrong format for the provider.
+    #[error("invalid secret: {0}")]
+    InvalidSecret(&'static str),
+    /// The provider signs a URL and none was given.
+    #[error("provider `{0}` signs the notification URL: pass one")]
+    MissingUrl(&'static str),
+}
+
+/// The names [`signer_for`] accepts: `"generic"` and every preset's
+/// [`provider`](crate::SignatureVerifier::provider) name.
+pub const PROVIDERS: &[&str] = &[
+    "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
+    "twilio", "square", "linear",
+];
+
+/// A signer for `provider` (`"generic"` or a preset's name, see
+/// [`PROVIDERS`]) with `secret` as the provider gives it: a `whsec_…` string
+/// for Standard Webhooks and Svix, the Ed25519 private key seed in hex for
+/// Discord, the secret string otherwise. Twilio and Square sign the URL they
+/// deliver to: pass it as `url`.
+///
+/// ```
+/// use tower_webhooks::testing::{signer_for, Signer};
+///
+/// let signer = signer_for("slack", "8f742231b10e8888abcd99yyyzzz85a5", None).unwrap();
+/// let headers = signer.sign("", 1_531_420_618, b"token=x");
+/// assert!(headers.contains_key("x-slack-signature"));
+/// assert!(signer_for("nope", "secret", None).is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`SignerError`] for an unknown provider, a secret in the wrong format, or
+/// a missing URL.
+pub fn signer_for(
+    provider: &str,
+    secret: &str,
+    url: Option<&str>,
+) -> Result<Box<dyn Signer>, SignerError> {
+    let need_url = |name| url.ok_or(SignerError::MissingUrl(name));
+    Ok(match provider {
+        "generic" => Box::new(GenericSigner::new(secret)),
+        "stripe" => Box::new(StripeSigner::new(secret)),
+        "github" => Box::new(GitHubSigner::new(secret)),
+        "shopify" => Box::new(ShopifySigner::new(secret)),
+        "slack" => Box::new(SlackSigner::new(secret)),
+        "standard" => Box::new(StandardWebhooksSigner::new(secret)?),
+        "svix" => Box::new(StandardWebhooksSigner::svix(secret)?),
+        "paddle" => Box::new(PaddleSigner::new(secret)),
+        #[cfg(feature = "ed25519")]
+        "discord" => Box::new(DiscordSigner::from_hex(secret)?),
+        #[cfg(not(feature = "ed25519"))]
+        "discord" => {
+            return Err(SignerError::InvalidSecret(
+                "Discord signing needs the `ed25519` feature",
+            ));
+        }
+        "twilio" => Box::new(TwilioSigner::new(secret, need_url("twilio")?)),
+        "square" => Box::new(SquareSigner::new(secret, need_url("square")?)),
+        "linear" => Box::new(LinearSigner::new(secret)),
+        other => return Err(SignerError::UnknownProvider(other.to_owned())),
+    })
+}
