@@ -53,6 +53,7 @@
 
 pub mod clock;
 pub mod idempotency;
+pub mod inbox;
 pub mod layer;
 pub mod providers;
 pub mod rejection;

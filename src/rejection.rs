@@ -27,6 +27,8 @@
 //! | duplicate while the first delivery is being handled | 409 + `Retry-After` | `in-flight` |
 //! | idempotency or inbox store unreachable | 503 + `Retry-After` | `store-unavailable` |
 //! | inbox full | 503 + `Retry-After` | `overloaded` |
+//! | inbox: same id, different body (when told to refuse it) | 422 | `changed-body` |
+//! | inbox on a non-durable store: the handler failed | 500 | `handler-failed` |
 //! | layers composed wrongly | 500 | `misconfigured` |
 //!
 //! Any of them can be rendered differently with a function of your own, given
@@ -88,6 +90,12 @@ pub enum Rejection {
         /// When to try again.
         retry_after: Duration,
     },
+    /// An event id already recorded arrived with a different body (422), when
+    /// the inbox is told to refuse that.
+    ChangedBody,
+    /// The handler failed (500). Only inboxes that acknowledge after handling
+    /// (non-durable ones) answer this; the sender's retry is then safe.
+    HandlerFailed,
     /// The layers are composed wrongly, for instance idempotency without
     /// verification in front of it (500).
     Misconfigured {
@@ -110,7 +118,8 @@ impl Rejection {
             Self::StoreUnavailable { .. } | Self::Overloaded { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Self::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::ChangedBody => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::HandlerFailed | Self::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -126,6 +135,8 @@ impl Rejection {
             Self::InFlight { .. } => "in-flight",
             Self::StoreUnavailable { .. } => "store-unavailable",
             Self::Overloaded { .. } => "overloaded",
+            Self::ChangedBody => "changed-body",
+            Self::HandlerFailed => "handler-failed",
             Self::Misconfigured { .. } => "misconfigured",
         }
     }
@@ -165,6 +176,10 @@ impl fmt::Display for Rejection {
             }
             Self::StoreUnavailable { .. } => f.write_str("the event store is unavailable"),
             Self::Overloaded { .. } => f.write_str("too many events are waiting to be processed"),
+            Self::ChangedBody => {
+                f.write_str("this event id was already recorded with a different body")
+            }
+            Self::HandlerFailed => f.write_str("the handler failed; retry later"),
             Self::Misconfigured { reason } => {
                 write!(f, "webhook middleware misconfigured: {reason}")
             }

@@ -1,0 +1,216 @@
+//! The accept path: record the verified event, then answer.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Full};
+use tower_service::Service;
+
+use super::store::{EventKey, EventStatus, Inserted, NewEvent, StoreError};
+use super::{Config, Shared};
+use crate::rejection::Rejection;
+use crate::verify::VerifiedWebhook;
+
+/// The endpoint service of an [`Inbox`](super::Inbox): records each verified
+/// event durably and answers 200 at once; a [`Worker`](super::Worker) runs
+/// the handler later. Put a [`WebhookLayer`](crate::WebhookLayer) in front of
+/// it.
+#[derive(Clone, Debug)]
+pub struct AcceptService {
+    pub(super) shared: Arc<Shared>,
+    pub(super) config: Arc<Config>,
+}
+
+/// The response future of [`AcceptService`].
+pub type AcceptFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static>>;
+
+impl<B> Service<Request<B>> for AcceptService
+where
+    B: Body<Data = Bytes> + Send + 'static,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = AcceptFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let shared = self.shared.clone();
+        let config = self.config.clone();
+        Box::pin(async move {
+            let response = match accept(&shared, &config, request).await {
+                Ok(body) => {
+                    let mut response = Response::new(Full::new(Bytes::from_static(body)));
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                    response
+                }
+                Err(rejection) => {
+                    if rejection != Rejection::Duplicate {
+                        tracing::info!(
+                            status = rejection.status().as_u16(),
+                            kind = rejection.kind(),
+                            "webhook answered: {rejection}"
+                        );
+                    }
+                    config.responder.respond(&rejection).map(Full::new)
+                }
+            };
+            Ok(response)
+        })
+    }
+}
+
+async fn timed<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(timeout, call)
+        .await
+        .unwrap_or(Err(StoreError::Timeout(timeout)))
+}
+
+async fn accept<B>(
+    shared: &Shared,
+    config: &Config,
+    request: Request<B>,
+) -> Result<&'static [u8], Rejection>
+where
+    B: Body<Data = Bytes>,
+{
+    let received_at = SystemTime::now();
+    let (parts, body) = request.into_parts();
+    let webhook = parts
+        .extensions
+        .get::<VerifiedWebhook>()
+        .ok_or(Rejection::Misconfigured {
+            reason: "the inbox needs a WebhookLayer in front of it",
+        })?;
+    let event_id = webhook.event_id().ok_or(Rejection::Misconfigured {
+        reason: "the verifier gives no event id to record the event under",
+    })?;
+    let namespace = config.namespace.as_deref().unwrap_or(webhook.provider());
+    let key = EventKey::new(namespace, event_id);
+    let unavailable = Rejection::StoreUnavailable {
+        retry_after: config.retry_after,
+    };
+
+    // Backpressure is shed before anything is written.
+    if let Some(cap) = config.max_pending {
+        if pending_estimate(shared, config).await >= cap {
+            return Err(Rejection::Overloaded {
+                retry_after: config.retry_after,
+            });
+        }
+    }
+
+    let headers = config
+        .keep_headers
+        .iter()
+        .filter_map(|name| {
+            let value = parts.headers.get(name)?.to_str().ok()?;
+            Some((name.as_str().to_owned(), value.to_owned()))
+        })
+        .collect();
+    // Behind the WebhookLayer the body is already buffered (Full), so this
+    // does not wait.
+    let body = body
+        .collect()
+        .await
+        .map_err(|_| Rejection::BodyReadFailed)?
+        .to_bytes();
+    let event = NewEvent {
+        key: key.clone(),
+        body,
+        headers,
+        received_at,
+    };
+
+    let acknowledge_first = shared.store.is_durable() || config.acknowledge_first;
+    let outcome = if acknowledge_first {
+        None
+    } else {
+        Some(shared.watch(&key))
+    };
+    let inserted = timed(config.store_timeout, shared.store.insert(event)).await;
+    match inserted {
+        Ok(Inserted::New) => {
+            shared.pending_estimate.fetch_add(1, Ordering::Relaxed);
+            shared.wake.notify_one();
+            match outcome {
+                None => Ok(br#"{"ok":true,"queued":true}"#),
+                Some(outcome) => {
+                    match tokio::time::timeout(config.handled_timeout, outcome).await {
+                        Ok(Ok(true)) => Ok(br#"{"ok":true}"#),
+                        _ => Err(Rejection::HandlerFailed),
+                    }
+                }
+            }
+        }
+        Ok(Inserted::Duplicate { same_body }) => {
+            shared.unwatch(&key);
+            if !same_body {
+                shared.changed_bodies.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%key, "event id already recorded with a different body");
+                if config.reject_changed_body {
+                    return Err(Rejection::ChangedBody);
+                }
+            }
+            if acknowledge_first {
+                return Err(Rejection::Duplicate);
+            }
+            // Not durable: only a finished event is safe to acknowledge.
+            match timed(config.store_timeout, shared.store.get(&key)).await {
+                Ok(Some(record))
+                    if matches!(record.status, EventStatus::Succeeded | EventStatus::Dead) =>
+                {
+                    Err(Rejection::Duplicate)
+                }
+                Ok(_) => Err(Rejection::InFlight {
+                    retry_after: config.retry_after,
+                }),
+                Err(_) => Err(unavailable),
+            }
+        }
+        Err(error) => {
+            shared.unwatch(&key);
+            tracing::error!(%key, %error, "could not record the event; answering 503");
+            Err(unavailable)
+        }
+    }
+}
+
+/// The number of pending events, refreshed from the store at most every
+/// 100 ms and counted up locally in between.
+async fn pending_estimate(shared: &Shared, config: &Config) -> u64 {
+    let due = {
+        let mut refreshed = shared
+            .refreshed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let due = refreshed.is_none_or(|at| at.elapsed() >= Duration::from_millis(100));
+        if due {
+            *refreshed = Some(Instant::now());
+        }
+        due
+    };
+    if due {
+        match timed(config.store_timeout, shared.store.pending_count()).await {
+            Ok(count) => shared.pending_estimate.store(count, Ordering::Relaxed),
+            Err(error) => tracing::warn!(%error, "could not count pending events"),
+        }
+    }
+    shared.pending_estimate.load(Ordering::Relaxed)
+}

@@ -1,0 +1,336 @@
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use crate::idempotency::StoreError;
+
+/// Identifies an event: the namespace (by default the provider) and the
+/// sender's event id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventKey {
+    /// The namespace, such as `"stripe"`.
+    pub namespace: String,
+    /// The sender's event id.
+    pub event_id: String,
+}
+
+impl EventKey {
+    /// A key from its parts.
+    pub fn new(namespace: impl Into<String>, event_id: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            event_id: event_id.into(),
+        }
+    }
+}
+
+impl fmt::Display for EventKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.namespace, self.event_id)
+    }
+}
+
+/// Where an event is in its life.
+///
+/// ```text
+/// pending -> processing -> succeeded
+///               |  \-----> dead (permanent error, or retry budget spent) --requeue--> pending
+///               \--------> pending (retryable error, panic, timeout: backoff; shutdown: attempt given back)
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventStatus {
+    /// Recorded, waiting to be processed (or to be retried).
+    Pending,
+    /// Claimed by a worker, under a lease.
+    Processing,
+    /// The handler succeeded.
+    Succeeded,
+    /// Given up on: the handler failed permanently or ran out of attempts.
+    Dead,
+}
+
+impl EventStatus {
+    /// The status as stored and shown: `pending`, `processing`, `succeeded`, `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processing => "processing",
+            Self::Succeeded => "succeeded",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str)'s output.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "pending" => Self::Pending,
+            "processing" => Self::Processing,
+            "succeeded" => Self::Succeeded,
+            "dead" => Self::Dead,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for EventStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verified event to record.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// Its key.
+    pub key: EventKey,
+    /// The verified body bytes.
+    pub body: Bytes,
+    /// The request headers kept for the handler (name, value).
+    pub headers: Vec<(String, String)>,
+    /// When it arrived.
+    pub received_at: SystemTime,
+}
+
+/// The outcome of [`InboxStore::insert`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Inserted {
+    /// Recorded for the first time: it will be processed.
+    New,
+    /// Already recorded (in any status); nothing was written.
+    Duplicate {
+        /// Whether the recorded body is byte for byte the same.
+        same_body: bool,
+    },
+}
+
+/// How a worker claims events.
+#[derive(Clone, Copy, Debug)]
+pub struct ClaimOptions {
+    /// Most events to claim.
+    pub limit: usize,
+    /// How long the claim lasts unless renewed.
+    pub lease: Duration,
+    /// The retry budget: an event whose lease expired after this many
+    /// attempts is moved to `dead` instead of being claimed again (a poison
+    /// pill that kills the process every time must not loop forever).
+    pub max_attempts: u32,
+}
+
+/// An event claimed by a worker.
+#[derive(Clone, Debug)]
+pub struct ClaimedEvent {
+    /// Its key.
+    pub key: EventKey,
+    /// The verified body bytes.
+    pub body: Bytes,
+    /// The headers kept for the handler.
+    pub headers: Vec<(String, String)>,
+    /// When it arrived.
+    pub received_at: SystemTime,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    /// The fence of this claim: every exit from `processing` presents it, and
+    /// a newer claim has a higher one.
+    pub fence: u64,
+}
+
+/// What the audit trail knows of an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventRecord {
+    /// Its key.
+    pub key: EventKey,
+    /// Its status.
+    pub status: EventStatus,
+    /// How many times a worker claimed it.
+    pub attempts: u32,
+    /// When it arrived.
+    pub received_at: SystemTime,
+    /// When its status last changed.
+    pub updated_at: SystemTime,
+    /// When the next attempt is due (pending events).
+    pub next_attempt_at: Option<SystemTime>,
+    /// The last handler error, if any.
+    pub last_error: Option<String>,
+    /// The body, unless its payload was purged.
+    pub body: Option<Bytes>,
+}
+
+/// A query over the audit trail.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ListFilter {
+    /// Only events with this status.
+    pub status: Option<EventStatus>,
+    /// Only events that arrived at or after this time.
+    pub since: Option<SystemTime>,
+    /// Most records to return (the store may cap it).
+    pub limit: usize,
+}
+
+impl ListFilter {
+    /// Up to `limit` records, any status, any time.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            status: None,
+            since: None,
+            limit,
+        }
+    }
+
+    /// Only events with `status`.
+    #[must_use]
+    pub fn status(mut self, status: EventStatus) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only events that arrived at or after `since`.
+    #[must_use]
+    pub fn since(mut self, since: SystemTime) -> Self {
+        self.since = Some(since);
+        self
+    }
+}
+
+/// How many records a purge removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Finished events (`succeeded`, `dead`) deleted entirely.
+    pub events: u64,
+    /// Finished events whose payload was dropped, key and status kept.
+    pub payloads: u64,
+}
+
+/// The durable record of events: the queue the workers take from and the
+/// audit trail.
+///
+/// Every exit from `processing` ([`complete`](Self::complete),
+/// [`retry`](Self::retry), [`kill`](Self::kill), [`give_back`](Self::give_back),
+/// [`heartbeat`](Self::heartbeat)) is conditional on the claim's fence: once
+/// a lease expires and another worker claims the event, the old worker's
+/// calls change nothing and return `false`.
+#[async_trait]
+pub trait InboxStore: fmt::Debug + Send + Sync + 'static {
+    /// Whether a recorded event survives a restart of the process. The accept
+    /// path acknowledges before processing only on durable stores, unless
+    /// told otherwise.
+    fn is_durable(&self) -> bool;
+
+    /// Records `event` unless its key is already recorded, in one atomic
+    /// operation. When this returns, a new event is committed (durable
+    /// stores: on disk).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails; nothing was recorded then.
+    async fn insert(&self, event: NewEvent) -> Result<Inserted, StoreError>;
+
+    /// Claims up to `options.limit` due events: pending ones whose next
+    /// attempt is due, and processing ones whose lease expired with attempts
+    /// left. Each claim adds one to the attempts and raises the fence.
+    /// Processing events whose lease expired with no attempt left become
+    /// `dead`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn claim(&self, options: ClaimOptions) -> Result<Vec<ClaimedEvent>, StoreError>;
+
+    /// Extends a claim's lease. Returns `false` if the claim is stale.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn heartbeat(
+        &self,
+        key: &EventKey,
+        fence: u64,
+        lease: Duration,
+    ) -> Result<bool, StoreError>;
+
+    /// `processing` -> `succeeded`. Returns `false` if the claim is stale.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError>;
+
+    /// `processing` -> `pending`, due after `delay` (on the store's clock),
+    /// recording `error`. Returns `false` if the claim is stale.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn retry(
+        &self,
+        key: &EventKey,
+        fence: u64,
+        delay: Duration,
+        error: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// `processing` -> `dead`, recording `error`. Returns `false` if the
+    /// claim is stale.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError>;
+
+    /// `processing` -> `pending`, due now, with the attempt given back (a
+    /// graceful shutdown interrupted it). Returns `false` if the claim is
+    /// stale.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError>;
+
+    /// `dead` -> `pending`, due now, with a fresh retry budget. Returns
+    /// `false` if the event is not dead.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn requeue(&self, key: &EventKey) -> Result<bool, StoreError>;
+
+    /// The audit record of one event.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError>;
+
+    /// Audit records matching `filter`, most recent arrival first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn list(&self, filter: ListFilter) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// The number of pending events (for backpressure).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn pending_count(&self) -> Result<u64, StoreError>;
+
+    /// Deletes finished events (`succeeded`, `dead`) that arrived before
+    /// `events_before`, and drops the payload of finished events that arrived
+    /// before `payloads_before`. Pending and processing events are never
+    /// touched.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn purge(
+        &self,
+        events_before: SystemTime,
+        payloads_before: SystemTime,
+    ) -> Result<Purged, StoreError>;
+}
