@@ -16,6 +16,10 @@ use crate::verify::{Encoding, HmacVerifier, SignatureVerifier, VerifiedWebhook, 
 /// | timestamp | none: GitHub's scheme has no replay window |
 /// | event id | `X-GitHub-Delivery` (required; **not** covered by the signature) |
 ///
+/// Without a timestamp nothing bounds a replay: a captured delivery verifies
+/// again later, under any `X-GitHub-Delivery` (deduplication cannot catch
+/// that; restricting the route to GitHub's published hook IP ranges can).
+///
 /// GitHub sends one signature per request; to rotate, configure the new and
 /// the old secret together. The legacy SHA-1 `X-Hub-Signature` header is
 /// ignored.

@@ -16,12 +16,12 @@
 //! | [`StandardWebhooks`] | `"standard"` | `StandardWebhooks::new(env("STANDARD_WEBHOOK_SECRET"))?` | `webhook-timestamp`, ±300 s | `webhook-id` (signed) |
 //! | [`StandardWebhooks::svix`] | `"svix"` | `StandardWebhooks::svix(env("SVIX_WEBHOOK_SECRET"))?` | `svix-timestamp`, ±300 s | `svix-id` (signed) |
 //! | [`Paddle`] | `"paddle"` | `Paddle::new(env("PADDLE_WEBHOOK_SECRET"))` | `ts=` in `Paddle-Signature`, ±5 s | body `event_id` (signed) |
-//! | [`Discord`] | `"discord"` | `Discord::new(env("DISCORD_PUBLIC_KEY"))?` | `X-Signature-Timestamp`, ±300 s | body `id` (signed) |
+//! | `Discord` | `"discord"` | `Discord::new(env("DISCORD_PUBLIC_KEY"))?` | `X-Signature-Timestamp`, ±300 s | body `id` (signed) |
 //! | [`Twilio`] | `"twilio"` | `Twilio::new(env("TWILIO_AUTH_TOKEN"), "https://example.com")?` | none | `I-Twilio-Idempotency-Token` if present (unsigned) |
 //! | [`Square`] | `"square"` | `Square::new(env("SQUARE_SIGNATURE_KEY"), "https://example.com/webhooks/square")` | none | body `event_id` (signed) |
 //! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET"))` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
 //!
-//! ([`Discord`] and the `v1a` signatures of [`StandardWebhooks`] need the
+//! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
 //!
 //! Every window checks both directions (too old, and too far in the future)

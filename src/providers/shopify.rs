@@ -21,6 +21,9 @@ use crate::verify::{
 /// | timestamp | none (`X-Shopify-Triggered-At` is informational and not signed) |
 /// | event id | `X-Shopify-Event-Id` (what Shopify's docs say to deduplicate on), else `X-Shopify-Webhook-Id`; **not** covered by the signature |
 ///
+/// Without a timestamp nothing bounds a replay: a captured delivery verifies
+/// again later, under any id header.
+///
 /// One of the two id headers is required. Shopify's newer "Events" deliveries
 /// send both the `shopify-*` and the `x-shopify-*` headers; this preset reads
 /// the `x-shopify-*` ones.
