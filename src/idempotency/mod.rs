@@ -10,8 +10,31 @@
 //! machine, survives restarts), Redis and PostgreSQL (several instances). Your
 //! own store implements the trait and runs the same
 //! [conformance suite](conformance) (feature `test-util`).
+//!
+//! # Choosing a store
+//!
+//! | store | feature | claims shared by | survives a restart | clock for leases |
+//! |---|---|---|---|---|
+//! | [`MemoryStore`] | (always) | one process | no | the store's [`Clock`](crate::clock::Clock) |
+//! | `SqliteStore` | `sqlite` | one machine: several processes may share the file | yes (WAL, `synchronous=FULL`) | the store's [`Clock`](crate::clock::Clock) |
+//! | `RedisStore` | `redis` | several instances | as far as Redis persists (AOF/RDB) | Redis's |
+//! | `PostgresStore` | `postgres` | several instances | yes | PostgreSQL's |
+//!
+//! Every store makes `claim` one atomic operation and fences `complete` and
+//! `release` on the claim's token, and every server-backed store bounds each
+//! call with a timeout, so a hung backend becomes a [`StoreError`], never a
+//! hung request.
 
 mod memory;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+mod postgres;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+mod redis;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+mod sqlite;
 mod store;
 
 #[cfg(feature = "test-util")]
@@ -19,4 +42,13 @@ mod store;
 pub mod conformance;
 
 pub use self::memory::MemoryStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use self::postgres::{DEFAULT_POSTGRES_TABLE, PostgresStore, PostgresStoreBuilder};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::{DEFAULT_REDIS_PREFIX, RedisStore, RedisStoreBuilder};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use self::sqlite::{DEFAULT_SQLITE_TABLE, SqliteStore, SqliteStoreBuilder};
 pub use self::store::{BoxError, Claim, FenceToken, IdempotencyStore, StoreError};

@@ -1,0 +1,581 @@
+//! An [`IdempotencyStore`] on PostgreSQL (feature `postgres`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use tokio::time::Instant;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+use super::{Claim, FenceToken, IdempotencyStore, StoreError};
+
+/// The table [`PostgresStore`] uses unless told otherwise.
+pub const DEFAULT_POSTGRES_TABLE: &str = "tower_webhooks_idempotency";
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_POOL_SIZE: usize = 16;
+/// How often a claim retries when the key changes under it between its two
+/// statements (see the claim's docs); each retry needs another concurrent
+/// change, so this is never reached in practice.
+const CLAIM_ATTEMPTS: usize = 5;
+/// Longest lease or retention handed to PostgreSQL (about 100 years).
+const MAX_MILLIS: i64 = 100 * 365 * 24 * 3_600 * 1_000;
+
+/// A store on PostgreSQL: claims are shared by every instance that talks to
+/// the same database.
+///
+/// # Design
+///
+/// Rows are `(key, state, fence, fingerprint, until)`; `until` is the end of
+/// the lease (`in_flight`) or of the retention (`completed`). Every time is
+/// the **database's** clock (`clock_timestamp()`), so instances with skewed
+/// clocks still agree.
+///
+/// **Claim** is one statement, under the default READ COMMITTED isolation:
+///
+/// ```sql
+/// WITH claimed AS (
+///   INSERT INTO t AS t (key, state, fence, fingerprint, until)
+///   VALUES ($1, 'in_flight', nextval('t_fence'), $2, clock_timestamp() + lease)
+///   ON CONFLICT (key) DO UPDATE SET state = 'in_flight', fence = EXCLUDED.fence, ..
+///     WHERE t.until <= clock_timestamp()      -- lease or retention over
+///   RETURNING fence)
+/// SELECT fence, NULL, NULL FROM claimed
+/// UNION ALL
+/// SELECT NULL, s.state, s.fingerprint = $2 FROM t s
+///   WHERE s.key = $1 AND s.until > clock_timestamp() AND NOT EXISTS (SELECT FROM claimed)
+/// ```
+///
+/// The `INSERT .. ON CONFLICT DO UPDATE .. WHERE` is atomic: it locks the
+/// conflicting row and evaluates the `WHERE` on its newest version, so of
+/// many concurrent claims exactly one inserts or takes over an expired row.
+/// When the claim is refused, the second `SELECT` reads the holder's state and
+/// fingerprint from the statement's snapshot, which almost always has it. It
+/// can miss only when the holder committed after the statement started (two
+/// deliveries racing); the claim then makes a follow-up read, and retries if
+/// the key was freed in between. So a claim is **one round trip, except a
+/// refused claim that raced the holder's commit, which takes two**.
+///
+/// **Tokens** are `nextval` of a sequence shared by the table: they never
+/// repeat, for any key, even after rows are released (deleted) or purged.
+/// **Complete** is `UPDATE .. SET state = 'completed', until = now +
+/// retention WHERE key = $1 AND fence = $2 AND state = 'in_flight' AND
+/// until > clock_timestamp()`; **release** is `DELETE .. WHERE key = $1 AND
+/// fence = $2 AND state = 'in_flight'`. Expired rows stay until the key is
+/// claimed again or [`purge_expired`](PostgresStore::purge_expired) runs:
+/// schedule it (hourly is plenty).
+///
+/// Every call, acquiring a pooled connection included, is bounded by the
+/// store's timeout ([`StoreError::Timeout`]); a connection whose query timed
+/// out is closed rather than returned to the pool. The table name is checked
+/// to be a plain identifier and always quoted, never taken as SQL.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_webhooks::idempotency::{Claim, IdempotencyStore, PostgresStore};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_webhooks::idempotency::StoreError> {
+/// let store = PostgresStore::builder()
+///     .table("webhook_claims")
+///     .timeout(Duration::from_secs(1))
+///     .connect("postgres://app@db.internal/app")?;
+/// store.migrate().await?;
+/// if let Claim::Acquired(token) = store.claim("stripe:evt_1", b"fp", Duration::from_secs(30)).await? {
+///     // ... handle the event ...
+///     store.complete("stripe:evt_1", token, Duration::from_secs(86_400)).await?;
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    timeout: Duration,
+    sql: Arc<Sql>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool (and its configuration, which holds the password) is left out.
+        f.debug_struct("PostgresStore")
+            .field("table", &self.sql.table)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`PostgresStore`]; see [`PostgresStore::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect` or `with_pool` is called"]
+pub struct PostgresStoreBuilder {
+    table: String,
+    timeout: Duration,
+    pool_size: usize,
+}
+
+impl PostgresStoreBuilder {
+    /// The table to keep claims in (default [`DEFAULT_POSTGRES_TABLE`]),
+    /// optionally schema-qualified (`schema.table`). Each part: ASCII letters,
+    /// digits and `_`, not starting with a digit, at most 48 bytes; it is
+    /// quoted, so it is case-sensitive.
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The longest any call may take, acquiring a connection included
+    /// (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The most connections [`connect`](Self::connect) opens (default 16).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// Creates a pool of unencrypted connections to `url`
+    /// (`postgres://user[:password]@host[:port]/db` or `host=.. user=..`).
+    /// Connections are opened lazily, so this does not touch the network;
+    /// call [`PostgresStore::migrate`] next. For TLS, build a pool yourself
+    /// and use [`with_pool`](Self::with_pool).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL or the table name is invalid. The
+    /// error never repeats the URL.
+    pub fn connect(self, url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+            StoreError::backend(
+                "invalid PostgreSQL connection string (not repeated here: it may hold a password)",
+            )
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(self.timeout);
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(self.timeout))
+            .create_timeout(Some(self.timeout))
+            .recycle_timeout(Some(self.timeout))
+            .build()
+            .map_err(StoreError::backend)?;
+        self.with_pool(pool)
+    }
+
+    /// Uses a pool you built yourself (TLS, other pool settings).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the table name is invalid.
+    pub fn with_pool(self, pool: Pool) -> Result<PostgresStore, StoreError> {
+        Ok(PostgresStore {
+            pool,
+            timeout: self.timeout,
+            sql: Arc::new(Sql::new(&self.table)?),
+        })
+    }
+}
+
+impl PostgresStore {
+    /// A store on a pool of unencrypted connections to `url`, with the
+    /// default table and timeout. Call [`migrate`](Self::migrate) next.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PostgresStoreBuilder::connect`].
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower_webhooks::idempotency::StoreError> {
+    /// let store = tower_webhooks::idempotency::PostgresStore::connect("postgres://app@localhost/app")?;
+    /// store.migrate().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder().connect(url)
+    }
+
+    /// Starts configuring a store.
+    pub fn builder() -> PostgresStoreBuilder {
+        PostgresStoreBuilder {
+            table: DEFAULT_POSTGRES_TABLE.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            pool_size: DEFAULT_POOL_SIZE,
+        }
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The table claims are kept in, as given to the builder.
+    pub fn table(&self) -> &str {
+        &self.sql.table
+    }
+
+    /// Creates the table, its token sequence and its index if absent. Safe to
+    /// run from several instances at once (it takes an advisory lock).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if PostgreSQL fails or the call times out.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let sql = self.sql.clone();
+        self.with_client(|mut client| async move {
+            let tx = client.transaction().await?;
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                &[&format!("tower-webhooks:{}", sql.table)],
+            )
+            .await?;
+            tx.batch_execute(&sql.migrate).await?;
+            tx.commit().await?;
+            Ok(((), client))
+        })
+        .await
+    }
+
+    /// Deletes every row whose lease or retention has run out, and returns
+    /// how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if PostgreSQL fails or the call times out.
+    pub async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let sql = self.sql.clone();
+        self.with_client(|client| async move {
+            let purged = client.execute(&sql.purge, &[]).await?;
+            Ok((purged, client))
+        })
+        .await
+    }
+
+    /// Runs `work` on a pooled connection within the store's timeout. The
+    /// connection goes back to the pool only when `work` hands it back; one
+    /// that failed or timed out (a query may still be in flight on it) is
+    /// closed instead.
+    async fn with_client<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<(T, Conn), tokio_postgres::Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let client = tokio::time::timeout_at(deadline, self.pool.get())
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+            .map_err(|error| convert_pool(error, self.timeout))?;
+        match tokio::time::timeout_at(deadline, work(Conn(Some(client)))).await {
+            Ok(Ok((value, conn))) => {
+                conn.keep();
+                Ok(value)
+            }
+            Ok(Err(error)) => Err(convert(error)),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+}
+
+/// A pooled connection that is closed on drop unless [`keep`](Conn::keep)
+/// returns it to the pool.
+struct Conn(Option<Object>);
+
+impl Conn {
+    fn keep(mut self) {
+        // Dropping the object returns it to the pool.
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take() {
+            drop(Object::take(object));
+        }
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Object;
+
+    fn deref(&self) -> &Object {
+        self.0.as_ref().expect("connection present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Object {
+        self.0.as_mut().expect("connection present until dropped")
+    }
+}
+
+/// The statements, built once from the validated table name.
+#[derive(Debug)]
+struct Sql {
+    table: String,
+    migrate: String,
+    claim: String,
+    read: String,
+    complete: String,
+    release: String,
+    purge: String,
+}
+
+impl Sql {
+    fn new(table: &str) -> Result<Self, StoreError> {
+        let (schema, name) = match table.split_once('.') {
+            Some((schema, name)) => (Some(validate(table, schema)?), validate(table, name)?),
+            None => (None, validate(table, table)?),
+        };
+        let qualify = |object: &str| match schema {
+            Some(schema) => format!("\"{schema}\".\"{object}\""),
+            None => format!("\"{object}\""),
+        };
+        let t = qualify(name);
+        let seq = qualify(&format!("{name}_fence"));
+        // The sequence name as a string literal for nextval(): quoted
+        // identifiers inside, validated characters only, so no escaping needed.
+        let seq_literal = format!("'{seq}'");
+        let index = format!("\"{name}_until\"");
+        Ok(Self {
+            table: table.to_owned(),
+            migrate: format!(
+                "CREATE SEQUENCE IF NOT EXISTS {seq} AS bigint MINVALUE 1;
+                 CREATE TABLE IF NOT EXISTS {t} (
+                     key text PRIMARY KEY,
+                     state text NOT NULL CHECK (state IN ('in_flight', 'completed')),
+                     fence bigint NOT NULL,
+                     fingerprint bytea NOT NULL,
+                     until timestamptz NOT NULL
+                 );
+                 CREATE INDEX IF NOT EXISTS {index} ON {t} (until);"
+            ),
+            claim: format!(
+                "WITH claimed AS (
+                     INSERT INTO {t} AS t (key, state, fence, fingerprint, until)
+                     VALUES ($1, 'in_flight', nextval({seq_literal}), $2,
+                             clock_timestamp() + $3::bigint * interval '1 millisecond')
+                     ON CONFLICT (key) DO UPDATE
+                         SET state = 'in_flight', fence = EXCLUDED.fence,
+                             fingerprint = EXCLUDED.fingerprint, until = EXCLUDED.until
+                         WHERE t.until <= clock_timestamp()
+                     RETURNING t.fence
+                 )
+                 SELECT fence, NULL::text AS state, NULL::boolean AS same FROM claimed
+                 UNION ALL
+                 SELECT NULL::bigint, s.state, s.fingerprint = $2 FROM {t} s
+                 WHERE s.key = $1 AND s.until > clock_timestamp()
+                   AND NOT EXISTS (SELECT FROM claimed)"
+            ),
+            read: format!(
+                "SELECT state, fingerprint = $2 FROM {t} WHERE key = $1 AND until > clock_timestamp()"
+            ),
+            complete: format!(
+                "UPDATE {t} SET state = 'completed',
+                     until = clock_timestamp() + $3::bigint * interval '1 millisecond'
+                 WHERE key = $1 AND fence = $2 AND state = 'in_flight' AND until > clock_timestamp()"
+            ),
+            release: format!("DELETE FROM {t} WHERE key = $1 AND fence = $2 AND state = 'in_flight'"),
+            purge: format!("DELETE FROM {t} WHERE until <= clock_timestamp()"),
+        })
+    }
+}
+
+fn validate<'a>(table: &str, part: &'a str) -> Result<&'a str, StoreError> {
+    let mut bytes = part.bytes();
+    let valid = part.len() <= 48
+        && bytes
+            .next()
+            .is_some_and(|first| first.is_ascii_alphabetic() || first == b'_')
+        && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+    if valid {
+        Ok(part)
+    } else {
+        Err(StoreError::backend(format!(
+            "invalid table name {table:?}: use `table` or `schema.table`, each ASCII letters, \
+             digits and `_` (not starting with a digit), at most 48 bytes"
+        )))
+    }
+}
+
+fn convert(error: tokio_postgres::Error) -> StoreError {
+    let connection_lost = error.is_closed()
+        || error.code().is_some_and(|code| {
+            code.code().starts_with("08") // connection exception
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+        })
+        || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
+    if connection_lost {
+        StoreError::unavailable(error)
+    } else {
+        StoreError::backend(error)
+    }
+}
+
+fn convert_pool(error: PoolError, timeout: Duration) -> StoreError {
+    match error {
+        PoolError::Timeout(_) => StoreError::Timeout(timeout),
+        PoolError::Backend(error) => StoreError::unavailable(error),
+        other => StoreError::unavailable(other),
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis())
+        .unwrap_or(i64::MAX)
+        .min(MAX_MILLIS)
+}
+
+fn token_from(fence: i64) -> FenceToken {
+    // Sequence values are positive.
+    FenceToken::new(fence.unsigned_abs())
+}
+
+fn token_to(token: FenceToken) -> i64 {
+    // A token above i64::MAX was never issued: match no row.
+    i64::try_from(token.get()).unwrap_or(-1)
+}
+
+fn outcome(state: &str, same_fingerprint: bool) -> Claim {
+    if state == "in_flight" {
+        Claim::InFlight { same_fingerprint }
+    } else {
+        Claim::Completed { same_fingerprint }
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for PostgresStore {
+    async fn claim(
+        &self,
+        key: &str,
+        fingerprint: &[u8],
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        let sql = self.sql.clone();
+        let lease = millis(lease);
+        self.with_client(|client| async move {
+            for _ in 0..CLAIM_ATTEMPTS {
+                let claim = client.prepare_cached(&sql.claim).await?;
+                if let Some(row) = client
+                    .query_opt(&claim, &[&key, &fingerprint, &lease])
+                    .await?
+                {
+                    let outcome = match row.get::<_, Option<i64>>(0) {
+                        Some(fence) => Claim::Acquired(token_from(fence)),
+                        None => outcome(row.get(1), row.get(2)),
+                    };
+                    return Ok((outcome, client));
+                }
+                // Refused, but the holder committed after our snapshot: read
+                // it with a fresh one. No row: it was freed meanwhile, retry.
+                let read = client.prepare_cached(&sql.read).await?;
+                if let Some(row) = client.query_opt(&read, &[&key, &fingerprint]).await? {
+                    return Ok((outcome(row.get(0), row.get(1)), client));
+                }
+            }
+            // Every attempt lost a race with a key freed and re-taken in
+            // between: report it as held, which is true of the last attempt.
+            Ok((
+                Claim::InFlight {
+                    same_fingerprint: false,
+                },
+                client,
+            ))
+        })
+        .await
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        token: FenceToken,
+        retention: Duration,
+    ) -> Result<bool, StoreError> {
+        let sql = self.sql.clone();
+        let retention = millis(retention);
+        self.with_client(|client| async move {
+            let statement = client.prepare_cached(&sql.complete).await?;
+            let changed = client
+                .execute(&statement, &[&key, &token_to(token), &retention])
+                .await?;
+            Ok((changed == 1, client))
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError> {
+        let sql = self.sql.clone();
+        self.with_client(|client| async move {
+            let statement = client.prepare_cached(&sql.release).await?;
+            let changed = client
+                .execute(&statement, &[&key, &token_to(token)])
+                .await?;
+            Ok((changed == 1, client))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_plain_identifiers() {
+        assert!(Sql::new("claims").is_ok());
+        assert!(Sql::new("app.claims").is_ok());
+        assert!(Sql::new("_Claims_2").is_ok());
+        for bad in [
+            "",
+            "1x",
+            "a.b.c",
+            "a-b",
+            "x\"; DROP TABLE y; --",
+            "a.",
+            ".a",
+            &"x".repeat(49),
+        ] {
+            assert!(Sql::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn names_are_quoted_in_every_statement() {
+        let sql = Sql::new("app.Claims").unwrap();
+        assert!(sql.claim.contains("\"app\".\"Claims\""));
+        assert!(sql.claim.contains("nextval('\"app\".\"Claims_fence\"')"));
+        assert!(sql.migrate.contains("\"Claims_until\""));
+    }
+
+    #[test]
+    fn the_url_is_not_repeated_in_errors() {
+        let error = PostgresStore::connect("postgres://u:hunter2@host:notaport/db").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+}
