@@ -23,6 +23,8 @@ struct State {
     entries: HashMap<Box<str>, Entry>,
     next_token: u64,
     writes_since_sweep: usize,
+    /// The number of entries the last sweep left.
+    swept_to: usize,
 }
 
 #[derive(Debug)]
@@ -80,13 +82,16 @@ fn deadline(now: SystemTime, after: Duration) -> SystemTime {
 }
 
 impl State {
-    /// Drops expired entries once the number of writes since the last sweep
-    /// reaches the number of entries: amortised O(1) per write.
+    /// Drops expired entries once there have been as many writes since the
+    /// last sweep as that sweep left entries (at least 1,024): each sweep
+    /// costs at most twice the writes that led to it, so amortised O(1) per
+    /// write, and memory stays within twice the live entries.
     fn sweep_if_due(&mut self, now: SystemTime) {
         self.writes_since_sweep += 1;
-        if self.writes_since_sweep >= self.entries.len().max(1024) {
+        if self.writes_since_sweep >= self.swept_to.max(1024) {
             self.entries.retain(|_, entry| entry.until > now);
             self.writes_since_sweep = 0;
+            self.swept_to = self.entries.len();
         }
     }
 }
@@ -101,14 +106,14 @@ impl IdempotencyStore for MemoryStore {
     ) -> Result<Claim, StoreError> {
         let now = self.clock.now();
         let mut state = self.lock();
-        if let Some(entry) = state.entries.get(key) {
-            if entry.until > now {
-                let same_fingerprint = *entry.fingerprint == *fingerprint;
-                return Ok(match entry.token {
-                    Some(_) => Claim::InFlight { same_fingerprint },
-                    None => Claim::Completed { same_fingerprint },
-                });
-            }
+        if let Some(entry) = state.entries.get(key)
+            && entry.until > now
+        {
+            let same_fingerprint = *entry.fingerprint == *fingerprint;
+            return Ok(match entry.token {
+                Some(_) => Claim::InFlight { same_fingerprint },
+                None => Claim::Completed { same_fingerprint },
+            });
         }
         state.next_token += 1;
         let token = state.next_token;
