@@ -91,29 +91,12 @@ impl IdempotencyStore for TestStore {
     }
 }
 
-// The macro's documented form, `idempotency_store_conformance!(#[attr] make)`,
-// does not compile: an expression may itself start with an attribute, so rustc
-// reports "local ambiguity" for any attribute before the expression. Until the
-// macro's matcher is fixed, call its per-test arms directly, which take the
-// attributes as a bracketed group. Keep this list in step with the suite.
-tower_webhooks::idempotency_store_conformance!(@each
-    [#[cfg_attr(not(tower_webhooks_redis), ignore = "set TOWER_WEBHOOKS_REDIS_URL to run against Redis")]]
-    [TestStore::new()]
-    (&)
-    claim_then_in_flight
-    complete_then_completed
-    release_frees_key
-    expired_lease_is_reclaimed_and_fenced
-    retention_expires
-    release_after_complete_is_a_no_op
-    keys_are_independent
-);
-tower_webhooks::idempotency_store_conformance!(@each
-    [#[cfg_attr(not(tower_webhooks_redis), ignore = "set TOWER_WEBHOOKS_REDIS_URL to run against Redis")]]
-    [TestStore::new()]
-    (::std::sync::Arc::new)
-    concurrent_claims_have_one_winner
-    concurrent_reclaims_have_one_winner
+tower_webhooks::idempotency_store_conformance!(
+    #[cfg_attr(
+        not(tower_webhooks_redis),
+        ignore = "set TOWER_WEBHOOKS_REDIS_URL to run against Redis"
+    )]
+    store = TestStore::new()
 );
 
 #[tokio::test]

@@ -298,8 +298,8 @@ pub async fn concurrent_reclaims_have_one_winner<S: IdempotencyStore>(store: Arc
 /// [`conformance`](crate::idempotency::conformance) module.
 #[macro_export]
 macro_rules! idempotency_store_conformance {
-    ($(#[$attr:meta])* $make:expr) => {
-        $crate::idempotency_store_conformance!(@each [$(#[$attr])*] [$make] (&)
+    (@all $attrs:tt $make:tt) => {
+        $crate::idempotency_store_conformance!(@each $attrs $make (&)
             claim_then_in_flight
             complete_then_completed
             release_frees_key
@@ -308,7 +308,7 @@ macro_rules! idempotency_store_conformance {
             release_after_complete_is_a_no_op
             keys_are_independent
         );
-        $crate::idempotency_store_conformance!(@each [$(#[$attr])*] [$make] (::std::sync::Arc::new)
+        $crate::idempotency_store_conformance!(@each $attrs $make (::std::sync::Arc::new)
             concurrent_claims_have_one_winner
             concurrent_reclaims_have_one_winner
         );
@@ -326,5 +326,14 @@ macro_rules! idempotency_store_conformance {
             };
             $crate::idempotency::conformance::$name($($wrap)*(store)).await;
         }
+    };
+    ($(#[$attr:meta])+ store = $make:expr) => {
+        $crate::idempotency_store_conformance!(@all [$(#[$attr])+] [$make]);
+    };
+    (store = $make:expr) => {
+        $crate::idempotency_store_conformance!(@all [] [$make]);
+    };
+    ($make:expr) => {
+        $crate::idempotency_store_conformance!(@all [] [$make]);
     };
 }

@@ -320,7 +320,7 @@ pub async fn four_workers_handle_each_of_5000_events_once(store: Arc<dyn InboxSt
     for worker in workers {
         worker.shutdown().await;
     }
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     let twice: Vec<_> = seen.iter().filter(|(_, count)| **count != 1).collect();
     assert!(twice.is_empty(), "handled more than once: {twice:?}");
     let succeeded = store
@@ -515,8 +515,8 @@ pub async fn the_audit_trail_lists_and_purges(store: Arc<dyn InboxStore>) {
 /// [`conformance`](crate::inbox::conformance) module.
 #[macro_export]
 macro_rules! inbox_store_conformance {
-    ($(#[$attr:meta])* $make:expr) => {
-        $crate::inbox_store_conformance!(@each [$(#[$attr])*] [$make]
+    (@all $attrs:tt $make:tt) => {
+        $crate::inbox_store_conformance!(@each $attrs $make
             fails_twice_then_succeeds
             dead_after_max_attempts_then_requeue
             permanent_error_is_dead_at_once
@@ -542,5 +542,14 @@ macro_rules! inbox_store_conformance {
             };
             $crate::inbox::conformance::$name(::std::sync::Arc::new(store)).await;
         }
+    };
+    ($(#[$attr:meta])+ store = $make:expr) => {
+        $crate::inbox_store_conformance!(@all [$(#[$attr])+] [$make]);
+    };
+    (store = $make:expr) => {
+        $crate::inbox_store_conformance!(@all [] [$make]);
+    };
+    ($make:expr) => {
+        $crate::inbox_store_conformance!(@all [] [$make]);
     };
 }
