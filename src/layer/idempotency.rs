@@ -53,8 +53,10 @@ where
 /// | unreachable or slow | 503 with `Retry-After` (or, with [`fail_open`](Self::fail_open), the handler runs unprotected) |
 ///
 /// **Replay guard.** When the verifier reports an event id the signature does
-/// not cover (the reference scheme's `X-Event-Id`) and a signed timestamp,
-/// the signature itself is remembered for the replay window, keyed
+/// not cover (the reference scheme's `X-Event-Id`, GitHub's
+/// `X-GitHub-Delivery`, Shopify's `X-Shopify-Event-Id`), the signature itself
+/// is remembered (for the replay window when the scheme signs a timestamp,
+/// for the retention period when it does not), keyed
 /// `namespace#sig:<signature>` with the event id as fingerprint. The same
 /// signature under another event id is answered 401 (`replayed-signature`):
 /// the request is not what the signer sent, so it is an authentication
@@ -359,15 +361,23 @@ where
     let unavailable = Rejection::StoreUnavailable {
         retry_after: config.unavailable_retry_after,
     };
-    if let Some(window) = config.replay_window {
-        if !webhook.event_id_signed()
-            && webhook.timestamp().is_some()
-            && !webhook.signature().is_empty()
+    if let Some(window) = config.replay_window
+        && !webhook.event_id_signed()
+        && !webhook.signature().is_empty()
+    {
+        // A scheme with a timestamp bounds replays to its window; one without
+        // (GitHub, Shopify) can be replayed for ever, so its signatures are
+        // remembered as long as completed events are.
+        let remember = if webhook.timestamp().is_some() {
+            window
+        } else {
+            config.retention
+        };
+        let key = format!("{namespace}#sig:{}", hex::encode(webhook.signature()));
         {
-            let key = format!("{namespace}#sig:{}", hex::encode(webhook.signature()));
             match timed(
                 config.store_timeout,
-                store.claim(&key, id.as_bytes(), window),
+                store.claim(&key, id.as_bytes(), remember),
             )
             .await
             {
