@@ -267,8 +267,9 @@ pub fn check_event_id(id: &str, location: impl Into<Cow<'static, str>>) -> Resul
 /// the body has been verified. Strings are taken as they are; integers are
 /// written in decimal. Other fields are skipped without being built.
 ///
-/// Nesting is limited (by `serde_json`) to 128 levels, so a hostile body
-/// cannot exhaust the stack.
+/// A hostile body cannot exhaust the stack: fields other than the id are
+/// skipped without recursion, and anything but a string or integer id (or an
+/// object at the top) is refused at its first byte.
 ///
 /// # Errors
 ///
@@ -452,9 +453,23 @@ mod tests {
             event_id_from_json(b"\xff\xfe", "id"),
             Err(VerifyError::InvalidBody { .. })
         ));
-        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        // 100,000 levels of nesting: skipped fields are walked without
+        // recursion, the id field and the top level are refused at the first
+        // bracket, so nothing can exhaust the stack.
+        let nest =
+            |open: &str, close: &str| format!("{}{}", open.repeat(100_000), close.repeat(100_000));
+        let deep_elsewhere = format!("{{\"a\":{}}}", nest("[", "]"));
         assert!(matches!(
-            event_id_from_json(deep.as_bytes(), "id"),
+            event_id_from_json(deep_elsewhere.as_bytes(), "id"),
+            Err(VerifyError::MissingEventId { .. })
+        ));
+        let deep_id = format!("{{\"id\":{}}}", nest("{\"x\":", "}"));
+        assert!(matches!(
+            event_id_from_json(deep_id.as_bytes(), "id"),
+            Err(VerifyError::InvalidBody { .. })
+        ));
+        assert!(matches!(
+            event_id_from_json(nest("[", "]").as_bytes(), "id"),
             Err(VerifyError::InvalidBody { .. })
         ));
     }
