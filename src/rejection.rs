@@ -249,7 +249,10 @@ impl WithHeader for Response<Bytes> {
 /// Turns a [`Rejection`] into the response sent; the default is
 /// [`problem_response`].
 #[derive(Clone)]
-pub struct Responder(Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>);
+pub struct Responder(Arc<RenderFn>);
+
+/// A function that renders a rejection.
+type RenderFn = dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync;
 
 impl Responder {
     /// Wraps a rendering function.

@@ -108,12 +108,12 @@ where
     };
 
     // Backpressure is shed before anything is written.
-    if let Some(cap) = config.max_pending {
-        if pending_estimate(shared, config).await >= cap {
-            return Err(Rejection::Overloaded {
-                retry_after: config.retry_after,
-            });
-        }
+    if let Some(cap) = config.max_pending
+        && pending_estimate(shared, config).await >= cap
+    {
+        return Err(Rejection::Overloaded {
+            retry_after: config.retry_after,
+        });
     }
 
     let headers = config

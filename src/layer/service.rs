@@ -66,13 +66,13 @@ where
             .headers
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-        if let Some(length) = content_length {
-            if length > config.body_limit as u64 {
-                let rejection = Rejection::PayloadTooLarge {
-                    limit: config.body_limit,
-                };
-                return ResponseFuture::rejected(self.config.clone(), rejection, None);
-            }
+        if let Some(length) = content_length
+            && length > config.body_limit as u64
+        {
+            let rejection = Rejection::PayloadTooLarge {
+                limit: config.body_limit,
+            };
+            return ResponseFuture::rejected(self.config.clone(), rejection, None);
         }
         // The service that was polled ready is the one that gets called; see
         // https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services
