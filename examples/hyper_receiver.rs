@@ -30,7 +30,8 @@ async fn handle(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, 
     let Some(webhook) = webhook else {
         return Ok(status(StatusCode::INTERNAL_SERVER_ERROR));
     };
-    let answer = common::handle_event(&webhook, &body);
+    let answer =
+        common::handle_event(webhook.provider(), webhook.event_id().unwrap_or("-"), &body).await;
     Ok(Response::new(Full::new(Bytes::from(answer))))
 }
 

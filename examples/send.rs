@@ -1,17 +1,18 @@
 //! The fake provider: signs one event and posts it.
 //!
 //! ```text
-//! cargo run --example send -- [--url URL] [--secret S] [--id ID] [--type TYPE]
-//!     [--body FILE] [--timestamp UNIX] [--tamper] [--dry-run]
+//! cargo run --example send -- [--provider NAME] [--url URL] [--secret S] [--id ID]
+//!     [--type TYPE] [--body FILE] [--timestamp UNIX] [--tamper] [--dry-run]
 //! ```
 //!
 //! | flag | default |
 //! |---|---|
-//! | `--url` | `http://127.0.0.1:8000/webhooks/provider` |
-//! | `--secret` | `$WEBHOOK_SECRET`, else `dev_secret_change_me` |
+//! | `--provider` | `generic` (the reference scheme); or `stripe`, `github`, `shopify`, `slack`, `standard`, `svix`, `paddle`, `discord`, `twilio`, `square`, `linear`: signs exactly as that provider does |
+//! | `--url` | `http://127.0.0.1:8000/webhooks/provider`, or `/webhooks/<name>` for a preset |
+//! | `--secret` | generic: `$WEBHOOK_SECRET`, else `dev_secret_change_me`; presets: the receiver's variable for that provider (`$STRIPE_WEBHOOK_SECRET`, ...); Discord: the hex Ed25519 private seed (`$DISCORD_PRIVATE_KEY`) |
 //! | `--id` | a fresh `evt_<random>` |
 //! | `--type` | `user.created` |
-//! | `--body` | a JSON event built from `--id` and `--type` |
+//! | `--body` | a JSON event built from `--id` and `--type` (with the id as `id` and `event_id`, where the presets that read it from the body look) |
 //! | `--timestamp` | now |
 //! | `--tamper` | off; on, changes the body after signing (the receiver answers 401) |
 //! | `--dry-run` | off; on, prints `{"headers": {..}, "body": ".."}` and sends nothing |
@@ -24,12 +25,13 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower_webhooks::testing::{GenericSigner, Signer, unix_now};
+use tower_webhooks::testing::{signer_for, unix_now};
 
 #[derive(Debug)]
 struct Args {
-    url: String,
-    secret: String,
+    provider: String,
+    url: Option<String>,
+    secret: Option<String>,
     id: String,
     kind: String,
     body: Option<String>,
@@ -38,14 +40,14 @@ struct Args {
     dry_run: bool,
 }
 
-const USAGE: &str = "usage: send [--url URL] [--secret S] [--id ID] [--type TYPE] [--body FILE] \
-                     [--timestamp UNIX] [--tamper] [--dry-run]";
+const USAGE: &str = "usage: send [--provider NAME] [--url URL] [--secret S] [--id ID] [--type TYPE] \
+                     [--body FILE] [--timestamp UNIX] [--tamper] [--dry-run]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        url: "http://127.0.0.1:8000/webhooks/provider".to_owned(),
-        secret: std::env::var("WEBHOOK_SECRET")
-            .unwrap_or_else(|_| "dev_secret_change_me".to_owned()),
+        provider: "generic".to_owned(),
+        url: None,
+        secret: None,
         id: format!("evt_{:016x}", random_u64()),
         kind: "user.created".to_owned(),
         body: None,
@@ -60,8 +62,9 @@ fn parse_args() -> Result<Args, String> {
                 .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))
         };
         match flag.as_str() {
-            "--url" => args.url = value()?,
-            "--secret" => args.secret = value()?,
+            "--provider" => args.provider = value()?,
+            "--url" => args.url = Some(value()?),
+            "--secret" => args.secret = Some(value()?),
             "--id" => args.id = value()?,
             "--type" => args.kind = value()?,
             "--body" => args.body = Some(value()?),
@@ -81,6 +84,31 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// The secret to sign with when `--secret` is not given: the variable the
+/// receiver reads for that provider.
+fn default_secret(provider: &str) -> Result<String, String> {
+    let variable = match provider {
+        "generic" => {
+            return Ok(std::env::var("WEBHOOK_SECRET")
+                .unwrap_or_else(|_| "dev_secret_change_me".to_owned()));
+        }
+        "stripe" => "STRIPE_WEBHOOK_SECRET",
+        "github" => "GITHUB_WEBHOOK_SECRET",
+        "shopify" => "SHOPIFY_WEBHOOK_SECRET",
+        "slack" => "SLACK_SIGNING_SECRET",
+        "standard" => "STANDARD_WEBHOOK_SECRET",
+        "svix" => "SVIX_WEBHOOK_SECRET",
+        "paddle" => "PADDLE_WEBHOOK_SECRET",
+        "discord" => "DISCORD_PRIVATE_KEY",
+        "twilio" => "TWILIO_AUTH_TOKEN",
+        "square" => "SQUARE_SIGNATURE_KEY",
+        "linear" => "LINEAR_WEBHOOK_SECRET",
+        other => return Err(format!("unknown provider {other}")),
+    };
+    std::env::var(variable)
+        .map_err(|_| format!("--secret is required for {provider} (or set {variable})"))
+}
+
 /// A random value for event ids, without a dependency: std's hasher is
 /// randomly seeded per process.
 fn random_u64() -> u64 {
@@ -96,7 +124,7 @@ fn event_body(id: &str, kind: &str, timestamp: u64) -> String {
         }
         _ => serde_json::json!({}),
     };
-    serde_json::json!({ "id": id, "type": kind, "created": timestamp, "data": data }).to_string()
+    serde_json::json!({ "id": id, "event_id": id, "type": kind, "created": timestamp, "data": data }).to_string()
 }
 
 #[tokio::main]
@@ -119,8 +147,34 @@ async fn main() -> ExitCode {
         },
         None => event_body(&args.id, &args.kind, timestamp).into_bytes(),
     };
-    let signer = GenericSigner::new(args.secret.as_str());
-    let mut request = signer.request(&args.url, &args.id, timestamp, &body);
+    let secret = match args
+        .secret
+        .clone()
+        .map_or_else(|| default_secret(&args.provider), Ok)
+    {
+        Ok(secret) => secret,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = if args.provider == "generic" {
+        "provider"
+    } else {
+        args.provider.as_str()
+    };
+    let url = args
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:8000/webhooks/{path}"));
+    let signer = match signer_for(&args.provider, &secret, Some(&url)) {
+        Ok(signer) => signer,
+        Err(error) => {
+            eprintln!("cannot sign for {}: {error}", args.provider);
+            return ExitCode::from(2);
+        }
+    };
+    let mut request = signer.request(&url, &args.id, timestamp, &body);
     if args.tamper {
         let mut tampered = body.clone();
         tampered.push(b' ');
@@ -165,7 +219,7 @@ async fn main() -> ExitCode {
             }
         }
         Err(error) => {
-            eprintln!("request to {} failed: {error}", args.url);
+            eprintln!("request to {url} failed: {error}");
             ExitCode::FAILURE
         }
     }
