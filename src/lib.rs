@@ -1,4 +1,4 @@
-//! Receive webhooks safely with [tower]: verify signatures over the exact raw
+//! Receive webhooks safely with [tower](https://docs.rs/tower): verify signatures over the exact raw
 //! bytes, buffer the body within a limit, and forward the verified bytes.
 //!
 //! # Quick start

@@ -4,7 +4,7 @@
 //! Providers retry, so one event arrives several times, sometimes at once and
 //! on different instances. An [`IdempotencyStore`] keeps a claim per event
 //! (`namespace:event-id`), taken in one atomic operation before the handler
-//! runs; the [`IdempotencyLayer`] turns the claim's outcome into the answer.
+//! runs; the [`IdempotencyLayer`](crate::layer::IdempotencyLayer) turns the claim's outcome into the answer.
 //!
 //! Stores: [`MemoryStore`] (one process), and behind features SQLite (one
 //! machine, survives restarts), Redis and PostgreSQL (several instances). Your
