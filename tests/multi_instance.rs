@@ -175,7 +175,9 @@ async fn two_instances_sharing_postgres_handle_each_event_once() {
         .unwrap();
     tokio::spawn(connection);
     client
-        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS \"{table}\"; DROP SEQUENCE IF EXISTS \"{table}_fence\";"
+        ))
         .await
         .unwrap();
 }
