@@ -32,7 +32,7 @@
 //! |---|---|---|
 //! | `BIND` | listen address | `127.0.0.1:8000` |
 //! | `RECEIVER_MODE` | `inbox` (record, answer 200, process in the background) or `inline` (handle inside the request, deduplicated) | `inbox` |
-//! | `INBOX_STORE` | inbox mode: `sqlite` or `memory` | `sqlite` |
+//! | `INBOX_STORE` | inbox mode: `sqlite`, `postgres` or `memory` | `sqlite` |
 //! | `IDEMPOTENCY_STORE` | inline mode: `memory`, `sqlite`, `redis` or `postgres` | `memory` |
 //! | `WEBHOOK_DB` | the SQLite file | `webhooks.db` |
 //! | `REDIS_URL` | Redis, for `IDEMPOTENCY_STORE=redis` | `redis://127.0.0.1:6379/` |
@@ -62,7 +62,7 @@ use tower_webhooks::idempotency::{
 };
 use tower_webhooks::inbox::{
     EventKey, EventRecord, EventStatus, HandlerError, Inbox, InboxEvent, InboxStore, ListFilter,
-    MemoryInbox, SqliteInbox, WorkerHandle,
+    MemoryInbox, PostgresInbox, SqliteInbox, WorkerHandle,
 };
 use tower_webhooks::layer::IdempotencyLayer;
 use tower_webhooks::{SignatureVerifier, VerifiedWebhook, WebhookLayer};
@@ -87,8 +87,18 @@ async fn process(event: InboxEvent) -> Result<(), HandlerError> {
 async fn open_inbox() -> Result<Inbox, BoxError> {
     let store: Arc<dyn InboxStore> = match env_or("INBOX_STORE", "sqlite").as_str() {
         "sqlite" => Arc::new(SqliteInbox::open(env_or("WEBHOOK_DB", "webhooks.db")).await?),
+        "postgres" => {
+            let store = PostgresInbox::connect(&env_or(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/test",
+            ))?;
+            store.migrate().await?;
+            Arc::new(store)
+        }
         "memory" => Arc::new(MemoryInbox::new()),
-        other => return Err(format!("INBOX_STORE={other}: expected sqlite or memory").into()),
+        other => {
+            return Err(format!("INBOX_STORE={other}: expected sqlite, postgres or memory").into());
+        }
     };
     Ok(Inbox::from_shared(store))
 }

@@ -1,0 +1,1016 @@
+//! The inbox on PostgreSQL (feature `postgres`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+
+use super::store::{
+    ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
+    ListFilter, NewEvent, Purged, StoreError,
+};
+
+const DEFAULT_TABLE: &str = "tower_webhooks_inbox";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_POOL_SIZE: usize = 16;
+const DEFAULT_MAX_GROUP: usize = 512;
+/// The most records [`InboxStore::list`] returns.
+const MAX_LIST: usize = 10_000;
+/// Longest lease or delay handed to PostgreSQL (about 100 years).
+const MAX_MILLIS: i64 = 100 * 365 * 24 * 3_600 * 1_000;
+
+/// The inbox on PostgreSQL: durable, shared by every instance that talks to
+/// the same database.
+///
+/// # Design
+///
+/// One row per event, keyed by `(namespace, event_id)`, with the body
+/// (`bytea`), its SHA-256, the kept headers (`jsonb`), `status`, `attempts`,
+/// `fence`, `last_error`, and `due_at`: when a pending event is due, or when
+/// a processing event's lease runs out, so one partial index serves both
+/// halves of a claim. Every time the store computes (due times, leases,
+/// `retry`'s delay) is on the **database's** clock (`statement_timestamp()`),
+/// so instances with skewed clocks agree; only `received_at` comes from the
+/// event.
+///
+/// **Claim** is one statement: it moves processing events whose lease
+/// expired with the retry budget spent to `dead` (the poison-pill rule), and
+/// claims the due ones, in `due_at` order, skipping rows other workers are
+/// claiming at that moment:
+///
+/// ```sql
+/// WITH expired AS MATERIALIZED (SELECT .. WHERE status = 'processing' AND due_at <= now
+///                                 AND attempts >= $max FOR UPDATE SKIP LOCKED),
+///      killed AS (UPDATE t SET status = 'dead', last_error = .. FROM expired ..),
+///      picked AS MATERIALIZED (SELECT .. WHERE status IN ('pending', 'processing') AND due_at <= now
+///                                AND (status = 'pending' OR attempts < $max)
+///                              ORDER BY due_at LIMIT $n FOR UPDATE SKIP LOCKED)
+/// UPDATE t SET status = 'processing', attempts = attempts + 1, fence = fence + 1,
+///              due_at = now + lease
+///   FROM picked WHERE t.key = picked.key RETURNING ..
+/// ```
+///
+/// A row is locked by the claim that picks it, so two workers (on one
+/// instance or several) never claim the same event, and nobody waits for
+/// anybody. Every exit from `processing` is an `UPDATE .. WHERE status =
+/// 'processing' AND fence = $fence`: a zombie whose lease was taken over
+/// changes nothing.
+///
+/// **Grouped commits.** A background task takes every insert that queued up
+/// while the previous batch ran and records them with one statement, one
+/// commit for the batch: `INSERT .. SELECT .. FROM unnest($keys, $bodies, ..)
+/// ON CONFLICT DO NOTHING RETURNING` the keys it recorded; one more query
+/// reads the body hashes of the keys that were already there. No caller is
+/// answered before its batch is committed. Rows go in key order, so batches
+/// from several instances cannot deadlock, and a batch the server refuses is
+/// retried row by row, so one bad row only fails its own caller.
+/// [`PostgresInboxBuilder::group_commit`] turns this off (one statement per
+/// insert) for comparison.
+///
+/// Every call, waiting for a pooled connection (or for its batch) included,
+/// is bounded by the store's timeout ([`StoreError::Timeout`]); a connection
+/// whose query timed out is closed rather than returned to the pool. As with
+/// any database, a call that times out or loses its connection while
+/// committing may have been recorded anyway: a provider's retry is then
+/// answered as a duplicate. The table name is checked to be a plain
+/// identifier and always quoted.
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_webhooks::inbox::{Inbox, PostgresInbox};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_webhooks::inbox::StoreError> {
+/// let store = PostgresInbox::builder()
+///     .table("webhook_inbox")
+///     .connect("postgres://app@db.internal/app")?;
+/// store.migrate().await?;
+/// let inbox = Inbox::new(store);
+/// # let _ = inbox;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PostgresInbox {
+    backend: Arc<Backend>,
+    /// The grouped-commit task's queue, started on the first insert (and
+    /// again if the runtime it ran on went away).
+    writer: Arc<Mutex<Option<mpsc::UnboundedSender<Job>>>>,
+    group_commit: bool,
+    max_group: usize,
+}
+
+impl fmt::Debug for PostgresInbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool (and its configuration, which holds the password) is left out.
+        f.debug_struct("PostgresInbox")
+            .field("table", &self.backend.sql.table)
+            .field("timeout", &self.backend.timeout)
+            .field("group_commit", &self.group_commit)
+            .field("max_group", &self.max_group)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`PostgresInbox`]; see [`PostgresInbox::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect` or `with_pool` is called"]
+pub struct PostgresInboxBuilder {
+    table: String,
+    timeout: Duration,
+    pool_size: usize,
+    group_commit: bool,
+    max_group: usize,
+}
+
+impl PostgresInboxBuilder {
+    /// The table to keep events in (default `tower_webhooks_inbox`),
+    /// optionally schema-qualified (`schema.table`). Each part: ASCII letters,
+    /// digits and `_`, not starting with a digit, at most 48 bytes; it is
+    /// quoted, so it is case-sensitive.
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The longest any call may take, acquiring a connection (or waiting for
+    /// the insert's batch) included. Default 2 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The most connections [`connect`](Self::connect) opens. Default 16.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// Records the inserts that queue up together, one statement and one
+    /// commit per batch. Default on; off, every insert is its own statement.
+    pub fn group_commit(mut self, group: bool) -> Self {
+        self.group_commit = group;
+        self
+    }
+
+    /// The most inserts in one batch. Default 512.
+    pub fn max_group(mut self, max: usize) -> Self {
+        self.max_group = max.max(1);
+        self
+    }
+
+    /// Creates a pool of unencrypted connections to `url`
+    /// (`postgres://user[:password]@host[:port]/db` or `host=.. user=..`).
+    /// Connections are opened lazily, so this does not touch the network;
+    /// call [`PostgresInbox::migrate`] next. For TLS, build a pool yourself
+    /// and use [`with_pool`](Self::with_pool).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL or the table name is invalid. The
+    /// error never repeats the URL.
+    pub fn connect(self, url: &str) -> Result<PostgresInbox, StoreError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
+            StoreError::backend(
+                "invalid PostgreSQL connection string (not repeated here: it may hold a password)",
+            )
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(self.timeout);
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(self.timeout))
+            .create_timeout(Some(self.timeout))
+            .recycle_timeout(Some(self.timeout))
+            .build()
+            .map_err(StoreError::backend)?;
+        self.with_pool(pool)
+    }
+
+    /// Uses a pool you built yourself (TLS, other pool settings). The
+    /// builder's timeout still bounds every call.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the table name is invalid.
+    pub fn with_pool(self, pool: Pool) -> Result<PostgresInbox, StoreError> {
+        Ok(PostgresInbox {
+            backend: Arc::new(Backend {
+                pool,
+                timeout: self.timeout,
+                sql: Sql::new(&self.table)?,
+            }),
+            writer: Arc::new(Mutex::new(None)),
+            group_commit: self.group_commit,
+            max_group: self.max_group,
+        })
+    }
+}
+
+impl PostgresInbox {
+    /// An inbox on a pool of unencrypted connections to `url`, with the
+    /// default table, timeout and grouping. Call [`migrate`](Self::migrate)
+    /// next.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PostgresInboxBuilder::connect`].
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder().connect(url)
+    }
+
+    /// Starts configuring an inbox.
+    pub fn builder() -> PostgresInboxBuilder {
+        PostgresInboxBuilder {
+            table: DEFAULT_TABLE.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            pool_size: DEFAULT_POOL_SIZE,
+            group_commit: true,
+            max_group: DEFAULT_MAX_GROUP,
+        }
+    }
+
+    /// The pool the inbox uses.
+    pub fn pool(&self) -> &Pool {
+        &self.backend.pool
+    }
+
+    /// The table events are kept in, as given to the builder.
+    pub fn table(&self) -> &str {
+        &self.backend.sql.table
+    }
+
+    /// Creates the table and its indexes if absent. Safe to run from several
+    /// instances at once (it takes an advisory lock).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if PostgreSQL fails or the call times out.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|mut client| async move {
+                let tx = client.transaction().await?;
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    &[&format!("tower-webhooks-inbox:{}", sql.table)],
+                )
+                .await?;
+                tx.batch_execute(&sql.migrate).await?;
+                tx.commit().await?;
+                Ok(((), client))
+            })
+            .await
+    }
+
+    /// The grouped-commit task's queue, starting the task if needed.
+    fn writer(&self) -> mpsc::UnboundedSender<Job> {
+        let mut writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &*writer {
+            Some(sender) if !sender.is_closed() => sender.clone(),
+            _ => {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                tokio::spawn(write_batches(
+                    self.backend.clone(),
+                    receiver,
+                    self.max_group,
+                ));
+                *writer = Some(sender.clone());
+                sender
+            }
+        }
+    }
+
+    /// Runs one fenced exit from `processing`.
+    async fn exit(
+        &self,
+        statement: &str,
+        key: &EventKey,
+        fence: u64,
+        extra: &[&(dyn ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
+        let fence = fence_param(fence);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key.namespace, &key.event_id, &fence];
+        params.extend_from_slice(extra);
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(statement).await?;
+                let changed = client.execute(&statement, &params).await?;
+                Ok((changed == 1, client))
+            })
+            .await
+    }
+}
+
+/// What the grouped-commit task and the calls share.
+struct Backend {
+    pool: Pool,
+    timeout: Duration,
+    sql: Sql,
+}
+
+impl Backend {
+    /// Runs `work` on a pooled connection within the store's timeout. The
+    /// connection goes back to the pool only when `work` hands it back; one
+    /// that failed or timed out (a query may still be in flight on it) is
+    /// closed instead.
+    async fn with_client<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<(T, Conn), tokio_postgres::Error>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let client = tokio::time::timeout_at(deadline, self.pool.get())
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+            .map_err(|error| convert_pool(error, self.timeout))?;
+        match tokio::time::timeout_at(deadline, work(Conn(Some(client)))).await {
+            Ok(Ok((value, conn))) => {
+                conn.keep();
+                Ok(value)
+            }
+            Ok(Err(error)) => Err(convert(error)),
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Records `jobs` with one statement and answers each of them.
+    async fn insert_batch(&self, mut jobs: Vec<Job>) {
+        // A caller that gave up (timed out) is not recorded behind its back.
+        jobs.retain(|job| !job.reply.is_closed());
+        if jobs.is_empty() {
+            return;
+        }
+        // Key order: concurrent batches (other instances) lock keys in the
+        // same order, so they cannot deadlock.
+        jobs.sort_by(|a, b| a.key.cmp(&b.key));
+        match self.insert_rows(&jobs).await {
+            Ok(recorded) => self.answer(jobs, &recorded).await,
+            Err(StoreError::Backend(_)) if jobs.len() > 1 => {
+                // The server refused the statement, so nothing was recorded:
+                // retry row by row, so one bad row fails only its own caller.
+                for job in jobs {
+                    let result = self.insert_rows(std::slice::from_ref(&job)).await;
+                    match result {
+                        Ok(recorded) => self.answer(vec![job], &recorded).await,
+                        Err(error) => {
+                            let _ = job.reply.send(Err(error));
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                for job in jobs {
+                    let _ = job.reply.send(Err(share(&error)));
+                }
+            }
+        }
+    }
+
+    /// Inserts the first job of each key; returns the keys recorded.
+    async fn insert_rows(&self, jobs: &[Job]) -> Result<Vec<EventKey>, StoreError> {
+        let mut namespaces = Vec::with_capacity(jobs.len());
+        let mut ids = Vec::with_capacity(jobs.len());
+        let mut bodies = Vec::with_capacity(jobs.len());
+        let mut hashes = Vec::with_capacity(jobs.len());
+        let mut headers = Vec::with_capacity(jobs.len());
+        let mut received = Vec::with_capacity(jobs.len());
+        let mut previous: Option<&EventKey> = None;
+        for job in jobs {
+            // Jobs are sorted: a repeated key follows its first job.
+            if previous == Some(&job.key) {
+                continue;
+            }
+            previous = Some(&job.key);
+            namespaces.push(job.key.namespace.as_str());
+            ids.push(job.key.event_id.as_str());
+            bodies.push(&job.body[..]);
+            hashes.push(&job.hash[..]);
+            headers.push(job.headers.as_str());
+            received.push(job.received_at);
+        }
+        self.with_client(|client| async move {
+            let statement = client.prepare_cached(&self.sql.insert).await?;
+            let rows = client
+                .query(
+                    &statement,
+                    &[&namespaces, &ids, &bodies, &hashes, &headers, &received],
+                )
+                .await?;
+            let recorded = rows
+                .iter()
+                .map(|row| EventKey::new(row.get::<_, String>(0), row.get::<_, String>(1)))
+                .collect();
+            Ok((recorded, client))
+        })
+        .await
+    }
+
+    /// Answers sorted `jobs` once their batch committed, reading the body
+    /// hashes of the keys that were already recorded.
+    async fn answer(&self, jobs: Vec<Job>, recorded: &[EventKey]) {
+        let recorded: std::collections::HashSet<&EventKey> = recorded.iter().collect();
+        let conflicting: Vec<&EventKey> = {
+            let mut keys: Vec<&EventKey> = jobs
+                .iter()
+                .map(|job| &job.key)
+                .filter(|key| !recorded.contains(key))
+                .collect();
+            keys.dedup();
+            keys
+        };
+        let stored = if conflicting.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            self.body_hashes(&conflicting).await
+        };
+        // The hash of the body each key was recorded with in this batch.
+        let mut first: HashMap<EventKey, Vec<u8>> = HashMap::new();
+        for job in jobs {
+            let outcome = if recorded.contains(&job.key) {
+                match first.get(&job.key) {
+                    Some(hash) => Ok(Inserted::Duplicate {
+                        same_body: *hash == job.hash,
+                    }),
+                    None => {
+                        first.insert(job.key.clone(), job.hash.clone());
+                        Ok(Inserted::New)
+                    }
+                }
+            } else {
+                match &stored {
+                    Ok(hashes) => Ok(Inserted::Duplicate {
+                        // A row purged since the conflict was finished: the
+                        // delivery is a duplicate of it.
+                        same_body: hashes.get(&job.key).is_none_or(|hash| *hash == job.hash),
+                    }),
+                    Err(error) => Err(share(error)),
+                }
+            };
+            let _ = job.reply.send(outcome);
+        }
+    }
+
+    async fn body_hashes(
+        &self,
+        keys: &[&EventKey],
+    ) -> Result<HashMap<EventKey, Vec<u8>>, StoreError> {
+        let namespaces: Vec<&str> = keys.iter().map(|key| key.namespace.as_str()).collect();
+        let ids: Vec<&str> = keys.iter().map(|key| key.event_id.as_str()).collect();
+        self.with_client(|client| async move {
+            let statement = client.prepare_cached(&self.sql.body_hashes).await?;
+            let rows = client.query(&statement, &[&namespaces, &ids]).await?;
+            let hashes = rows
+                .iter()
+                .map(|row| {
+                    (
+                        EventKey::new(row.get::<_, String>(0), row.get::<_, String>(1)),
+                        row.get::<_, Vec<u8>>(2),
+                    )
+                })
+                .collect();
+            Ok((hashes, client))
+        })
+        .await
+    }
+}
+
+/// An insert waiting for its batch.
+struct Job {
+    key: EventKey,
+    body: Bytes,
+    hash: Vec<u8>,
+    headers: String,
+    received_at: SystemTime,
+    reply: oneshot::Sender<Result<Inserted, StoreError>>,
+}
+
+/// The grouped-commit task: takes every insert queued while the previous
+/// batch ran, up to `max_group`. Ends when every clone of the store is gone.
+async fn write_batches(
+    backend: Arc<Backend>,
+    mut receiver: mpsc::UnboundedReceiver<Job>,
+    max_group: usize,
+) {
+    let mut batch = Vec::with_capacity(max_group);
+    while receiver.recv_many(&mut batch, max_group).await > 0 {
+        backend.insert_batch(std::mem::take(&mut batch)).await;
+    }
+}
+
+/// A pooled connection that is closed on drop unless [`keep`](Conn::keep)
+/// returns it to the pool.
+struct Conn(Option<Object>);
+
+impl Conn {
+    fn keep(mut self) {
+        // Dropping the object returns it to the pool.
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take() {
+            drop(Object::take(object));
+        }
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = Object;
+
+    fn deref(&self) -> &Object {
+        self.0.as_ref().expect("connection present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Object {
+        self.0.as_mut().expect("connection present until dropped")
+    }
+}
+
+/// The statements, built once from the validated table name.
+struct Sql {
+    table: String,
+    migrate: String,
+    insert: String,
+    body_hashes: String,
+    claim: String,
+    heartbeat: String,
+    complete: String,
+    retry: String,
+    kill: String,
+    give_back: String,
+    requeue: String,
+    get: String,
+    list: [String; 4],
+    pending: String,
+    purge: String,
+}
+
+const NOW: &str = "statement_timestamp()";
+const RECORD_COLUMNS: &str =
+    "namespace, event_id, status, attempts, received_at, updated_at, due_at, last_error, body";
+
+impl Sql {
+    fn new(table: &str) -> Result<Self, StoreError> {
+        let (schema, name) = match table.split_once('.') {
+            Some((schema, name)) => (Some(validate(table, schema)?), validate(table, name)?),
+            None => (None, validate(table, table)?),
+        };
+        let t = match schema {
+            Some(schema) => format!("\"{schema}\".\"{name}\""),
+            None => format!("\"{name}\""),
+        };
+        let index = |suffix: &str| format!("\"{name}_{suffix}\"");
+        let (due, status, received) = (index("due"), index("status"), index("received"));
+        let exit = |set: &str| {
+            format!(
+                "UPDATE {t} SET {set}, updated_at = {NOW}
+                 WHERE namespace = $1 AND event_id = $2 AND status = 'processing' AND fence = $3"
+            )
+        };
+        let list = |filter: &str| {
+            format!(
+                "SELECT {RECORD_COLUMNS} FROM {t} {filter}
+                 ORDER BY received_at DESC, namespace, event_id LIMIT $1"
+            )
+        };
+        Ok(Self {
+            table: table.to_owned(),
+            migrate: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (
+                     namespace   text        NOT NULL,
+                     event_id    text        NOT NULL,
+                     status      text        NOT NULL
+                         CHECK (status IN ('pending', 'processing', 'succeeded', 'dead')),
+                     body        bytea,
+                     body_hash   bytea       NOT NULL,
+                     headers     jsonb       NOT NULL,
+                     received_at timestamptz NOT NULL,
+                     updated_at  timestamptz NOT NULL,
+                     due_at      timestamptz NOT NULL,
+                     attempts    integer     NOT NULL DEFAULT 0,
+                     fence       bigint      NOT NULL DEFAULT 0,
+                     last_error  text,
+                     PRIMARY KEY (namespace, event_id)
+                 );
+                 CREATE INDEX IF NOT EXISTS {due} ON {t} (due_at)
+                     WHERE status IN ('pending', 'processing');
+                 CREATE INDEX IF NOT EXISTS {status} ON {t} (status, received_at);
+                 CREATE INDEX IF NOT EXISTS {received} ON {t} (received_at);"
+            ),
+            insert: format!(
+                "INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers,
+                                  received_at, updated_at, due_at)
+                 SELECT n, e, 'pending', b, h, hd::jsonb, r, {NOW}, {NOW}
+                 FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[],
+                             $6::timestamptz[]) AS u(n, e, b, h, hd, r)
+                 ON CONFLICT (namespace, event_id) DO NOTHING
+                 RETURNING namespace, event_id"
+            ),
+            body_hashes: format!(
+                "SELECT namespace, event_id, body_hash FROM {t}
+                 WHERE (namespace, event_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+            ),
+            claim: format!(
+                "WITH expired AS MATERIALIZED (
+                     SELECT namespace, event_id FROM {t}
+                     WHERE status = 'processing' AND due_at <= {NOW} AND attempts >= $2
+                     FOR UPDATE SKIP LOCKED
+                 ), killed AS (
+                     UPDATE {t} AS t SET status = 'dead', updated_at = {NOW},
+                         last_error = 'lease expired with the retry budget spent (attempt '
+                                      || t.attempts || ')'
+                     FROM expired AS e
+                     WHERE t.namespace = e.namespace AND t.event_id = e.event_id
+                 ), picked AS MATERIALIZED (
+                     SELECT namespace, event_id FROM {t}
+                     WHERE status IN ('pending', 'processing') AND due_at <= {NOW}
+                       AND (status = 'pending' OR attempts < $2)
+                     ORDER BY due_at
+                     LIMIT $3
+                     FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE {t} AS t SET status = 'processing', attempts = t.attempts + 1,
+                     fence = t.fence + 1, updated_at = {NOW},
+                     due_at = {NOW} + $1::bigint * interval '1 millisecond'
+                 FROM picked AS p
+                 WHERE t.namespace = p.namespace AND t.event_id = p.event_id
+                 RETURNING t.namespace, t.event_id, t.body, t.headers::text, t.received_at,
+                           t.attempts, t.fence"
+            ),
+            heartbeat: exit(&format!(
+                "due_at = {NOW} + $4::bigint * interval '1 millisecond'"
+            )),
+            complete: exit("status = 'succeeded'"),
+            retry: exit(&format!(
+                "status = 'pending', due_at = {NOW} + $4::bigint * interval '1 millisecond',
+                 last_error = $5"
+            )),
+            kill: exit("status = 'dead', last_error = $4"),
+            give_back: exit(&format!(
+                "status = 'pending', due_at = {NOW}, attempts = greatest(attempts - 1, 0)"
+            )),
+            requeue: format!(
+                "UPDATE {t} SET status = 'pending', attempts = 0, due_at = {NOW}, updated_at = {NOW}
+                 WHERE namespace = $1 AND event_id = $2 AND status = 'dead' AND body IS NOT NULL"
+            ),
+            get: format!("SELECT {RECORD_COLUMNS} FROM {t} WHERE namespace = $1 AND event_id = $2"),
+            // Indexed by [status filter?, since filter?].
+            list: [
+                list(""),
+                list("WHERE received_at >= $2"),
+                list("WHERE status = $2"),
+                list("WHERE status = $2 AND received_at >= $3"),
+            ],
+            pending: format!("SELECT count(*) FROM {t} WHERE status = 'pending'"),
+            purge: format!(
+                "WITH deleted AS (
+                     DELETE FROM {t}
+                     WHERE status IN ('succeeded', 'dead') AND received_at < $1
+                     RETURNING 1
+                 ), dropped AS (
+                     UPDATE {t} SET body = NULL
+                     WHERE status IN ('succeeded', 'dead') AND received_at < $2
+                       AND received_at >= $1 AND body IS NOT NULL
+                     RETURNING 1
+                 )
+                 SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FROM dropped)"
+            ),
+        })
+    }
+}
+
+fn validate<'a>(table: &str, part: &'a str) -> Result<&'a str, StoreError> {
+    let mut bytes = part.bytes();
+    let valid = part.len() <= 48
+        && bytes
+            .next()
+            .is_some_and(|first| first.is_ascii_alphabetic() || first == b'_')
+        && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+    if valid {
+        Ok(part)
+    } else {
+        Err(StoreError::backend(format!(
+            "invalid table name {table:?}: use `table` or `schema.table`, each ASCII letters, \
+             digits and `_` (not starting with a digit), at most 48 bytes"
+        )))
+    }
+}
+
+fn convert(error: tokio_postgres::Error) -> StoreError {
+    let connection_lost = error.is_closed()
+        || error.code().is_some_and(|code| {
+            code.code().starts_with("08") // connection exception
+                || *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+        })
+        || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
+    if connection_lost {
+        StoreError::unavailable(error)
+    } else {
+        StoreError::backend(error)
+    }
+}
+
+fn convert_pool(error: PoolError, timeout: Duration) -> StoreError {
+    match error {
+        PoolError::Timeout(_) => StoreError::Timeout(timeout),
+        PoolError::Backend(error) => StoreError::unavailable(error),
+        other => StoreError::unavailable(other),
+    }
+}
+
+/// The same error for another caller of a batch (errors are not `Clone`).
+fn share(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Timeout(after) => StoreError::Timeout(*after),
+        StoreError::Unavailable(source) => StoreError::unavailable(source.to_string()),
+        StoreError::Backend(source) => StoreError::backend(source.to_string()),
+    }
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis())
+        .unwrap_or(i64::MAX)
+        .min(MAX_MILLIS)
+}
+
+fn fence_param(fence: u64) -> i64 {
+    // A fence above i64::MAX was never issued: match no row.
+    i64::try_from(fence).unwrap_or(-1)
+}
+
+fn count(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+fn to_record(row: &tokio_postgres::Row) -> EventRecord {
+    let status = EventStatus::parse(row.get(2)).unwrap_or(EventStatus::Dead);
+    EventRecord {
+        key: EventKey::new(row.get::<_, String>(0), row.get::<_, String>(1)),
+        status,
+        attempts: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
+        received_at: row.get(4),
+        updated_at: row.get(5),
+        next_attempt_at: (status == EventStatus::Pending).then(|| row.get(6)),
+        last_error: row.get(7),
+        body: row.get::<_, Option<Vec<u8>>>(8).map(Bytes::from),
+    }
+}
+
+#[async_trait]
+impl InboxStore for PostgresInbox {
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    async fn insert(&self, event: NewEvent) -> Result<Inserted, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            hash: Sha256::digest(&event.body).to_vec(),
+            headers: serde_json::to_string(&event.headers).unwrap_or_else(|_| "[]".to_owned()),
+            key: event.key,
+            body: event.body,
+            received_at: event.received_at,
+            reply,
+        };
+        let stopped = || StoreError::unavailable("the inbox insert task stopped");
+        let direct = if self.group_commit {
+            if let Err(mpsc::error::SendError(job)) = self.writer().send(job) {
+                // The task's runtime went away since the check: start another.
+                self.writer().send(job).map_err(|_| stopped())?;
+            }
+            None
+        } else {
+            Some(job)
+        };
+        let work = async move {
+            if let Some(job) = direct {
+                self.backend.insert_batch(vec![job]).await;
+            }
+            answer.await
+        };
+        let timeout = self.backend.timeout;
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| StoreError::Timeout(timeout))?
+            .map_err(|_| stopped())?
+    }
+
+    async fn claim(&self, options: ClaimOptions) -> Result<Vec<ClaimedEvent>, StoreError> {
+        if options.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease = millis(options.lease);
+        let max_attempts = count(options.max_attempts);
+        let limit = i64::try_from(options.limit).unwrap_or(i64::MAX);
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.claim).await?;
+                let rows = client
+                    .query(&statement, &[&lease, &max_attempts, &limit])
+                    .await?;
+                let claimed = rows
+                    .iter()
+                    .map(|row| ClaimedEvent {
+                        key: EventKey::new(row.get::<_, String>(0), row.get::<_, String>(1)),
+                        body: row
+                            .get::<_, Option<Vec<u8>>>(2)
+                            .map(Bytes::from)
+                            .unwrap_or_default(),
+                        headers: serde_json::from_str(row.get(3)).unwrap_or_default(),
+                        received_at: row.get(4),
+                        attempt: u32::try_from(row.get::<_, i32>(5)).unwrap_or(0),
+                        fence: row.get::<_, i64>(6).unsigned_abs(),
+                    })
+                    .collect();
+                Ok((claimed, client))
+            })
+            .await
+    }
+
+    async fn heartbeat(
+        &self,
+        key: &EventKey,
+        fence: u64,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let lease = millis(lease);
+        self.exit(&self.backend.sql.heartbeat, key, fence, &[&lease])
+            .await
+    }
+
+    async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+        self.exit(&self.backend.sql.complete, key, fence, &[]).await
+    }
+
+    async fn retry(
+        &self,
+        key: &EventKey,
+        fence: u64,
+        delay: Duration,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let delay = millis(delay);
+        self.exit(&self.backend.sql.retry, key, fence, &[&delay, &error])
+            .await
+    }
+
+    async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
+        self.exit(&self.backend.sql.kill, key, fence, &[&error])
+            .await
+    }
+
+    async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+        self.exit(&self.backend.sql.give_back, key, fence, &[])
+            .await
+    }
+
+    async fn requeue(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.requeue).await?;
+                let changed = client
+                    .execute(&statement, &[&key.namespace, &key.event_id])
+                    .await?;
+                Ok((changed == 1, client))
+            })
+            .await
+    }
+
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.get).await?;
+                let row = client
+                    .query_opt(&statement, &[&key.namespace, &key.event_id])
+                    .await?;
+                Ok((row.as_ref().map(to_record), client))
+            })
+            .await
+    }
+
+    async fn list(&self, filter: ListFilter) -> Result<Vec<EventRecord>, StoreError> {
+        let limit = i64::try_from(filter.limit.min(MAX_LIST)).unwrap_or(0);
+        let status = filter.status.map(EventStatus::as_str);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&limit];
+        if let Some(status) = &status {
+            params.push(status);
+        }
+        if let Some(since) = &filter.since {
+            params.push(since);
+        }
+        let query = &self.backend.sql.list
+            [usize::from(status.is_some()) * 2 + usize::from(filter.since.is_some())];
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(query).await?;
+                let rows = client.query(&statement, &params).await?;
+                Ok((rows.iter().map(to_record).collect(), client))
+            })
+            .await
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.pending).await?;
+                let row = client.query_one(&statement, &[]).await?;
+                Ok((row.get::<_, i64>(0).unsigned_abs(), client))
+            })
+            .await
+    }
+
+    async fn purge(
+        &self,
+        events_before: SystemTime,
+        payloads_before: SystemTime,
+    ) -> Result<Purged, StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.purge).await?;
+                let row = client
+                    .query_one(&statement, &[&events_before, &payloads_before])
+                    .await?;
+                let purged = Purged {
+                    events: row.get::<_, i64>(0).unsigned_abs(),
+                    payloads: row.get::<_, i64>(1).unsigned_abs(),
+                };
+                Ok((purged, client))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names_are_plain_identifiers() {
+        assert!(Sql::new("inbox").is_ok());
+        assert!(Sql::new("app.inbox").is_ok());
+        for bad in [
+            "",
+            "1x",
+            "a.b.c",
+            "a-b",
+            "x\"; DROP TABLE y; --",
+            "a.",
+            ".a",
+        ] {
+            assert!(Sql::new(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn names_are_quoted_in_every_statement() {
+        let sql = Sql::new("app.Inbox").unwrap();
+        for statement in [&sql.claim, &sql.insert, &sql.purge, &sql.complete] {
+            assert!(statement.contains("\"app\".\"Inbox\""), "{statement}");
+        }
+        assert!(sql.migrate.contains("\"Inbox_due\""));
+    }
+
+    #[test]
+    fn the_url_is_not_repeated_in_errors() {
+        let error = PostgresInbox::connect("postgres://u:hunter2@host:notaport/db").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+}

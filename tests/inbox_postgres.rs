@@ -1,0 +1,484 @@
+//! The PostgreSQL inbox against the inbox conformance suite, each test on a
+//! fresh table, plus what only a shared database shows: several instances
+//! racing, grouped inserts, an unreachable server. Set
+//! `TOWER_WEBHOOKS_PG_URL` (e.g. `postgres://postgres@127.0.0.1:5432/test`)
+//! to run it; without it every test is reported as ignored.
+#![cfg(all(feature = "postgres", feature = "test-util"))]
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tower_webhooks::inbox::{
+    ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, Inbox, InboxEvent, InboxStore,
+    Inserted, ListFilter, NewEvent, PostgresInbox, Purged, StoreError,
+};
+
+fn url() -> Option<String> {
+    std::env::var("TOWER_WEBHOOKS_PG_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+/// A table name no other test (in this process or another) uses.
+fn unique_table() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros());
+    format!(
+        "tw_inbox_{}_{}_{micros}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Drops `table`, from a plain thread with its own runtime (`Drop` cannot
+/// await, and blocking inside the test's runtime is not allowed).
+fn drop_table(url: String, table: String) {
+    let cleanup = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .map_err(std::io::Error::other)?;
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
+                .await
+                .map_err(std::io::Error::other)
+        })
+    });
+    let _ = cleanup.join();
+}
+
+/// A migrated inbox on a fresh table, dropped when the inbox is.
+#[derive(Debug)]
+struct TestInbox {
+    store: PostgresInbox,
+    url: String,
+}
+
+impl TestInbox {
+    async fn new() -> Option<Self> {
+        Self::on(&unique_table(), true).await
+    }
+
+    async fn on(table: &str, group_commit: bool) -> Option<Self> {
+        let url = url()?;
+        let store = PostgresInbox::builder()
+            .table(table)
+            .pool_size(8)
+            .group_commit(group_commit)
+            .connect(&url)
+            .expect("invalid URL");
+        store.migrate().await.expect("migrate failed");
+        Some(Self { store, url })
+    }
+}
+
+impl Drop for TestInbox {
+    fn drop(&mut self) {
+        drop_table(self.url.clone(), self.store.table().to_owned());
+    }
+}
+
+#[async_trait]
+impl InboxStore for TestInbox {
+    fn is_durable(&self) -> bool {
+        self.store.is_durable()
+    }
+
+    async fn insert(&self, event: NewEvent) -> Result<Inserted, StoreError> {
+        self.store.insert(event).await
+    }
+
+    async fn claim(&self, options: ClaimOptions) -> Result<Vec<ClaimedEvent>, StoreError> {
+        self.store.claim(options).await
+    }
+
+    async fn heartbeat(
+        &self,
+        key: &EventKey,
+        fence: u64,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.store.heartbeat(key, fence, lease).await
+    }
+
+    async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+        self.store.complete(key, fence).await
+    }
+
+    async fn retry(
+        &self,
+        key: &EventKey,
+        fence: u64,
+        delay: Duration,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        self.store.retry(key, fence, delay, error).await
+    }
+
+    async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
+        self.store.kill(key, fence, error).await
+    }
+
+    async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+        self.store.give_back(key, fence).await
+    }
+
+    async fn requeue(&self, key: &EventKey) -> Result<bool, StoreError> {
+        self.store.requeue(key).await
+    }
+
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
+        self.store.get(key).await
+    }
+
+    async fn list(&self, filter: ListFilter) -> Result<Vec<EventRecord>, StoreError> {
+        self.store.list(filter).await
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        self.store.pending_count().await
+    }
+
+    async fn purge(
+        &self,
+        events_before: SystemTime,
+        payloads_before: SystemTime,
+    ) -> Result<Purged, StoreError> {
+        self.store.purge(events_before, payloads_before).await
+    }
+}
+
+tower_webhooks::inbox_store_conformance!(
+    #[cfg_attr(
+        not(tower_webhooks_pg),
+        ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+    )]
+    store = TestInbox::new()
+);
+
+fn event(id: &str, body: &[u8]) -> NewEvent {
+    NewEvent {
+        key: EventKey::new("pg", id),
+        body: Bytes::copy_from_slice(body),
+        headers: vec![("content-type".to_owned(), "application/json".to_owned())],
+        received_at: SystemTime::now(),
+    }
+}
+
+/// Inserts every event at once, each from its own task.
+async fn insert_all(store: &Arc<dyn InboxStore>, events: Vec<NewEvent>) -> Vec<Inserted> {
+    let tasks: Vec<_> = events
+        .into_iter()
+        .map(|event| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert(event).await })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.unwrap().expect("insert failed"));
+    }
+    outcomes
+}
+
+/// Two stores with their own pools (two "instances") on one table, two
+/// workers each: every one of 2,000 events is handled exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn two_instances_handle_each_of_2000_events_once() {
+    let table = unique_table();
+    let first = TestInbox::on(&table, true).await.expect("URL unset");
+    let second = TestInbox::on(&table, true).await.expect("URL unset");
+    let stores: [Arc<dyn InboxStore>; 2] = [Arc::new(first), Arc::new(second)];
+    let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let mut workers = Vec::new();
+    for store in &stores {
+        let inbox = Inbox::from_shared(store.clone());
+        for _ in 0..2 {
+            let seen = seen.clone();
+            let worker = inbox
+                .worker(move |event: InboxEvent| {
+                    *seen
+                        .lock()
+                        .unwrap()
+                        .entry(event.id().to_owned())
+                        .or_default() += 1;
+                    async { Ok(()) }
+                })
+                .poll_interval(Duration::from_millis(10))
+                .concurrency(8)
+                .spawn();
+            workers.push(worker);
+        }
+    }
+    for (half, store) in stores.iter().enumerate() {
+        let events = (0..1_000)
+            .map(|i| event(&format!("evt_{half}_{i}"), b"{}"))
+            .collect();
+        let outcomes = insert_all(store, events).await;
+        assert!(outcomes.iter().all(|outcome| *outcome == Inserted::New));
+    }
+    let started = Instant::now();
+    loop {
+        let succeeded = stores[0]
+            .list(ListFilter::new(10_000).status(EventStatus::Succeeded))
+            .await
+            .unwrap()
+            .len();
+        if succeeded == 2_000 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "only {succeeded} of 2000 succeeded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for worker in workers {
+        worker.shutdown().await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2_000);
+    let twice: Vec<_> = seen.iter().filter(|(_, count)| **count != 1).collect();
+    assert!(twice.is_empty(), "handled more than once: {twice:?}");
+    for store in &stores {
+        assert_eq!(store.pending_count().await.unwrap(), 0);
+    }
+    drop(stores); // both drop the (same) table; the second finds it gone.
+}
+
+/// An unreachable server is an error within the timeout, not a hang, for
+/// grouped and ungrouped inserts and for the other calls.
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn a_closed_port_errors_promptly() {
+    for group_commit in [true, false] {
+        let store = PostgresInbox::builder()
+            .timeout(Duration::from_secs(2))
+            .group_commit(group_commit)
+            .connect("postgres://postgres@127.0.0.1:1/test")
+            .unwrap();
+        let started = Instant::now();
+        let inserted = store.insert(event("evt_1", b"{}")).await;
+        assert!(
+            matches!(
+                inserted,
+                Err(StoreError::Unavailable(_) | StoreError::Timeout(_))
+            ),
+            "{inserted:?}"
+        );
+        let claimed = store
+            .claim(ClaimOptions {
+                limit: 10,
+                lease: Duration::from_secs(10),
+                max_attempts: 3,
+            })
+            .await;
+        assert!(claimed.is_err(), "{claimed:?}");
+        assert!(store.pending_count().await.is_err());
+        assert!(store.migrate().await.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// Concurrent inserts share batches and each gets its own answer: new ids
+/// are `New`, repeats are duplicates with the right body comparison, also
+/// when the same new id arrives twice in one batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn grouped_inserts_answer_each_caller() {
+    for group_commit in [true, false] {
+        let store: Arc<dyn InboxStore> = Arc::new(
+            TestInbox::on(&unique_table(), group_commit)
+                .await
+                .expect("URL unset"),
+        );
+        let ids: Vec<String> = (0..500).map(|i| format!("evt_{i}")).collect();
+        let body = |i: usize| format!("{{\"n\":{i}}}").into_bytes();
+
+        let started = Instant::now();
+        let fresh = insert_all(
+            &store,
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| event(id, &body(i)))
+                .collect(),
+        )
+        .await;
+        let took = started.elapsed();
+        assert!(fresh.iter().all(|outcome| *outcome == Inserted::New));
+        eprintln!("group_commit={group_commit}: 500 concurrent new inserts in {took:?}");
+
+        let again = insert_all(
+            &store,
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| event(id, &body(i)))
+                .collect(),
+        )
+        .await;
+        assert!(
+            again
+                .iter()
+                .all(|outcome| *outcome == Inserted::Duplicate { same_body: true })
+        );
+
+        // Every other one changed, mixed with new ids.
+        let mixed = insert_all(
+            &store,
+            ids.iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    if i % 2 == 0 {
+                        event(id, b"changed")
+                    } else {
+                        event(id, &body(i))
+                    }
+                })
+                .chain((0..100).map(|i| event(&format!("evt_more_{i}"), b"{}")))
+                .collect(),
+        )
+        .await;
+        for (i, outcome) in mixed.iter().enumerate() {
+            let expected = if i >= 500 {
+                Inserted::New
+            } else {
+                Inserted::Duplicate {
+                    same_body: i % 2 == 1,
+                }
+            };
+            assert_eq!(*outcome, expected, "insert {i}");
+        }
+
+        // The same new id twice at once: one is recorded, the other is a
+        // duplicate of it.
+        let twins = insert_all(
+            &store,
+            (0..50)
+                .flat_map(|i| {
+                    let id = format!("evt_twin_{i}");
+                    [event(&id, b"a"), event(&id, b"b")]
+                })
+                .collect(),
+        )
+        .await;
+        for pair in twins.chunks(2) {
+            let new = pair.iter().filter(|o| **o == Inserted::New).count();
+            let changed = pair
+                .iter()
+                .filter(|o| **o == Inserted::Duplicate { same_body: false })
+                .count();
+            assert_eq!((new, changed), (1, 1), "{pair:?}");
+        }
+
+        assert_eq!(store.pending_count().await.unwrap(), 650);
+        let record = store
+            .get(&EventKey::new("pg", "evt_0"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record.body.as_deref(),
+            Some(&body(0)[..]),
+            "first body kept"
+        );
+    }
+}
+
+/// `migrate` is idempotent and safe to run from several instances at once,
+/// and a schema-qualified table works.
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn concurrent_migrations_and_a_schema_qualified_table() {
+    let url = url().expect("TOWER_WEBHOOKS_PG_URL unset");
+    let name = unique_table();
+    let stores: Vec<PostgresInbox> = (0..4)
+        .map(|_| {
+            PostgresInbox::builder()
+                .table(format!("public.{name}"))
+                .connect(&url)
+                .unwrap()
+        })
+        .collect();
+    let migrations: Vec<_> = stores
+        .iter()
+        .map(|store| {
+            let store = store.clone();
+            tokio::spawn(async move { store.migrate().await })
+        })
+        .collect();
+    for migration in migrations {
+        migration.await.unwrap().expect("migrate failed");
+    }
+    stores[0].migrate().await.unwrap();
+    assert_eq!(
+        stores[1].insert(event("evt_1", b"{}")).await.unwrap(),
+        Inserted::New
+    );
+    assert_eq!(stores[2].pending_count().await.unwrap(), 1);
+    drop_table(url, name);
+}
+
+/// Leases and due times follow the database's clock: a retry's delay is
+/// measured there, so an event retried with a 1 s delay is not claimable at
+/// once but is a second later.
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn a_retry_delay_is_kept_by_the_database() {
+    let store = TestInbox::new().await.expect("URL unset");
+    let options = ClaimOptions {
+        limit: 10,
+        lease: Duration::from_secs(60),
+        max_attempts: 5,
+    };
+    assert_eq!(
+        store.insert(event("evt_1", b"{}")).await.unwrap(),
+        Inserted::New
+    );
+    let claimed = store.claim(options).await.unwrap();
+    let key = EventKey::new("pg", "evt_1");
+    assert!(
+        store
+            .retry(&key, claimed[0].fence, Duration::from_secs(1), "later")
+            .await
+            .unwrap()
+    );
+    let record = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(record.status, EventStatus::Pending);
+    assert!(record.next_attempt_at.is_some());
+    assert!(store.claim(options).await.unwrap().is_empty());
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let again = store.claim(options).await.unwrap();
+    assert_eq!((again.len(), again[0].attempt), (1, 2));
+    assert!(again[0].fence > claimed[0].fence);
+    assert_eq!(again[0].headers, event("", b"").headers);
+}
