@@ -392,3 +392,61 @@ async fn the_503_carries_retry_after() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()["retry-after"], "7");
 }
+
+/// A store that can be taken down and brought back.
+#[derive(Debug, Default)]
+struct Flaky {
+    down: std::sync::atomic::AtomicBool,
+    inner: MemoryStore,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable("connection refused"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl IdempotencyStore for Flaky {
+    async fn claim(
+        &self,
+        key: &str,
+        fingerprint: &[u8],
+        lease: Duration,
+    ) -> Result<Claim, StoreError> {
+        self.check()?;
+        self.inner.claim(key, fingerprint, lease).await
+    }
+    async fn complete(
+        &self,
+        key: &str,
+        token: FenceToken,
+        retention: Duration,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.complete(key, token, retention).await
+    }
+    async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.release(key, token).await
+    }
+}
+
+#[tokio::test]
+async fn after_an_outage_the_next_delivery_is_handled() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let store = Arc::new(Flaky::default());
+    let address = serve(app(store.clone(), |layer| layer, counting(&runs))).await;
+    store.down.store(true, Ordering::SeqCst);
+    let (status, _) = http_send(address, delivery("evt_outage", unix_now(), b"{}")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    store.down.store(false, Ordering::SeqCst);
+    // The sender's retry, after the store is back.
+    let (status, body) = http_send(address, delivery("evt_outage", unix_now() + 1, b"{}")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b""[..]));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
