@@ -55,6 +55,8 @@ pub mod clock;
 pub mod idempotency;
 pub mod inbox;
 pub mod layer;
+#[cfg(feature = "postgres")]
+mod pg;
 pub mod providers;
 pub mod rejection;
 pub mod secret;

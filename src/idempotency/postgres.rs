@@ -5,26 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
-};
-use tokio::time::Instant;
-use tokio_postgres::NoTls;
-use tokio_postgres::error::SqlState;
+use deadpool_postgres::Pool;
 
 use super::{Claim, FenceToken, IdempotencyStore, StoreError};
+use crate::pg::{self, Conn, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, millis};
 
 /// The table [`PostgresStore`] uses unless told otherwise.
 pub const DEFAULT_POSTGRES_TABLE: &str = "tower_webhooks_idempotency";
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
-const DEFAULT_POOL_SIZE: usize = 16;
 /// How often a claim retries when the key changes under it between its two
 /// statements (see the claim's docs); each retry needs another concurrent
 /// change, so this is never reached in practice.
 const CLAIM_ATTEMPTS: usize = 5;
-/// Longest lease or retention handed to PostgreSQL (about 100 years).
-const MAX_MILLIS: i64 = 100 * 365 * 24 * 3_600 * 1_000;
 
 /// A store on PostgreSQL: claims are shared by every instance that talks to
 /// the same database.
@@ -155,29 +147,7 @@ impl PostgresStoreBuilder {
     /// [`StoreError::Backend`] if the URL or the table name is invalid. The
     /// error never repeats the URL.
     pub fn connect(self, url: &str) -> Result<PostgresStore, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
-            StoreError::backend(
-                "invalid PostgreSQL connection string (not repeated here: it may hold a password)",
-            )
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(self.timeout);
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(self.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(self.timeout))
-            .create_timeout(Some(self.timeout))
-            .recycle_timeout(Some(self.timeout))
-            .build()
-            .map_err(StoreError::backend)?;
+        let pool = pg::connect_pool(url, self.pool_size, self.timeout)?;
         self.with_pool(pool)
     }
 
@@ -282,52 +252,7 @@ impl PostgresStore {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<(T, Conn), tokio_postgres::Error>>,
     {
-        let deadline = Instant::now() + self.timeout;
-        let client = tokio::time::timeout_at(deadline, self.pool.get())
-            .await
-            .map_err(|_| StoreError::Timeout(self.timeout))?
-            .map_err(|error| convert_pool(error, self.timeout))?;
-        match tokio::time::timeout_at(deadline, work(Conn(Some(client)))).await {
-            Ok(Ok((value, conn))) => {
-                conn.keep();
-                Ok(value)
-            }
-            Ok(Err(error)) => Err(convert(error)),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
-        }
-    }
-}
-
-/// A pooled connection that is closed on drop unless [`keep`](Conn::keep)
-/// returns it to the pool.
-struct Conn(Option<Object>);
-
-impl Conn {
-    fn keep(mut self) {
-        // Dropping the object returns it to the pool.
-        drop(self.0.take());
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        if let Some(object) = self.0.take() {
-            drop(Object::take(object));
-        }
-    }
-}
-
-impl std::ops::Deref for Conn {
-    type Target = Object;
-
-    fn deref(&self) -> &Object {
-        self.0.as_ref().expect("connection present until dropped")
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut Object {
-        self.0.as_mut().expect("connection present until dropped")
+        pg::with_client(&self.pool, self.timeout, work).await
     }
 }
 
@@ -345,14 +270,9 @@ struct Sql {
 
 impl Sql {
     fn new(table: &str) -> Result<Self, StoreError> {
-        let (schema, name) = match table.split_once('.') {
-            Some((schema, name)) => (Some(validate(table, schema)?), validate(table, name)?),
-            None => (None, validate(table, table)?),
-        };
-        let qualify = |object: &str| match schema {
-            Some(schema) => format!("\"{schema}\".\"{object}\""),
-            None => format!("\"{object}\""),
-        };
+        let parsed = pg::Table::parse(table)?;
+        let name = parsed.name.as_str();
+        let qualify = |object: &str| parsed.qualify(object);
         let t = qualify(name);
         let seq = qualify(&format!("{name}_fence"));
         // The sequence name as a string literal for nextval(): quoted
@@ -403,62 +323,13 @@ impl Sql {
     }
 }
 
-fn validate<'a>(table: &str, part: &'a str) -> Result<&'a str, StoreError> {
-    let mut bytes = part.bytes();
-    let valid = part.len() <= 48
-        && bytes
-            .next()
-            .is_some_and(|first| first.is_ascii_alphabetic() || first == b'_')
-        && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
-    if valid {
-        Ok(part)
-    } else {
-        Err(StoreError::backend(format!(
-            "invalid table name {table:?}: use `table` or `schema.table`, each ASCII letters, \
-             digits and `_` (not starting with a digit), at most 48 bytes"
-        )))
-    }
-}
-
-fn convert(error: tokio_postgres::Error) -> StoreError {
-    let connection_lost = error.is_closed()
-        || error.code().is_some_and(|code| {
-            code.code().starts_with("08") // connection exception
-                || *code == SqlState::ADMIN_SHUTDOWN
-                || *code == SqlState::CRASH_SHUTDOWN
-                || *code == SqlState::CANNOT_CONNECT_NOW
-                || *code == SqlState::TOO_MANY_CONNECTIONS
-        })
-        || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
-    if connection_lost {
-        StoreError::unavailable(error)
-    } else {
-        StoreError::backend(error)
-    }
-}
-
-fn convert_pool(error: PoolError, timeout: Duration) -> StoreError {
-    match error {
-        PoolError::Timeout(_) => StoreError::Timeout(timeout),
-        PoolError::Backend(error) => StoreError::unavailable(error),
-        other => StoreError::unavailable(other),
-    }
-}
-
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis())
-        .unwrap_or(i64::MAX)
-        .min(MAX_MILLIS)
-}
-
 fn token_from(fence: i64) -> FenceToken {
     // Sequence values are positive.
     FenceToken::new(fence.unsigned_abs())
 }
 
 fn token_to(token: FenceToken) -> i64 {
-    // A token above i64::MAX was never issued: match no row.
-    i64::try_from(token.get()).unwrap_or(-1)
+    pg::bigint(token.get())
 }
 
 fn outcome(state: &str, same_fingerprint: bool) -> Claim {

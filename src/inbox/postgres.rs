@@ -7,29 +7,21 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
-};
+use deadpool_postgres::Pool;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
-use tokio_postgres::NoTls;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::store::{
     ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
     ListFilter, NewEvent, Purged, StoreError,
 };
+use crate::pg::{self, Conn, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, millis};
 
 const DEFAULT_TABLE: &str = "tower_webhooks_inbox";
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
-const DEFAULT_POOL_SIZE: usize = 16;
 const DEFAULT_MAX_GROUP: usize = 512;
 /// The most records [`InboxStore::list`] returns.
 const MAX_LIST: usize = 10_000;
-/// Longest lease or delay handed to PostgreSQL (about 100 years).
-const MAX_MILLIS: i64 = 100 * 365 * 24 * 3_600 * 1_000;
 
 /// The inbox on PostgreSQL: durable, shared by every instance that talks to
 /// the same database.
@@ -183,29 +175,7 @@ impl PostgresInboxBuilder {
     /// [`StoreError::Backend`] if the URL or the table name is invalid. The
     /// error never repeats the URL.
     pub fn connect(self, url: &str) -> Result<PostgresInbox, StoreError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
-            StoreError::backend(
-                "invalid PostgreSQL connection string (not repeated here: it may hold a password)",
-            )
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(self.timeout);
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(self.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(self.timeout))
-            .create_timeout(Some(self.timeout))
-            .recycle_timeout(Some(self.timeout))
-            .build()
-            .map_err(StoreError::backend)?;
+        let pool = pg::connect_pool(url, self.pool_size, self.timeout)?;
         self.with_pool(pool)
     }
 
@@ -344,19 +314,7 @@ impl Backend {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<(T, Conn), tokio_postgres::Error>>,
     {
-        let deadline = Instant::now() + self.timeout;
-        let client = tokio::time::timeout_at(deadline, self.pool.get())
-            .await
-            .map_err(|_| StoreError::Timeout(self.timeout))?
-            .map_err(|error| convert_pool(error, self.timeout))?;
-        match tokio::time::timeout_at(deadline, work(Conn(Some(client)))).await {
-            Ok(Ok((value, conn))) => {
-                conn.keep();
-                Ok(value)
-            }
-            Ok(Err(error)) => Err(convert(error)),
-            Err(_) => Err(StoreError::Timeout(self.timeout)),
-        }
+        pg::with_client(&self.pool, self.timeout, work).await
     }
 
     /// Records `jobs` with one statement and answers each of them.
@@ -523,39 +481,6 @@ async fn write_batches(
     }
 }
 
-/// A pooled connection that is closed on drop unless [`keep`](Conn::keep)
-/// returns it to the pool.
-struct Conn(Option<Object>);
-
-impl Conn {
-    fn keep(mut self) {
-        // Dropping the object returns it to the pool.
-        drop(self.0.take());
-    }
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        if let Some(object) = self.0.take() {
-            drop(Object::take(object));
-        }
-    }
-}
-
-impl std::ops::Deref for Conn {
-    type Target = Object;
-
-    fn deref(&self) -> &Object {
-        self.0.as_ref().expect("connection present until dropped")
-    }
-}
-
-impl std::ops::DerefMut for Conn {
-    fn deref_mut(&mut self) -> &mut Object {
-        self.0.as_mut().expect("connection present until dropped")
-    }
-}
-
 /// The statements, built once from the validated table name.
 struct Sql {
     table: String,
@@ -581,14 +506,9 @@ const RECORD_COLUMNS: &str =
 
 impl Sql {
     fn new(table: &str) -> Result<Self, StoreError> {
-        let (schema, name) = match table.split_once('.') {
-            Some((schema, name)) => (Some(validate(table, schema)?), validate(table, name)?),
-            None => (None, validate(table, table)?),
-        };
-        let t = match schema {
-            Some(schema) => format!("\"{schema}\".\"{name}\""),
-            None => format!("\"{name}\""),
-        };
+        let parsed = pg::Table::parse(table)?;
+        let name = parsed.name.as_str();
+        let t = parsed.quoted();
         let index = |suffix: &str| format!("\"{name}_{suffix}\"");
         let (due, status, received) = (index("due"), index("status"), index("received"));
         let exit = |set: &str| {
@@ -709,48 +629,6 @@ impl Sql {
     }
 }
 
-fn validate<'a>(table: &str, part: &'a str) -> Result<&'a str, StoreError> {
-    let mut bytes = part.bytes();
-    let valid = part.len() <= 48
-        && bytes
-            .next()
-            .is_some_and(|first| first.is_ascii_alphabetic() || first == b'_')
-        && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
-    if valid {
-        Ok(part)
-    } else {
-        Err(StoreError::backend(format!(
-            "invalid table name {table:?}: use `table` or `schema.table`, each ASCII letters, \
-             digits and `_` (not starting with a digit), at most 48 bytes"
-        )))
-    }
-}
-
-fn convert(error: tokio_postgres::Error) -> StoreError {
-    let connection_lost = error.is_closed()
-        || error.code().is_some_and(|code| {
-            code.code().starts_with("08") // connection exception
-                || *code == SqlState::ADMIN_SHUTDOWN
-                || *code == SqlState::CRASH_SHUTDOWN
-                || *code == SqlState::CANNOT_CONNECT_NOW
-                || *code == SqlState::TOO_MANY_CONNECTIONS
-        })
-        || std::error::Error::source(&error).is_some_and(|source| source.is::<std::io::Error>());
-    if connection_lost {
-        StoreError::unavailable(error)
-    } else {
-        StoreError::backend(error)
-    }
-}
-
-fn convert_pool(error: PoolError, timeout: Duration) -> StoreError {
-    match error {
-        PoolError::Timeout(_) => StoreError::Timeout(timeout),
-        PoolError::Backend(error) => StoreError::unavailable(error),
-        other => StoreError::unavailable(other),
-    }
-}
-
 /// The same error for another caller of a batch (errors are not `Clone`).
 fn share(error: &StoreError) -> StoreError {
     match error {
@@ -760,15 +638,8 @@ fn share(error: &StoreError) -> StoreError {
     }
 }
 
-fn millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis())
-        .unwrap_or(i64::MAX)
-        .min(MAX_MILLIS)
-}
-
 fn fence_param(fence: u64) -> i64 {
-    // A fence above i64::MAX was never issued: match no row.
-    i64::try_from(fence).unwrap_or(-1)
+    pg::bigint(fence)
 }
 
 fn count(value: u32) -> i32 {
