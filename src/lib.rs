@@ -36,10 +36,29 @@
 //! - [`verify`]: the [`SignatureVerifier`] trait, the configurable
 //!   [`HmacVerifier`] (the crate's reference scheme and most HMAC schemes), and
 //!   the helpers custom schemes are built from.
-//! - [`layer`]: the tower middleware.
+//! - [`providers`]: presets for Stripe, GitHub, Shopify, Slack, Standard
+//!   Webhooks (Svix), Paddle, Discord, Twilio, Square and Linear.
+//! - [`layer`]: the tower middleware: [`WebhookLayer`] (verify) and
+//!   [`IdempotencyLayer`](layer::IdempotencyLayer) (each event handled once,
+//!   inside the request).
+//! - [`idempotency`]: the [`IdempotencyStore`](idempotency::IdempotencyStore)
+//!   trait and its stores (memory; SQLite, Redis, PostgreSQL behind features).
+//! - [`inbox`]: acknowledge at once and process in the background from a
+//!   durable record, with retries, dead letters and an audit trail.
 //! - [`rejection`]: every answer the middleware gives itself, and how to
 //!   render it your way.
 //! - [`secret`] and [`clock`]: redacted secrets with rotation, and injectable time.
+//! - `testing` (feature `test-util`): signers for every scheme, for your own tests.
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `ed25519` (default) | Discord and Standard Webhooks `v1a` signatures |
+//! | `sqlite` | `SqliteStore` and `SqliteInbox`, on an SQLite file |
+//! | `redis` | `RedisStore` |
+//! | `postgres` | `PostgresStore` and `PostgresInbox` |
+//! | `test-util` | the `testing` module and the store conformance suites |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
