@@ -116,9 +116,13 @@ impl SignatureVerifier for Slack {
         let verified = self.inner.verify(parts, body)?;
         match event_id_from_json(body, "event_id") {
             Ok(id) => Ok(verified.with_signed_event_id(id)),
-            Err(error @ VerifyError::InvalidEventId { .. }) => Err(error),
-            // Form-encoded commands and interactions, and JSON without an
-            // `event_id` (url_verification): verified, with no event id.
+            // JSON without an `event_id` (url_verification): verified, with
+            // no event id.
+            Err(VerifyError::MissingEventId { .. }) => Ok(verified),
+            // A JSON object whose `event_id` is malformed is refused.
+            Err(error) if body.trim_ascii_start().starts_with(b"{") => Err(error),
+            // Form-encoded commands and interactions: verified, with no
+            // event id.
             Err(_) => Ok(verified),
         }
     }
