@@ -450,3 +450,44 @@ async fn after_an_outage_the_next_delivery_is_handled() {
     assert_eq!((status, &body[..]), (StatusCode::OK, &b""[..]));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_request_without_an_event_id_is_keyed_by_its_body() {
+    use tower_webhooks::providers::Slack;
+    use tower_webhooks::testing::SlackSigner;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let layer = WebhookLayer::new(Slack::new(SECRET))
+        .with_idempotency(IdempotencyLayer::new(MemoryStore::new()));
+    let ids = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (seen, counter) = (ids.clone(), runs.clone());
+    let handler =
+        move |axum::Extension(webhook): axum::Extension<tower_webhooks::VerifiedWebhook>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            seen.lock()
+                .unwrap()
+                .push(webhook.event_id().unwrap().to_owned());
+            std::future::ready(StatusCode::OK)
+        };
+    let address = serve(Router::new().route("/slack", post(handler).route_layer(layer))).await;
+    // A slash command: form-encoded, no event id anywhere.
+    let command =
+        b"command=%2Fdeploy&text=prod&trigger_id=13345224609.738474920.8088930838d88f008e0";
+    let signer = SlackSigner::new(SECRET);
+    for _ in 0..2 {
+        let request = signer
+            .request("/slack", "-", unix_now(), command)
+            .map(Full::new);
+        assert_eq!(http_send(address, request).await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "the retry of the same command is a duplicate"
+    );
+    let ids = ids.lock().unwrap();
+    assert!(
+        ids[0].starts_with("sha256:") && ids[0].len() == 7 + 32,
+        "derived id: {}",
+        ids[0]
+    );
+}

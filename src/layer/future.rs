@@ -109,7 +109,10 @@ where
                             .map_err(Rejection::Verify)
                     });
                     match verified {
-                        Ok((verified, body)) => {
+                        Ok((mut verified, body)) => {
+                            if verified.event_id().is_none() {
+                                verified = verified.with_signed_event_id(content_id(&body));
+                            }
                             let span = tracing::info_span!(
                                 "webhook",
                                 provider,
@@ -154,4 +157,13 @@ where
             }
         }
     }
+}
+
+/// The id of an event whose scheme (or request) carries none: the first 128
+/// bits of the SHA-256 of the verified body, as `sha256:<32 hex digits>`. A
+/// sender's retry resends the same bytes, so it gets the same id.
+fn content_id(body: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(body);
+    format!("sha256:{}", hex::encode(&digest[..16]))
 }

@@ -10,7 +10,9 @@
 //!    timeout (408);
 //! 3. verifies the signature over exactly those bytes (400 or 401 on failure);
 //! 4. forwards the same bytes, with the [`VerifiedWebhook`] in the request's
-//!    extensions.
+//!    extensions. When the scheme gives no event id, the layer derives one
+//!    from the body (`sha256:<32 hex digits>`; see
+//!    [`VerifiedWebhook::event_id`]).
 //!
 //! Every refusal is a response (see [`rejection`](crate::rejection)), so the
 //! service's error type is the inner service's and axum takes the layer as it

@@ -193,6 +193,12 @@ impl VerifiedWebhook {
     }
 
     /// The event id, if the scheme carries one.
+    ///
+    /// Behind a [`WebhookLayer`](crate::WebhookLayer) there is always one: for
+    /// a scheme or request that carries none (a Slack slash command, say),
+    /// the layer derives `sha256:<32 hex digits>` from the verified body, so
+    /// idempotency and the inbox still have a key, and a retry of the same
+    /// bytes gets the same id.
     pub fn event_id(&self) -> Option<&str> {
         self.event_id.as_deref()
     }
