@@ -318,3 +318,58 @@ async fn a_memory_inbox_answers_only_after_the_handler_succeeded() {
     worker.shutdown().await;
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
 }
+
+/// This process's CPU time (user + system), from `/proc/self/stat`.
+#[cfg(target_os = "linux")]
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which ends with ')'): utime is the 12th, stime the 13th.
+    let fields: Vec<u64> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .map(|field| field.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields[11] + fields[12];
+    Duration::from_millis(ticks * 1000 / 100) // USER_HZ is 100 on Linux
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "current_thread")]
+async fn a_worker_whose_handle_is_dropped_keeps_working_without_spinning() {
+    let inbox = Inbox::new(MemoryInbox::new()).acknowledge_before_handling(true);
+    drop(
+        inbox
+            .worker(|_: InboxEvent| async { Ok(()) })
+            .poll_interval(Duration::from_millis(200))
+            .spawn(),
+    );
+    // Idle with no handle: the worker must sleep, not spin.
+    let before = cpu_time();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let burnt = cpu_time() - before;
+    assert!(
+        burnt < Duration::from_millis(300),
+        "an idle detached worker burnt {burnt:?} of CPU in 1 s"
+    );
+
+    let address = app(&inbox).await;
+    assert_eq!(
+        http_send(address, delivery("evt_detached", "{}")).await.1,
+        QUEUED
+    );
+    let done = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let record = inbox
+                .store()
+                .get(&key("evt_detached"))
+                .await
+                .unwrap()
+                .unwrap();
+            if record.status == EventStatus::Succeeded {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(done.is_ok(), "the detached worker stopped working");
+}

@@ -233,13 +233,16 @@ impl Worker {
     /// # Panics
     ///
     /// Outside a Tokio runtime.
+    ///
+    /// Dropping the returned handle detaches the worker: it runs until the
+    /// runtime shuts down. Keep the handle to stop it gracefully.
     pub fn spawn(self) -> WorkerHandle {
-        let (stop, stopped) = watch::channel(Stop::Running);
+        let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(self.run(stopped));
         WorkerHandle { stop, task }
     }
 
-    async fn run(self, mut stop: watch::Receiver<Stop>) {
+    async fn run(self, mut stop: watch::Receiver<bool>) {
         let settings = &self.settings;
         let store = &self.shared.store;
         let wake = &self.shared.wake;
@@ -247,7 +250,7 @@ impl Worker {
         let (interrupt, interrupted) = watch::channel(false);
         let mut store_errors = 0u32;
         loop {
-            if *stop.borrow() != Stop::Running {
+            if *stop.borrow() {
                 break;
             }
             while running.try_join_next().is_some() {}
@@ -283,7 +286,7 @@ impl Worker {
                 // More may be due; claim again as soon as a slot frees up.
                 tokio::select! {
                     _ = running.join_next() => {}
-                    _ = stop.changed() => {}
+                    () = stop_requested(&mut stop) => {}
                 }
                 continue;
             }
@@ -296,7 +299,7 @@ impl Worker {
                 Some(_) = running.join_next(), if !running.is_empty() => {}
                 () = wake.notified() => {}
                 () = tokio::time::sleep(idle) => {}
-                _ = stop.changed() => {}
+                () = stop_requested(&mut stop) => {}
             }
         }
         // Graceful: stop claiming; let running handlers finish within the
@@ -316,17 +319,19 @@ impl Worker {
     }
 }
 
-/// Controls a running [`Worker`].
-#[derive(Debug)]
-pub struct WorkerHandle {
-    stop: watch::Sender<Stop>,
-    task: tokio::task::JoinHandle<()>,
+/// Resolves when a stop is requested; never, once the handle is dropped
+/// (the worker is then detached).
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stop {
-    Running,
-    Stopping,
+/// Controls a running [`Worker`]. Dropping it detaches the worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl WorkerHandle {
@@ -335,7 +340,7 @@ impl WorkerHandle {
     /// the events of those still running after it, and waits for all that.
     /// Nothing is left in `processing`.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(Stop::Stopping);
+        let _ = self.stop.send(true);
         let _ = self.task.await;
     }
 
