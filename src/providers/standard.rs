@@ -11,12 +11,14 @@ use http::HeaderName;
 use http::request::Parts;
 use sha2::Sha256;
 
-use super::{Candidates, ConfigError, header_location};
+#[cfg(feature = "ed25519")]
+use super::Candidates;
+use super::{ConfigError, MAX_SIGNATURES, header_location};
 use crate::clock::Clock;
 use crate::secret::{Secret, SecretSet};
 use crate::verify::{
-    Encoding, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
-    check_event_id, parse_unix_timestamp, single_header,
+    Encoding, HmacKeys, SignatureVerifier, Tags, TimestampWindow, VerifiedWebhook, VerifyError,
+    is_valid_event_id, parse_unix_timestamp, single_header,
 };
 
 /// Standard base64, padding optional (secrets are shown with and without it).
@@ -203,23 +205,28 @@ impl SignatureVerifier for StandardWebhooks {
         let headers = &parts.headers;
         let header = &self.signature_header;
         let value = single_header(headers, header)?;
-        let mut symmetric = Candidates::<32>::new();
+        let mut symmetric = Tags::<32>::new(MAX_SIGNATURES);
         #[cfg(feature = "ed25519")]
-        let mut asymmetric = Candidates::<64>::new().with_limit(MAX_ASYMMETRIC_SIGNATURES);
+        // Built on the first `v1a` entry only: most senders have none, and
+        // the candidates' array is 4 KiB to clear.
+        let mut asymmetric: Option<Candidates<64>> = None;
         for entry in value.split(' ').filter(|entry| !entry.is_empty()) {
             match entry.split_once(',') {
                 Some(("v1", signature)) => symmetric.push(header, signature, Encoding::Base64)?,
                 #[cfg(feature = "ed25519")]
                 Some(("v1a", signature)) => {
-                    asymmetric.push(header, signature, Encoding::Base64)?;
+                    asymmetric
+                        .get_or_insert_with(|| {
+                            Candidates::new().with_limit(MAX_ASYMMETRIC_SIGNATURES)
+                        })
+                        .push(header, signature, Encoding::Base64)?;
                 }
                 _ => {}
             }
         }
 
         let id = single_header(headers, &self.id_header)?;
-        check_event_id(id, header_location(&self.id_header))?;
-        if id.contains('.') {
+        if !is_valid_event_id(id) || id.contains('.') {
             return Err(VerifyError::InvalidEventId {
                 location: header_location(&self.id_header),
             });
@@ -238,7 +245,7 @@ impl SignatureVerifier for StandardWebhooks {
                 .with_signature(symmetric.get(matched)));
         }
         #[cfg(feature = "ed25519")]
-        if !asymmetric.is_empty() {
+        if let Some(asymmetric) = asymmetric.filter(|candidates| !candidates.is_empty()) {
             let mut scratch = Vec::new();
             for (index, key) in &self.public_keys {
                 for signature in asymmetric.iter() {

@@ -8,11 +8,11 @@ use http::HeaderName;
 use http::request::Parts;
 use sha2::Sha256;
 
-use super::Candidates;
+use super::MAX_SIGNATURES;
 use crate::clock::Clock;
 use crate::secret::SecretSet;
 use crate::verify::{
-    Encoding, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
+    Encoding, HmacKeys, SignatureVerifier, Tags, TimestampWindow, VerifiedWebhook, VerifyError,
     event_id_from_json, parse_unix_timestamp, single_header,
 };
 
@@ -104,7 +104,7 @@ impl SignatureVerifier for Stripe {
         let header = &Self::SIGNATURE_HEADER;
         let value = single_header(&parts.headers, header)?;
         let mut raw_timestamp = None;
-        let mut signatures = Candidates::<32>::new();
+        let mut signatures = Tags::<32>::new(MAX_SIGNATURES);
         for item in value.split(',') {
             let Some((scheme, value)) = item.split_once('=') else {
                 continue;

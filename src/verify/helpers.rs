@@ -238,6 +238,75 @@ impl<M: Mac + KeyInit + Clone> HmacKeys<M> {
     }
 }
 
+/// Signatures decoded from one header: the first few on the stack, the rest
+/// (rare: several secrets being rotated at once) on the heap, so a request
+/// pays for the signatures it carries, not for the most it could carry.
+pub(crate) struct Tags<const N: usize> {
+    inline: [[u8; N]; INLINE_TAGS],
+    spilled: Vec<[u8; N]>,
+    len: usize,
+    seen: usize,
+    limit: usize,
+}
+
+/// Signatures kept on the stack; Stripe and Standard Webhooks send one per
+/// active secret, so two is usual.
+const INLINE_TAGS: usize = 4;
+
+impl<const N: usize> Tags<N> {
+    /// Reads at most `limit` signatures.
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            inline: [[0; N]; INLINE_TAGS],
+            spilled: Vec::new(),
+            len: 0,
+            seen: 0,
+            limit,
+        }
+    }
+
+    /// Decodes one signature. A value that does not decode to `N` bytes is
+    /// skipped (it can never match), but still counts toward the limit.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::MalformedHeader`] naming `header` past the limit.
+    pub(crate) fn push(
+        &mut self,
+        header: &HeaderName,
+        value: &str,
+        encoding: super::Encoding,
+    ) -> Result<(), VerifyError> {
+        self.seen += 1;
+        if self.seen > self.limit {
+            return Err(VerifyError::malformed(header, "too many signatures"));
+        }
+        let mut tag = [0; N];
+        if encoding.decode_exact(value.as_bytes(), &mut tag).is_some() {
+            match self.inline.get_mut(self.len) {
+                Some(slot) => *slot = tag,
+                None => self.spilled.push(tag),
+            }
+            self.len += 1;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> + Clone {
+        self.inline[..self.len.min(INLINE_TAGS)]
+            .iter()
+            .chain(&self.spilled)
+            .map(<[u8; N]>::as_slice)
+    }
+
+    pub(crate) fn get(&self, index: usize) -> &[u8] {
+        match self.inline.get(index) {
+            Some(tag) => tag,
+            None => &self.spilled[index - INLINE_TAGS],
+        }
+    }
+}
+
 impl<M> fmt::Debug for HmacKeys<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HmacKeys")
@@ -254,13 +323,19 @@ impl<M> fmt::Debug for HmacKeys<M> {
 ///
 /// [`VerifyError::InvalidEventId`] naming `location`.
 pub fn check_event_id(id: &str, location: impl Into<Cow<'static, str>>) -> Result<(), VerifyError> {
-    let bytes = id.as_bytes();
-    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(u8::is_ascii_graphic) {
+    if !is_valid_event_id(id) {
         return Err(VerifyError::InvalidEventId {
             location: location.into(),
         });
     }
     Ok(())
+}
+
+/// The test of [`check_event_id`], for callers that name the location only
+/// when the id is refused (formatting it costs an allocation).
+pub(crate) fn is_valid_event_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty() && bytes.len() <= 255 && bytes.iter().all(u8::is_ascii_graphic)
 }
 
 /// Reads the event id from a top-level field of a JSON object body, after

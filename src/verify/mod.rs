@@ -69,6 +69,7 @@ pub use self::helpers::{
     HmacKeys, TimestampWindow, check_event_id, event_id_from_json, parse_unix_timestamp,
     single_header,
 };
+pub(crate) use self::helpers::{Tags, is_valid_event_id};
 pub use self::hmac::{
     Encoding, EventIdSource, HmacVerifier, HmacVerifierBuilder, SignedContent, TemplateError,
 };
