@@ -1,0 +1,205 @@
+//! Signature verification against its physical floor.
+//!
+//! For each scheme (the generic reference scheme, Stripe, Standard Webhooks)
+//! and body size (100 B, 1 KiB, 64 KiB, 1 MiB), one benchmark group holds:
+//!
+//! - `floor`: a pre-keyed `Hmac<Sha256>` cloned per iteration, fed the same
+//!   parts as the scheme signs, its tag compared with `subtle` against a
+//!   precomputed tag: the least any verifier of that scheme must do;
+//! - `crate`: the crate's verifier on a request head signed by the matching
+//!   `tower_webhooks::testing` signer (header lookups, parsing, decoding,
+//!   timestamp window, event id, and for Stripe the id read from the body).
+//!
+//! ```text
+//! cargo bench --bench verify
+//! ```
+//!
+//! Ratios: `crate` median / `floor` median of the same group (see
+//! BENCHMARKS.md for the script that prints them).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use hmac::{Hmac, Mac};
+use http::request::Parts;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use tower_webhooks::clock::FixedClock;
+use tower_webhooks::providers::{StandardWebhooks, Stripe};
+use tower_webhooks::testing::{GenericSigner, Signer, StandardWebhooksSigner, StripeSigner};
+use tower_webhooks::{HmacVerifier, SignatureVerifier};
+
+const NOW: u64 = 1_700_000_000;
+const ID: &str = "evt_1NzAbCdEfGhIjKlMnOpQrStU";
+const SIZES: [(usize, &str); 4] = [
+    (100, "100B"),
+    (1024, "1KiB"),
+    (64 * 1024, "64KiB"),
+    (1024 * 1024, "1MiB"),
+];
+
+/// A JSON event of exactly `size` bytes (at least 64), shaped like a real
+/// one: the id first, then (from 1 KiB) a `data` object holding an array of
+/// line items, then a string field padding it to the size.
+fn body(size: usize) -> Vec<u8> {
+    let mut body = format!(r#"{{"id":"{ID}","type":"invoice.paid""#).into_bytes();
+    let pad_field = br#","pad":""}"#.len();
+    if size >= 1024 {
+        body.extend_from_slice(br#","data":{"lines":["#);
+        let mut n = 0u32;
+        loop {
+            let item = format!(
+                r#"{}{{"id":"li_{n:08}","amount":{},"currency":"eur","description":"Line item number {n}"}}"#,
+                if n == 0 { "" } else { "," },
+                1000 + n
+            );
+            if body.len() + item.len() + 2 + pad_field > size {
+                break;
+            }
+            body.extend_from_slice(item.as_bytes());
+            n += 1;
+        }
+        body.extend_from_slice(b"]}");
+    }
+    let pad = size - body.len() - pad_field;
+    body.extend_from_slice(br#","pad":""#);
+    body.extend(std::iter::repeat_n(b'x', pad));
+    body.extend_from_slice(br#""}"#);
+    body
+}
+
+fn parts(headers: http::HeaderMap) -> Parts {
+    let mut request = http::Request::post("/webhooks").body(()).unwrap();
+    *request.headers_mut() = headers;
+    request.into_parts().0
+}
+
+/// The floor: the MAC of `message` under a pre-keyed state, compared in
+/// constant time with `tag`.
+fn floor(key: &Hmac<Sha256>, message: &[&[u8]], tag: &[u8; 32]) -> bool {
+    let mut mac = key.clone();
+    for part in message {
+        mac.update(part);
+    }
+    bool::from(mac.finalize().into_bytes().as_slice().ct_eq(tag))
+}
+
+fn tag(key: &Hmac<Sha256>, message: &[&[u8]]) -> [u8; 32] {
+    let mut mac = key.clone();
+    for part in message {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+fn configure<'c>(
+    c: &'c mut Criterion,
+    name: &str,
+    size: usize,
+) -> criterion::BenchmarkGroup<'c, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Bytes(size as u64));
+    if size >= 64 * 1024 {
+        group.sample_size(20);
+    }
+    group
+}
+
+fn generic(c: &mut Criterion) {
+    let secret = "whsec_generic_bench_secret";
+    let verifier = HmacVerifier::builder(secret)
+        .clock(FixedClock::at_unix(NOW))
+        .build()
+        .unwrap();
+    let signer = GenericSigner::new(secret);
+    let key = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    for (size, label) in SIZES {
+        let body = body(size);
+        assert_eq!(body.len(), size);
+        let parts = parts(signer.sign(ID, NOW, &body));
+        let ts = NOW.to_string();
+        let message: [&[u8]; 3] = [ts.as_bytes(), b".", &body];
+        let expected = tag(&key, &message);
+        assert!(floor(&key, &message, &expected));
+        assert!(verifier.verify(&parts, &body).is_ok());
+        let mut group = configure(c, "verify/generic", size);
+        group.bench_function(BenchmarkId::new("floor", label), |b| {
+            b.iter(|| floor(&key, black_box(&message), &expected));
+        });
+        group.bench_function(BenchmarkId::new("crate", label), |b| {
+            b.iter(|| verifier.verify(black_box(&parts), black_box(&body)).is_ok());
+        });
+        group.finish();
+    }
+}
+
+fn stripe(c: &mut Criterion) {
+    let secret = "whsec_stripe_bench_secret";
+    let verifier = Stripe::new(secret).with_clock(FixedClock::at_unix(NOW));
+    let signer = StripeSigner::new(secret);
+    let key = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    for (size, label) in SIZES {
+        let body = body(size);
+        assert_eq!(body.len(), size);
+        let parts = parts(signer.sign(ID, NOW, &body));
+        let ts = NOW.to_string();
+        let message: [&[u8]; 3] = [ts.as_bytes(), b".", &body];
+        let expected = tag(&key, &message);
+        assert!(verifier.verify(&parts, &body).is_ok());
+        let mut group = configure(c, "verify/stripe", size);
+        group.bench_function(BenchmarkId::new("floor", label), |b| {
+            b.iter(|| floor(&key, black_box(&message), &expected));
+        });
+        group.bench_function(BenchmarkId::new("crate", label), |b| {
+            b.iter(|| verifier.verify(black_box(&parts), black_box(&body)).is_ok());
+        });
+        group.finish();
+    }
+}
+
+fn standard(c: &mut Criterion) {
+    // base64 of 24 bytes.
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let verifier = StandardWebhooks::new(secret)
+        .unwrap()
+        .with_clock(FixedClock::at_unix(NOW));
+    let signer = StandardWebhooksSigner::new(secret).unwrap();
+    let raw = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    )
+    .unwrap();
+    let key = Hmac::<Sha256>::new_from_slice(&raw).unwrap();
+    for (size, label) in SIZES {
+        let body = body(size);
+        assert_eq!(body.len(), size);
+        let parts = parts(signer.sign(ID, NOW, &body));
+        let ts = NOW.to_string();
+        let message: [&[u8]; 5] = [ID.as_bytes(), b".", ts.as_bytes(), b".", &body];
+        let expected = tag(&key, &message);
+        assert!(verifier.verify(&parts, &body).is_ok());
+        let mut group = configure(c, "verify/standard", size);
+        group.bench_function(BenchmarkId::new("floor", label), |b| {
+            b.iter(|| floor(&key, black_box(&message), &expected));
+        });
+        group.bench_function(BenchmarkId::new("crate", label), |b| {
+            b.iter(|| verifier.verify(black_box(&parts), black_box(&body)).is_ok());
+        });
+        group.finish();
+    }
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(30)
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = generic, stripe, standard
+}
+criterion_main!(benches);
