@@ -35,9 +35,11 @@
 //! | `INBOX_STORE` | inbox mode: `sqlite`, `postgres` or `memory` | `sqlite` |
 //! | `IDEMPOTENCY_STORE` | inline mode: `memory`, `sqlite`, `redis` or `postgres` | `memory` |
 //! | `WEBHOOK_DB` | the SQLite file | `webhooks.db` |
+//! | `INBOX_GROUP_COMMIT` | SQLite inbox: `off` commits (and fsyncs) every event on its own instead of grouping concurrent inserts into one transaction | `on` |
 //! | `REDIS_URL` | Redis, for `IDEMPOTENCY_STORE=redis` | `redis://127.0.0.1:6379/` |
 //! | `DATABASE_URL` | PostgreSQL, for `postgres` | `postgres://postgres@127.0.0.1:5432/test` |
 //! | `HANDLER_DELAY_MS` | how long each handler run takes | `0` |
+//! | `HANDLER_FAIL_PCT` | inbox mode: the percentage of handler runs that fail with a retryable error, chosen by a hash of (event id, attempt), so a failed event succeeds on a later attempt (soak tests) | `0` |
 //!
 //! Stops cleanly on Ctrl-C or SIGTERM: stops accepting, finishes requests in
 //! progress, lets running handlers finish (10 s) and gives the rest back to
@@ -80,13 +82,48 @@ fn env_or(name: &str, default: &str) -> String {
 
 /// The worker's handler: the same work as inline mode, from the record.
 async fn process(event: InboxEvent) -> Result<(), HandlerError> {
+    let fail_pct = handler_fail_pct();
+    if fail_pct > 0 && injected_failure(event.id(), event.attempt) < fail_pct {
+        return Err(HandlerError::retry(format!(
+            "injected failure (HANDLER_FAIL_PCT={fail_pct}) on attempt {}",
+            event.attempt
+        )));
+    }
     common::handle_event(&event.key.namespace, event.id(), &event.body).await;
     Ok(())
 }
 
+/// `HANDLER_FAIL_PCT`, read once: 0 to 100.
+fn handler_fail_pct() -> u64 {
+    static PCT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *PCT.get_or_init(|| {
+        std::env::var("HANDLER_FAIL_PCT")
+            .ok()
+            .and_then(|pct| pct.parse::<u64>().ok())
+            .unwrap_or(0)
+            .min(100)
+    })
+}
+
+/// A number in 0..100 fixed by (event id, attempt): FNV-1a, so every run of
+/// the receiver fails the same attempts, and a failed attempt's retry draws
+/// again.
+fn injected_failure(id: &str, attempt: u32) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in id.bytes().chain(attempt.to_le_bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash % 100
+}
+
 async fn open_inbox() -> Result<Inbox, BoxError> {
     let store: Arc<dyn InboxStore> = match env_or("INBOX_STORE", "sqlite").as_str() {
-        "sqlite" => Arc::new(SqliteInbox::open(env_or("WEBHOOK_DB", "webhooks.db")).await?),
+        "sqlite" => Arc::new(
+            SqliteInbox::builder(env_or("WEBHOOK_DB", "webhooks.db"))
+                .group_commit(env_or("INBOX_GROUP_COMMIT", "on") != "off")
+                .open()
+                .await?,
+        ),
         "postgres" => {
             let store = PostgresInbox::connect(&env_or(
                 "DATABASE_URL",
