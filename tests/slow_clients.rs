@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
-use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::Full;
 use support::{http_send, serve};
@@ -98,6 +97,6 @@ async fn slow_bodies_get_408_and_do_not_starve_other_requests() {
     // And the server still serves.
     let request = signer
         .request("/hook", "evt_after", unix_now(), b"{}")
-        .map(|b| Full::new(Bytes::from(b)));
+        .map(Full::new);
     assert_eq!(http_send(address, request).await.0, StatusCode::OK);
 }

@@ -12,7 +12,7 @@
 //! 4. forwards the same bytes, with the [`VerifiedWebhook`] in the request's
 //!    extensions. When the scheme gives no event id, the layer derives one
 //!    from the body (`sha256:<32 hex digits>`; see
-//!    [`VerifiedWebhook::event_id`]).
+//!    [`VerifiedWebhook::event_id`](crate::VerifiedWebhook::event_id)).
 //!
 //! Every refusal is a response (see [`rejection`](crate::rejection)), so the
 //! service's error type is the inner service's and axum takes the layer as it
