@@ -59,6 +59,7 @@
 mod error;
 mod helpers;
 mod hmac;
+mod json;
 
 use std::fmt;
 
