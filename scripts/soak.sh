@@ -141,9 +141,9 @@ run_phase() {
     local open best stalled=0 drain_started=$SECONDS
     best=$(sql "SELECT count(*) FROM $table WHERE status IN ('pending', 'processing')")
     while ((best > 0 && stalled < 60)); do
-        sleep 1
+        sleep 5 # the count itself scans the backlog: not too often
         open=$(sql "SELECT count(*) FROM $table WHERE status IN ('pending', 'processing')")
-        if ((open < best)); then best=$open; stalled=0; else stalled=$((stalled + 1)); fi
+        if ((open < best)); then best=$open; stalled=0; else stalled=$((stalled + 5)); fi
     done
     local drain_seconds=$((SECONDS - drain_started))
 
