@@ -510,7 +510,15 @@ impl Sql {
         let name = parsed.name.as_str();
         let t = parsed.quoted();
         let index = |suffix: &str| format!("\"{name}_{suffix}\"");
-        let (due, status, received) = (index("due"), index("status"), index("received"));
+        // `due` serves the claim's pick; `leases` its scan for expired leases,
+        // which through `due` would walk every pending row before reaching
+        // them (a claim took 364 ms with 266,000 pending events).
+        let (due, leases, status, received) = (
+            index("due"),
+            index("leases"),
+            index("status"),
+            index("received"),
+        );
         let exit = |set: &str| {
             format!(
                 "UPDATE {t} SET {set}, updated_at = {NOW}
@@ -544,6 +552,8 @@ impl Sql {
                  );
                  CREATE INDEX IF NOT EXISTS {due} ON {t} (due_at)
                      WHERE status IN ('pending', 'processing');
+                 CREATE INDEX IF NOT EXISTS {leases} ON {t} (due_at)
+                     WHERE status = 'processing';
                  CREATE INDEX IF NOT EXISTS {status} ON {t} (status, received_at);
                  CREATE INDEX IF NOT EXISTS {received} ON {t} (received_at);"
             ),
