@@ -219,3 +219,20 @@ impl<T: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<T> {
         (**self).release(key, token).await
     }
 }
+
+/// Runs a store call with a timeout. A call that finishes on its first poll
+/// (an in-process store, always) never arms a timer; only one that has to
+/// wait does.
+pub(crate) async fn timed<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => tokio::time::timeout(timeout, call)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(timeout))),
+    }
+}

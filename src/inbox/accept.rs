@@ -13,8 +13,9 @@ use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use tower_service::Service;
 
-use super::store::{EventKey, EventStatus, Inserted, NewEvent, StoreError};
+use super::store::{EventKey, EventStatus, Inserted, NewEvent};
 use super::{Config, Shared};
+use crate::idempotency::store::timed;
 use crate::rejection::Rejection;
 use crate::verify::VerifiedWebhook;
 
@@ -71,15 +72,6 @@ where
             Ok(response)
         })
     }
-}
-
-async fn timed<T>(
-    timeout: Duration,
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout(timeout, call)
-        .await
-        .unwrap_or(Err(StoreError::Timeout(timeout)))
 }
 
 async fn accept<B>(

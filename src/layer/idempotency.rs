@@ -14,7 +14,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{ResponseBody, reject};
-use crate::idempotency::{Claim, FenceToken, IdempotencyStore, StoreError};
+use crate::idempotency::store::timed;
+use crate::idempotency::{Claim, FenceToken, IdempotencyStore};
 use crate::rejection::{Rejection, Responder};
 use crate::verify::{VerifiedWebhook, check_event_id};
 
@@ -437,15 +438,6 @@ where
         }
     }
     result.map(|response| response.map(ResponseBody::forwarded))
-}
-
-async fn timed<T>(
-    timeout: Duration,
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    tokio::time::timeout(timeout, call)
-        .await
-        .unwrap_or(Err(StoreError::Timeout(timeout)))
 }
 
 /// Holds a claim while the handler runs. Completing or releasing disarms it;
