@@ -1,13 +1,11 @@
 //! Discord interactions (Ed25519).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
 use http::request::Parts;
 
 use super::ConfigError;
-use crate::clock::Clock;
 use crate::secret::SecretSet;
 use crate::verify::{
     SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError, event_id_from_json,
@@ -80,26 +78,10 @@ impl Discord {
         })
     }
 
-    /// How far `X-Signature-Timestamp` may be from now, either way.
-    #[must_use]
-    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
-        self.window = self.window.with_tolerance(tolerance);
-        self
-    }
-
-    /// The clock the timestamp is checked against.
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.window = self.window.with_clock(clock);
-        self
-    }
-
-    /// A clock shared with other parts of the application.
-    #[must_use]
-    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.window = self.window.with_shared_clock(clock);
-        self
-    }
+    super::window_setters!(
+        tolerance = "How far `X-Signature-Timestamp` may be from now, either way.",
+        clock = "The clock the timestamp is checked against."
+    );
 }
 
 impl SignatureVerifier for Discord {

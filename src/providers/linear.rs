@@ -1,13 +1,11 @@
 //! Linear.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
 use http::request::Parts;
 
 use super::header_location;
-use crate::clock::Clock;
 use crate::secret::SecretSet;
 use crate::verify::{
     Encoding, HmacVerifier, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
@@ -71,26 +69,10 @@ impl Linear {
         }
     }
 
-    /// How far `webhookTimestamp` may be from now, either way.
-    #[must_use]
-    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
-        self.window = self.window.with_tolerance(tolerance);
-        self
-    }
-
-    /// The clock `webhookTimestamp` is checked against.
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.window = self.window.with_clock(clock);
-        self
-    }
-
-    /// A clock shared with other parts of the application.
-    #[must_use]
-    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.window = self.window.with_shared_clock(clock);
-        self
-    }
+    super::window_setters!(
+        tolerance = "How far `webhookTimestamp` may be from now, either way.",
+        clock = "The clock `webhookTimestamp` is checked against."
+    );
 }
 
 impl SignatureVerifier for Linear {

@@ -70,6 +70,37 @@
 //!
 //! [`SignatureVerifier`]: crate::SignatureVerifier
 
+/// The setters of every preset with a timestamp window (a `window:
+/// TimestampWindow` field): tolerance, clock and shared clock.
+macro_rules! window_setters {
+    (tolerance = $tolerance:literal, clock = $clock:literal) => {
+        #[doc = $tolerance]
+        #[must_use]
+        pub fn with_tolerance(mut self, tolerance: ::std::time::Duration) -> Self {
+            self.window = self.window.with_tolerance(tolerance);
+            self
+        }
+
+        #[doc = $clock]
+        #[must_use]
+        pub fn with_clock(mut self, clock: impl $crate::clock::Clock) -> Self {
+            self.window = self.window.with_clock(clock);
+            self
+        }
+
+        /// A clock shared with other parts of the application.
+        #[must_use]
+        pub fn with_shared_clock(
+            mut self,
+            clock: ::std::sync::Arc<dyn $crate::clock::Clock>,
+        ) -> Self {
+            self.window = self.window.with_shared_clock(clock);
+            self
+        }
+    };
+}
+pub(crate) use window_setters;
+
 #[cfg(feature = "ed25519")]
 mod discord;
 mod github;

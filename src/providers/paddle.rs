@@ -1,6 +1,5 @@
 //! Paddle Billing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::Hmac;
@@ -9,7 +8,6 @@ use http::request::Parts;
 use sha2::Sha256;
 
 use super::Candidates;
-use crate::clock::Clock;
 use crate::secret::SecretSet;
 use crate::verify::{
     Encoding, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
@@ -66,26 +64,10 @@ impl Paddle {
         }
     }
 
-    /// How far `ts=` may be from now, either way.
-    #[must_use]
-    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
-        self.window = self.window.with_tolerance(tolerance);
-        self
-    }
-
-    /// The clock `ts=` is checked against.
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.window = self.window.with_clock(clock);
-        self
-    }
-
-    /// A clock shared with other parts of the application.
-    #[must_use]
-    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.window = self.window.with_shared_clock(clock);
-        self
-    }
+    super::window_setters!(
+        tolerance = "How far `ts=` may be from now, either way.",
+        clock = "The clock `ts=` is checked against."
+    );
 }
 
 impl SignatureVerifier for Paddle {

@@ -1,6 +1,5 @@
 //! Standard Webhooks, and Svix's `svix-*` headers.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,7 +13,6 @@ use sha2::Sha256;
 #[cfg(feature = "ed25519")]
 use super::Candidates;
 use super::{ConfigError, MAX_SIGNATURES, header_location};
-use crate::clock::Clock;
 use crate::secret::{Secret, SecretSet};
 use crate::verify::{
     Encoding, HmacKeys, SignatureVerifier, Tags, TimestampWindow, VerifiedWebhook, VerifyError,
@@ -168,26 +166,10 @@ impl StandardWebhooks {
         })
     }
 
-    /// How far the timestamp may be from now, either way.
-    #[must_use]
-    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
-        self.window = self.window.with_tolerance(tolerance);
-        self
-    }
-
-    /// The clock the timestamp is checked against.
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.window = self.window.with_clock(clock);
-        self
-    }
-
-    /// A clock shared with other parts of the application.
-    #[must_use]
-    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.window = self.window.with_shared_clock(clock);
-        self
-    }
+    super::window_setters!(
+        tolerance = "How far the timestamp may be from now, either way.",
+        clock = "The clock the timestamp is checked against."
+    );
 
     /// The header carrying the signatures (`webhook-signature` or
     /// `svix-signature`).

@@ -1,6 +1,5 @@
 //! Stripe.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::Hmac;
@@ -9,7 +8,6 @@ use http::request::Parts;
 use sha2::Sha256;
 
 use super::MAX_SIGNATURES;
-use crate::clock::Clock;
 use crate::secret::SecretSet;
 use crate::verify::{
     Encoding, HmacKeys, SignatureVerifier, Tags, TimestampWindow, VerifiedWebhook, VerifyError,
@@ -73,26 +71,10 @@ impl Stripe {
         }
     }
 
-    /// How far `t=` may be from now, either way.
-    #[must_use]
-    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
-        self.window = self.window.with_tolerance(tolerance);
-        self
-    }
-
-    /// The clock `t=` is checked against.
-    #[must_use]
-    pub fn with_clock(mut self, clock: impl Clock) -> Self {
-        self.window = self.window.with_clock(clock);
-        self
-    }
-
-    /// A clock shared with other parts of the application.
-    #[must_use]
-    pub fn with_shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.window = self.window.with_shared_clock(clock);
-        self
-    }
+    super::window_setters!(
+        tolerance = "How far `t=` may be from now, either way.",
+        clock = "The clock `t=` is checked against."
+    );
 }
 
 impl SignatureVerifier for Stripe {
