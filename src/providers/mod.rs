@@ -131,7 +131,10 @@ pub use self::stripe::Stripe;
 pub use self::twilio::Twilio;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
-use crate::verify::{Encoding, VerifyError};
+
+use crate::verify::{
+    Encoding, Tags, TimestampWindow, VerifyError, parse_unix_timestamp, single_header,
+};
 
 /// The most signatures read from one header. More is refused as malformed, so
 /// a hostile header costs a bounded amount of work.
@@ -157,62 +160,61 @@ pub enum ConfigError {
     },
 }
 
-/// Signatures decoded from one header, kept on the stack.
-pub(crate) struct Candidates<const N: usize> {
-    tags: [[u8; N]; MAX_SIGNATURES],
-    len: usize,
-    seen: usize,
-    limit: usize,
+/// A header of `key=value` items holding one timestamp and any number of
+/// signatures: Stripe's `t=..,v1=..` and Paddle's `ts=..;h1=..`.
+pub(crate) struct TimestampedSignatureHeader {
+    pub(crate) name: HeaderName,
+    pub(crate) separator: char,
+    pub(crate) timestamp_key: &'static str,
+    pub(crate) signature_key: &'static str,
+    /// The error for a second timestamp item.
+    pub(crate) repeated_timestamp: &'static str,
+    /// The error for no timestamp item.
+    pub(crate) missing_timestamp: &'static str,
 }
 
-impl<const N: usize> Candidates<N> {
-    pub(crate) fn new() -> Self {
-        Self {
-            tags: [[0; N]; MAX_SIGNATURES],
-            len: 0,
-            seen: 0,
-            limit: MAX_SIGNATURES,
+/// What [`TimestampedSignatureHeader::parse`] read.
+pub(crate) struct TimestampedSignatures<'a> {
+    /// The timestamp as sent (it is part of the signed content).
+    pub(crate) raw_timestamp: &'a str,
+    pub(crate) timestamp: u64,
+    pub(crate) signatures: Tags<32>,
+}
+
+impl TimestampedSignatureHeader {
+    /// Reads the header: exactly one timestamp, within `window`, and up to
+    /// [`MAX_SIGNATURES`] hex signatures; items with other keys are ignored.
+    pub(crate) fn parse<'a>(
+        &self,
+        headers: &'a http::HeaderMap,
+        window: &TimestampWindow,
+    ) -> Result<TimestampedSignatures<'a>, VerifyError> {
+        let header = &self.name;
+        let value = single_header(headers, header)?;
+        let mut raw_timestamp = None;
+        let mut signatures = Tags::<32>::new(MAX_SIGNATURES);
+        for item in value.split(self.separator) {
+            let Some((key, value)) = item.split_once('=') else {
+                continue;
+            };
+            if key == self.timestamp_key {
+                if raw_timestamp.is_some() {
+                    return Err(VerifyError::malformed(header, self.repeated_timestamp));
+                }
+                raw_timestamp = Some(value);
+            } else if key == self.signature_key {
+                signatures.push(header, value, Encoding::Hex)?;
+            }
         }
-    }
-
-    /// Reads at most `limit` (at most [`MAX_SIGNATURES`]) signatures.
-    #[cfg(feature = "ed25519")]
-    pub(crate) fn with_limit(mut self, limit: usize) -> Self {
-        self.limit = limit.min(MAX_SIGNATURES);
-        self
-    }
-
-    /// Decodes one signature. A value that does not decode to `N` bytes is
-    /// skipped (it can never match), but still counts toward the cap.
-    pub(crate) fn push(
-        &mut self,
-        header: &HeaderName,
-        value: &str,
-        encoding: Encoding,
-    ) -> Result<(), VerifyError> {
-        self.seen += 1;
-        if self.seen > self.limit {
-            return Err(VerifyError::malformed(header, "too many signatures"));
-        }
-        let mut tag = [0; N];
-        if encoding.decode_exact(value.as_bytes(), &mut tag).is_some() {
-            self.tags[self.len] = tag;
-            self.len += 1;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> + Clone {
-        self.tags[..self.len].iter().map(<[u8; N]>::as_slice)
-    }
-
-    pub(crate) fn get(&self, index: usize) -> &[u8] {
-        &self.tags[index]
-    }
-
-    #[cfg(feature = "ed25519")]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
+        let raw_timestamp =
+            raw_timestamp.ok_or_else(|| VerifyError::malformed(header, self.missing_timestamp))?;
+        let timestamp = parse_unix_timestamp(header, raw_timestamp)?;
+        window.check(header, timestamp)?;
+        Ok(TimestampedSignatures {
+            raw_timestamp,
+            timestamp,
+            signatures,
+        })
     }
 }
 

@@ -7,11 +7,10 @@ use http::HeaderName;
 use http::request::Parts;
 use sha2::Sha256;
 
-use super::Candidates;
+use super::TimestampedSignatureHeader;
 use crate::secret::SecretSet;
 use crate::verify::{
-    Encoding, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
-    event_id_from_json, parse_unix_timestamp, single_header,
+    HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError, event_id_from_json,
 };
 
 /// Paddle Billing's webhook signatures.
@@ -52,6 +51,16 @@ pub struct Paddle {
 impl Paddle {
     /// The header carrying the timestamp and the signatures.
     pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("paddle-signature");
+
+    /// How the header is read.
+    const HEADER: TimestampedSignatureHeader = TimestampedSignatureHeader {
+        name: Self::SIGNATURE_HEADER,
+        separator: ';',
+        timestamp_key: "ts",
+        signature_key: "h1",
+        repeated_timestamp: "more than one `ts=`",
+        missing_timestamp: "no `ts=` timestamp",
+    };
     /// The default tolerance: 5 s, as Paddle's SDKs.
     pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(5);
 
@@ -76,39 +85,21 @@ impl SignatureVerifier for Paddle {
     }
 
     fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
-        let header = &Self::SIGNATURE_HEADER;
-        let value = single_header(&parts.headers, header)?;
-        let mut raw_timestamp = None;
-        let mut signatures = Candidates::<32>::new();
-        for item in value.split(';') {
-            let Some((key, value)) = item.split_once('=') else {
-                continue;
-            };
-            match key {
-                "ts" if raw_timestamp.is_some() => {
-                    return Err(VerifyError::malformed(header, "more than one `ts=`"));
-                }
-                "ts" => raw_timestamp = Some(value),
-                "h1" => signatures.push(header, value, Encoding::Hex)?,
-                _ => {}
-            }
-        }
-        let raw_timestamp =
-            raw_timestamp.ok_or_else(|| VerifyError::malformed(header, "no `ts=` timestamp"))?;
-        let timestamp = parse_unix_timestamp(header, raw_timestamp)?;
-        self.window.check(header, timestamp)?;
-
+        let header = Self::HEADER.parse(&parts.headers, &self.window)?;
         let (index, matched) = self
             .keys
-            .find_match(&[raw_timestamp.as_bytes(), b":", body], signatures.iter())
+            .find_match(
+                &[header.raw_timestamp.as_bytes(), b":", body],
+                header.signatures.iter(),
+            )
             .ok_or_else(|| VerifyError::SignatureMismatch {
-                header: header.clone(),
+                header: Self::SIGNATURE_HEADER,
             })?;
         let id = event_id_from_json(body, "event_id")?;
         Ok(VerifiedWebhook::new("paddle")
             .with_signed_event_id(id)
-            .with_timestamp(timestamp)
+            .with_timestamp(header.timestamp)
             .with_secret_index(index)
-            .with_signature(signatures.get(matched)))
+            .with_signature(header.signatures.get(matched)))
     }
 }

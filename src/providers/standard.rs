@@ -11,7 +11,6 @@ use http::request::Parts;
 use sha2::Sha256;
 
 #[cfg(feature = "ed25519")]
-use super::Candidates;
 use super::{ConfigError, MAX_SIGNATURES, header_location};
 use crate::secret::{Secret, SecretSet};
 use crate::verify::{
@@ -189,18 +188,15 @@ impl SignatureVerifier for StandardWebhooks {
         let value = single_header(headers, header)?;
         let mut symmetric = Tags::<32>::new(MAX_SIGNATURES);
         #[cfg(feature = "ed25519")]
-        // Built on the first `v1a` entry only: most senders have none, and
-        // the candidates' array is 4 KiB to clear.
-        let mut asymmetric: Option<Candidates<64>> = None;
+        // Built on the first `v1a` entry only: most senders have none.
+        let mut asymmetric: Option<Tags<64>> = None;
         for entry in value.split(' ').filter(|entry| !entry.is_empty()) {
             match entry.split_once(',') {
                 Some(("v1", signature)) => symmetric.push(header, signature, Encoding::Base64)?,
                 #[cfg(feature = "ed25519")]
                 Some(("v1a", signature)) => {
                     asymmetric
-                        .get_or_insert_with(|| {
-                            Candidates::new().with_limit(MAX_ASYMMETRIC_SIGNATURES)
-                        })
+                        .get_or_insert_with(|| Tags::new(MAX_ASYMMETRIC_SIGNATURES))
                         .push(header, signature, Encoding::Base64)?;
                 }
                 _ => {}

@@ -299,6 +299,12 @@ impl<const N: usize> Tags<N> {
             .map(<[u8; N]>::as_slice)
     }
 
+    /// Whether no signature decoded.
+    #[cfg_attr(not(feature = "ed25519"), allow(dead_code))]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     pub(crate) fn get(&self, index: usize) -> &[u8] {
         match self.inline.get(index) {
             Some(tag) => tag,
