@@ -79,6 +79,8 @@ mod pg;
 pub mod providers;
 pub mod rejection;
 pub mod secret;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;

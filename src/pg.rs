@@ -124,14 +124,7 @@ impl Table {
     /// digit, at most 48 bytes. Everything is quoted when used, so no other
     /// escaping is needed.
     pub(crate) fn parse(table: &str) -> Result<Self, StoreError> {
-        let valid = |part: &str| {
-            let mut bytes = part.bytes();
-            part.len() <= 48
-                && bytes
-                    .next()
-                    .is_some_and(|first| first.is_ascii_alphabetic() || first == b'_')
-                && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
-        };
+        let valid = crate::sql::is_identifier;
         let (schema, name) = match table.split_once('.') {
             Some((schema, name)) => (Some(schema), name),
             None => (None, table),

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Claim, FenceToken, IdempotencyStore, StoreError};
 use crate::clock::{Clock, SystemClock};
+use crate::sql::sqlite::{configure_durable, duration_millis, millis, validate_table};
 
 /// The table [`SqliteStore`] uses unless told otherwise.
 pub const DEFAULT_SQLITE_TABLE: &str = "tower_webhooks_idempotency";
@@ -352,11 +353,7 @@ impl Worker {
 }
 
 fn configure(conn: &Connection, table: &str, busy_timeout: Duration) -> rusqlite::Result<()> {
-    conn.busy_timeout(busy_timeout)?;
-    // In-memory databases answer "memory"; files switch to WAL.
-    let _mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    configure_durable(conn, busy_timeout)?;
     // state: 0 = in flight, 1 = completed.
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS \"{table}\" (
@@ -370,16 +367,6 @@ fn configure(conn: &Connection, table: &str, busy_timeout: Duration) -> rusqlite
     ))
 }
 
-fn millis(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
-        i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-    })
-}
-
-fn duration_millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
-}
-
 fn token_from(id: i64) -> FenceToken {
     // AUTOINCREMENT ids are positive.
     FenceToken::new(id.unsigned_abs())
@@ -389,23 +376,6 @@ fn token_to(token: FenceToken) -> i64 {
     // A token above i64::MAX was never issued: map it to an id that matches
     // no row.
     i64::try_from(token.get()).unwrap_or(-1)
-}
-
-fn validate_table(table: &str) -> Result<(), StoreError> {
-    let mut bytes = table.bytes();
-    let valid = table.len() <= 48
-        && bytes
-            .next()
-            .is_some_and(|first| first.is_ascii_alphabetic() || first == b'_')
-        && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(StoreError::backend(format!(
-            "invalid table name {table:?}: use ASCII letters, digits and `_` \
-             (not starting with a digit), at most 48 bytes"
-        )))
-    }
 }
 
 fn convert(error: rusqlite::Error) -> StoreError {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use super::store::{
     ListFilter, NewEvent, Purged, StoreError,
 };
 use crate::clock::{Clock, SystemClock};
+use crate::sql::sqlite::{configure_durable, duration_millis, millis, time, validate_table};
 
 /// The inbox on an SQLite file: durable, embedded, no server. One machine;
 /// several processes may share the file.
@@ -95,17 +96,7 @@ impl SqliteInboxBuilder {
     /// [`StoreError`] if the table name is invalid or the file cannot be
     /// opened or migrated.
     pub async fn open(self) -> Result<SqliteInbox, StoreError> {
-        if self.table.is_empty()
-            || !self
-                .table
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(StoreError::backend(format!(
-                "invalid table name {:?}",
-                self.table
-            )));
-        }
+        validate_table(&self.table)?;
         let (ready_tx, ready_rx) = oneshot::channel();
         let (commands, receiver) = mpsc::channel();
         let Self {
@@ -236,14 +227,10 @@ fn open_connection(
     busy_timeout: Duration,
 ) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(StoreError::unavailable)?;
-    connection
-        .busy_timeout(busy_timeout)
-        .map_err(StoreError::backend)?;
+    configure_durable(&connection, busy_timeout).map_err(StoreError::backend)?;
     connection
         .execute_batch(&format!(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             CREATE TABLE IF NOT EXISTS {table} (
+            "CREATE TABLE IF NOT EXISTS {table} (
                  namespace   TEXT    NOT NULL,
                  event_id    TEXT    NOT NULL,
                  status      TEXT    NOT NULL,
@@ -332,20 +319,6 @@ impl Sql {
             table: t.to_owned(),
         }
     }
-}
-
-fn millis(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |elapsed| {
-        i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-    })
-}
-
-fn time(millis: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).unwrap_or(0))
-}
-
-fn duration_millis(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn encode_headers(headers: &[(String, String)]) -> String {

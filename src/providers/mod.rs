@@ -113,8 +113,6 @@ mod standard;
 mod stripe;
 mod twilio;
 
-use std::borrow::Cow;
-
 use http::HeaderName;
 
 #[cfg(feature = "ed25519")]
@@ -218,9 +216,7 @@ impl TimestampedSignatureHeader {
     }
 }
 
-pub(crate) fn header_location(header: &HeaderName) -> Cow<'static, str> {
-    Cow::Owned(format!("header `{header}`"))
-}
+pub(crate) use crate::verify::header_location;
 
 /// Parses an Ed25519 public key for verification; `strict` rejects weak
 /// (small-order) keys.

@@ -71,6 +71,7 @@ pub use self::helpers::{
     single_header,
 };
 pub(crate) use self::helpers::{Tags, is_valid_event_id};
+pub(crate) use self::hmac::header_location;
 pub use self::hmac::{
     Encoding, EventIdSource, HmacVerifier, HmacVerifierBuilder, SignedContent, TemplateError,
 };
