@@ -46,7 +46,7 @@ fn request(signer: &GenericSigner) -> Request<Full<Bytes>> {
 fn accept(c: &mut Criterion, runtime: &Runtime, name: &str, inbox: &Inbox) {
     let signer = GenericSigner::new(SECRET);
     let service = ServiceBuilder::new()
-        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET)))
+        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()))
         .service(inbox.accept());
     let mut group = c.benchmark_group("inbox_accept/1KiB");
     group.throughput(Throughput::Elements(1));

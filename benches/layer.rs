@@ -54,11 +54,11 @@ fn layer(c: &mut Criterion) {
     let signer = GenericSigner::new(SECRET);
     let bare = service_fn(handler);
     let verified = ServiceBuilder::new()
-        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET)))
+        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()))
         .service_fn(handler);
     let deduplicated = ServiceBuilder::new()
         .layer(
-            WebhookLayer::new(HmacVerifier::generic(SECRET))
+            WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap())
                 .with_idempotency(IdempotencyLayer::new(MemoryStore::new())),
         )
         .service_fn(handler);

@@ -42,7 +42,7 @@ async fn guarded(Extension(webhook): Extension<VerifiedWebhook>, body: Bytes) ->
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
-    let layer = WebhookLayer::new(HmacVerifier::generic(common::webhook_secret()))
+    let layer = WebhookLayer::new(HmacVerifier::generic(common::webhook_secret())?)
         .with_idempotency(IdempotencyLayer::new(MemoryStore::new()));
     let app = Router::new()
         .route("/bare", post(bare))

@@ -40,7 +40,7 @@ struct Acme {
 impl Acme {
     fn new(secrets: impl Into<SecretSet>) -> Self {
         Self {
-            keys: HmacKeys::new(&secrets.into()),
+            keys: HmacKeys::new(&secrets.into()).expect("a non-empty secret"),
             window: TimestampWindow::default(),
         }
     }
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn acme_requests_verify_and_forgeries_do_not() {
         let acme = Acme {
-            keys: HmacKeys::new(&["old_secret", "acme_secret"].into()),
+            keys: HmacKeys::new(&["old_secret", "acme_secret"].into()).unwrap(),
             window: TimestampWindow::default().with_clock(FixedClock::at_unix(1_700_000_000)),
         };
         let body = br#"{"delivery":"dlv_1"}"#;

@@ -46,7 +46,7 @@ async fn main() -> std::io::Result<()> {
     common::init_tracing();
     let webhooks = ServiceBuilder::new()
         .layer(
-            WebhookLayer::new(HmacVerifier::generic(common::webhook_secret()))
+            WebhookLayer::new(HmacVerifier::generic(common::webhook_secret()).map_err(std::io::Error::other)?)
                 .with_idempotency(IdempotencyLayer::new(MemoryStore::new())),
         )
         .service_fn(handle);

@@ -292,7 +292,7 @@ fn inline_app(
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     common::init_tracing();
-    let routes = common::routes();
+    let routes = common::routes()?;
     let paths: Vec<String> = routes.iter().map(|(path, _)| path.clone()).collect();
     let mode = env_or("RECEIVER_MODE", "inbox");
     let (app, worker): (Router, Option<WorkerHandle>) = match mode.as_str() {

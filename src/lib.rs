@@ -22,7 +22,7 @@
 //! # async fn main() {
 //! let app = Router::new()
 //!     .route("/webhooks/provider", post(handle))
-//!     .route_layer(WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me")));
+//!     .route_layer(WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me").unwrap()));
 //!
 //! // An unsigned request never reaches the handler.
 //! let request = http::Request::post("/webhooks/provider").body(axum::body::Body::from("{}")).unwrap();
@@ -70,17 +70,15 @@
     clippy::all
 )]
 
+pub mod admission;
+mod backend;
 pub mod clock;
 pub mod idempotency;
 pub mod inbox;
 pub mod layer;
-#[cfg(feature = "postgres")]
-mod pg;
 pub mod providers;
 pub mod rejection;
 pub mod secret;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-mod sql;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;

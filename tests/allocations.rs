@@ -197,7 +197,7 @@ async fn handler(request: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>,
 fn one_copy_of_a_multi_chunk_body_with_content_length() {
     let runtime = runtime();
     let service = ServiceBuilder::new()
-        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET)))
+        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()))
         .service_fn(handler);
     // Warm up (lazy statics, the runtime's first allocations).
     let (request, _) = chunked_request(true);
@@ -235,7 +235,7 @@ fn one_copy_of_a_multi_chunk_body_with_content_length() {
 fn content_length_over_the_limit_is_refused_before_reading() {
     let runtime = runtime();
     let service = ServiceBuilder::new()
-        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET)))
+        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()))
         .service(service_fn(|_: Request<Full<Bytes>>| async {
             panic!("a refused request reached the handler");
             #[allow(unreachable_code)]
@@ -265,7 +265,7 @@ fn without_content_length_no_more_than_the_limit_is_buffered() {
     let runtime = runtime();
     let limit = 1024 * 1024;
     let service = ServiceBuilder::new()
-        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET)).body_limit(limit))
+        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()).body_limit(limit))
         .service(service_fn(|_: Request<Full<Bytes>>| async {
             panic!("an oversized request reached the handler");
             #[allow(unreachable_code)]

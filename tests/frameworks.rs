@@ -37,7 +37,7 @@ async fn axum_route_layer_guards_one_route_and_leaves_the_others() {
     }
     let app = Router::new()
         .route("/webhooks/provider", post(handler))
-        .route_layer(WebhookLayer::new(HmacVerifier::generic(SECRET)))
+        .route_layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()))
         .route("/health", get(|| async { "up" }))
         .route("/echo", post(|body: Bytes| async move { body }));
     let address = serve(app).await;
@@ -76,7 +76,7 @@ async fn axum_route_layer_guards_one_route_and_leaves_the_others() {
 async fn axum_router_layer_over_the_whole_router_works_too() {
     let app = Router::new()
         .route("/hook", post(|body: Bytes| async move { body }))
-        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET)));
+        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()));
     let address = serve(app).await;
     let (status, body) = http_send(address, signed("/hook", "evt_2", b"payload")).await;
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"payload"[..]));
@@ -101,7 +101,7 @@ async fn plain_hyper_server() {
         )))))
     }
     let service = ServiceBuilder::new()
-        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET)))
+        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()))
         .service_fn(handler);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

@@ -67,19 +67,19 @@ async fn fixture(name: &str) -> Fixture {
     let app = Router::new()
         .route(
             "/generic",
-            post(handler.clone()).route_layer(guarded(Arc::new(HmacVerifier::generic(SECRET)))),
+            post(handler.clone()).route_layer(guarded(Arc::new(HmacVerifier::generic(SECRET).unwrap()))),
         )
         .route(
             "/stripe",
-            post(handler.clone()).route_layer(guarded(Arc::new(Stripe::new(SECRET)))),
+            post(handler.clone()).route_layer(guarded(Arc::new(Stripe::new(SECRET).unwrap()))),
         )
         .route(
             "/slack",
-            post(handler.clone()).route_layer(guarded(Arc::new(Slack::new(SECRET)))),
+            post(handler.clone()).route_layer(guarded(Arc::new(Slack::new(SECRET).unwrap()))),
         )
         .route(
             "/paddle",
-            post(handler).route_layer(guarded(Arc::new(Paddle::new(SECRET)))),
+            post(handler).route_layer(guarded(Arc::new(Paddle::new(SECRET).unwrap()))),
         )
         .route("/standard", post_service(standard));
     Fixture {

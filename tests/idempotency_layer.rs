@@ -16,6 +16,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use support::{http_send, problem_kind, serve, try_http_send};
 use tokio::sync::Notify;
+use tower_webhooks::admission::Namespace;
 use tower_webhooks::clock::FixedClock;
 use tower_webhooks::idempotency::{Claim, FenceToken, IdempotencyStore, MemoryStore, StoreError};
 use tower_webhooks::layer::IdempotencyLayer;
@@ -40,7 +41,7 @@ where
     H: axum::handler::Handler<T, ()>,
     T: 'static,
 {
-    let layer = WebhookLayer::new(HmacVerifier::generic(SECRET))
+    let layer = WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap())
         .with_idempotency(configure(IdempotencyLayer::from_shared(store)));
     Router::new().route("/hook", post(handler).route_layer(layer))
 }
@@ -256,8 +257,9 @@ async fn namespaces_keep_the_same_id_apart() {
     let store: Arc<dyn IdempotencyStore> = Arc::new(MemoryStore::new());
     let runs = Arc::new(AtomicUsize::new(0));
     let layer = |namespace: &'static str| {
-        WebhookLayer::new(HmacVerifier::generic(SECRET))
-            .with_idempotency(IdempotencyLayer::from_shared(store.clone()).namespace(namespace))
+        WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap())
+            .namespace(Namespace::new(namespace).unwrap())
+            .with_idempotency(IdempotencyLayer::from_shared(store.clone()))
     };
     let app = Router::new()
         .route("/a", post(counting(&runs)).route_layer(layer("partner-a")))
@@ -456,7 +458,7 @@ async fn a_request_without_an_event_id_is_keyed_by_its_body() {
     use tower_webhooks::providers::Slack;
     use tower_webhooks::testing::SlackSigner;
     let runs = Arc::new(AtomicUsize::new(0));
-    let layer = WebhookLayer::new(Slack::new(SECRET))
+    let layer = WebhookLayer::new(Slack::new(SECRET).unwrap())
         .with_idempotency(IdempotencyLayer::new(MemoryStore::new()));
     let ids = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (seen, counter) = (ids.clone(), runs.clone());

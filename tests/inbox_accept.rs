@@ -39,7 +39,7 @@ async fn sqlite() -> SqliteInbox {
 
 async fn app(inbox: &Inbox) -> std::net::SocketAddr {
     let endpoint = ServiceBuilder::new()
-        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET)))
+        .layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()))
         .service(inbox.accept());
     serve(Router::new().route("/hook", post_service(endpoint))).await
 }
@@ -203,7 +203,7 @@ async fn a_full_inbox_sheds_load_before_writing() {
     tokio::time::sleep(Duration::from_millis(150)).await;
     let response = tower::ServiceExt::oneshot(
         ServiceBuilder::new()
-            .layer(WebhookLayer::new(HmacVerifier::generic(SECRET)))
+            .layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()))
             .service(inbox.accept()),
         delivery("evt_3", "{}"),
     )

@@ -172,6 +172,7 @@ fn event(id: &str, body: &[u8]) -> NewEvent {
         body: Bytes::copy_from_slice(body),
         headers: vec![("content-type".to_owned(), "application/json".to_owned())],
         received_at: SystemTime::now(),
+        signature: None,
     }
 }
 

@@ -49,7 +49,7 @@ async fn instance(store: Arc<dyn IdempotencyStore>, counts: Counts) -> SocketAdd
             StatusCode::OK
         }
     };
-    let layer = WebhookLayer::new(HmacVerifier::generic(SECRET)).with_idempotency(
+    let layer = WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()).with_idempotency(
         IdempotencyLayer::from_shared(store)
             .store_timeout(Duration::from_secs(5))
             .in_flight_retry_after(Duration::from_millis(50)),

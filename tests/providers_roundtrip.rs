@@ -53,14 +53,14 @@ fn presets() -> Vec<Preset> {
         ),
         preset(
             StripeSigner::new(SECRET),
-            Stripe::new(SECRET).with_clock(clock.clone()),
+            Stripe::new(SECRET).unwrap().with_clock(clock.clone()),
             true,
         ),
-        preset(GitHubSigner::new(SECRET), GitHub::new(SECRET), false),
-        preset(ShopifySigner::new(SECRET), Shopify::new(SECRET), false),
+        preset(GitHubSigner::new(SECRET), GitHub::new(SECRET).unwrap(), false),
+        preset(ShopifySigner::new(SECRET), Shopify::new(SECRET).unwrap(), false),
         preset(
             SlackSigner::new(SECRET),
-            Slack::new(SECRET).with_clock(clock.clone()),
+            Slack::new(SECRET).unwrap().with_clock(clock.clone()),
             true,
         ),
         preset(
@@ -79,7 +79,7 @@ fn presets() -> Vec<Preset> {
         ),
         preset(
             PaddleSigner::new(SECRET),
-            Paddle::new(SECRET).with_clock(clock.clone()),
+            Paddle::new(SECRET).unwrap().with_clock(clock.clone()),
             true,
         ),
         preset(
@@ -89,12 +89,12 @@ fn presets() -> Vec<Preset> {
         ),
         preset(
             SquareSigner::new(SECRET, URL),
-            Square::new(SECRET, URL),
+            Square::new(SECRET, URL).unwrap(),
             true,
         ),
         preset(
             LinearSigner::new(SECRET),
-            Linear::new(SECRET).with_clock(clock.clone()),
+            Linear::new(SECRET).unwrap().with_clock(clock.clone()),
             true,
         ),
     ];

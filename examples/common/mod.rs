@@ -60,13 +60,17 @@ fn handler_delay() -> Duration {
 /// The webhook routes to mount: `/webhooks/provider` (the reference scheme,
 /// always) and `/webhooks/<name>` for each preset whose secret is in the
 /// environment.
-pub fn routes() -> Vec<(String, Arc<dyn SignatureVerifier>)> {
+///
+/// # Errors
+///
+/// The reference route's secret is refused (empty).
+pub fn routes() -> Result<Vec<(String, Arc<dyn SignatureVerifier>)>, tower_webhooks::verify::ConfigError> {
     fn env(name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|value| !value.is_empty())
     }
     let mut routes: Vec<(String, Arc<dyn SignatureVerifier>)> = vec![(
         "/webhooks/provider".to_owned(),
-        Arc::new(HmacVerifier::generic(webhook_secret())),
+        Arc::new(HmacVerifier::generic(webhook_secret())?),
     )];
     let mut add =
         |name: &str, verifier: Option<Result<Arc<dyn SignatureVerifier>, String>>| match verifier {
@@ -78,19 +82,35 @@ pub fn routes() -> Vec<(String, Arc<dyn SignatureVerifier>)> {
         };
     add(
         "stripe",
-        env("STRIPE_WEBHOOK_SECRET").map(|s| Ok(Arc::new(Stripe::new(s)) as _)),
+        env("STRIPE_WEBHOOK_SECRET").map(|s| {
+            Stripe::new(s)
+                .map(|v| Arc::new(v) as _)
+                .map_err(|e| e.to_string())
+        }),
     );
     add(
         "github",
-        env("GITHUB_WEBHOOK_SECRET").map(|s| Ok(Arc::new(GitHub::new(s)) as _)),
+        env("GITHUB_WEBHOOK_SECRET").map(|s| {
+            GitHub::new(s)
+                .map(|v| Arc::new(v) as _)
+                .map_err(|e| e.to_string())
+        }),
     );
     add(
         "shopify",
-        env("SHOPIFY_WEBHOOK_SECRET").map(|s| Ok(Arc::new(Shopify::new(s)) as _)),
+        env("SHOPIFY_WEBHOOK_SECRET").map(|s| {
+            Shopify::new(s)
+                .map(|v| Arc::new(v) as _)
+                .map_err(|e| e.to_string())
+        }),
     );
     add(
         "slack",
-        env("SLACK_SIGNING_SECRET").map(|s| Ok(Arc::new(Slack::new(s)) as _)),
+        env("SLACK_SIGNING_SECRET").map(|s| {
+            Slack::new(s)
+                .map(|v| Arc::new(v) as _)
+                .map_err(|e| e.to_string())
+        }),
     );
     add(
         "standard",
@@ -102,7 +122,11 @@ pub fn routes() -> Vec<(String, Arc<dyn SignatureVerifier>)> {
     );
     add(
         "paddle",
-        env("PADDLE_WEBHOOK_SECRET").map(|s| Ok(Arc::new(Paddle::new(s)) as _)),
+        env("PADDLE_WEBHOOK_SECRET").map(|s| {
+            Paddle::new(s)
+                .map(|v| Arc::new(v) as _)
+                .map_err(|e| e.to_string())
+        }),
     );
     add(
         "discord",
@@ -112,7 +136,7 @@ pub fn routes() -> Vec<(String, Arc<dyn SignatureVerifier>)> {
                 .map_err(|e| e.to_string())
         }),
     );
-    routes
+    Ok(routes)
 }
 
 /// Sends tracing output (the crate's own log lines) to stderr, so stdout holds

@@ -183,28 +183,28 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "stripe",
-                Arc::new(Stripe::new(SECRET).with_clock(clock())),
+                Arc::new(Stripe::new(SECRET).unwrap().with_clock(clock())),
                 Box::new(StripeSigner::new(SECRET)),
                 "/webhooks/stripe",
                 br#"{"id":"evt_1NG8Du2eZvKYlo2C","object":"event","type":"charge.succeeded"}"#,
             ),
             preset(
                 "github",
-                Arc::new(GitHub::new(SECRET)),
+                Arc::new(GitHub::new(SECRET).unwrap()),
                 Box::new(GitHubSigner::new(SECRET)),
                 "/webhooks/github",
                 br#"{"zen":"Keep it logically awesome.","hook_id":1}"#,
             ),
             preset(
                 "shopify",
-                Arc::new(Shopify::new(SECRET)),
+                Arc::new(Shopify::new(SECRET).unwrap()),
                 Box::new(ShopifySigner::new(SECRET)),
                 "/webhooks/shopify",
                 br#"{"id":820982911946154508,"email":"jon@example.com"}"#,
             ),
             preset(
                 "slack",
-                Arc::new(Slack::new(SECRET).with_clock(clock())),
+                Arc::new(Slack::new(SECRET).unwrap().with_clock(clock())),
                 Box::new(SlackSigner::new(SECRET)),
                 "/webhooks/slack",
                 br#"{"type":"event_callback","event_id":"Ev08MFMKH6","event":{"type":"app_mention"}}"#,
@@ -233,7 +233,7 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "paddle",
-                Arc::new(Paddle::new(SECRET).with_clock(clock())),
+                Arc::new(Paddle::new(SECRET).unwrap().with_clock(clock())),
                 Box::new(PaddleSigner::new(SECRET)),
                 "/webhooks/paddle",
                 br#"{"event_id":"evt_01h8bzakzx3hm2fmen703n5q45","event_type":"subscription.created"}"#,
@@ -264,7 +264,7 @@ pub fn preset_list() -> &'static [Preset] {
                 Arc::new(Square::new(
                     SECRET,
                     format!("{BASE_URL}/webhooks/square"),
-                )),
+                ).unwrap()),
                 Box::new(SquareSigner::new(
                     SECRET,
                     format!("{BASE_URL}/webhooks/square"),
@@ -274,7 +274,7 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "linear",
-                Arc::new(Linear::new(SECRET).with_clock(clock())),
+                Arc::new(Linear::new(SECRET).unwrap().with_clock(clock())),
                 Box::new(LinearSigner::new(SECRET)),
                 "/webhooks/linear",
                 br#"{"action":"create","type":"Issue","webhookTimestamp":1700000000000}"#,

@@ -51,4 +51,4 @@ pub use self::redis::{DEFAULT_REDIS_PREFIX, RedisStore, RedisStoreBuilder};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use self::sqlite::{DEFAULT_SQLITE_TABLE, SqliteStore, SqliteStoreBuilder};
-pub use self::store::{BoxError, Claim, FenceToken, IdempotencyStore, StoreError};
+pub use self::store::{BoxError, Claim, FenceToken, IdempotencyStore, SignatureClaim, StoreError};

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
 use super::{Claim, FenceToken, IdempotencyStore, StoreError};
-use crate::pg::{self, Conn, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, millis};
+use crate::backend::pg::{self, Conn, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, millis};
 
 /// The table [`PostgresStore`] uses unless told otherwise.
 pub const DEFAULT_POSTGRES_TABLE: &str = "tower_webhooks_idempotency";

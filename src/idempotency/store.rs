@@ -3,8 +3,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-/// A boxed error from a store's backend.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub use crate::backend::{BoxError, StoreError};
 
 /// Proof of a claim. `complete` and `release` must present it, and do nothing
 /// when a newer claim has taken the key since (the lease expired).
@@ -43,34 +42,21 @@ pub enum Claim {
         /// Whether the completed claim was made with the same fingerprint.
         same_fingerprint: bool,
     },
+    /// From [`IdempotencyStore::admit`] only: the signature is held by
+    /// another event id. Nothing was written.
+    Replayed,
 }
 
-/// Why a store call failed. The layer answers 503 (or proceeds, if configured
-/// to fail open) and records nothing as done.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// The call did not finish within its timeout.
-    #[error("store call timed out after {0:?}")]
-    Timeout(Duration),
-    /// The backend could not be reached.
-    #[error("store unavailable: {0}")]
-    Unavailable(#[source] BoxError),
-    /// The backend answered with an error.
-    #[error("store error: {0}")]
-    Backend(#[source] BoxError),
-}
-
-impl StoreError {
-    /// Wraps a backend error.
-    pub fn backend(error: impl Into<BoxError>) -> Self {
-        Self::Backend(error.into())
-    }
-
-    /// Wraps a connection error.
-    pub fn unavailable(error: impl Into<BoxError>) -> Self {
-        Self::Unavailable(error.into())
-    }
+/// The replay guard's half of [`IdempotencyStore::admit`]: the signature of
+/// an event whose id the signature does not cover, to be held by that id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignatureClaim<'a> {
+    /// The record's key: `namespace#sig:<hex of the signature>`.
+    pub key: &'a str,
+    /// The event id that holds the signature (the fingerprint of the record).
+    pub event_id: &'a str,
+    /// How long the record lives.
+    pub keep: Duration,
 }
 
 /// Where claims live: the shared memory of every instance that may receive the
@@ -193,6 +179,58 @@ pub trait IdempotencyStore: fmt::Debug + Send + Sync + 'static {
     ///
     /// [`StoreError`] if the backend fails or times out.
     async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError>;
+
+    /// Extends an in-flight claim's lease to `lease` from now, so a slow
+    /// handler keeps its key. Returns `false` (and changes nothing) if
+    /// `token` no longer holds the key or its lease already expired.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails or times out.
+    async fn renew(&self, key: &str, token: FenceToken, lease: Duration) -> Result<bool, StoreError> {
+        let _ = (key, token, lease);
+        Err(StoreError::backend("this store cannot renew a lease"))
+    }
+
+    /// Admits an event: records `signature` (when the event id is not
+    /// signed) for `signature.event_id`, then claims `key` for `lease`.
+    ///
+    /// If another event id holds a live record of the signature, returns
+    /// [`Claim::Replayed`] and writes nothing. Otherwise the record is made
+    /// (or kept, when the same id already holds it) and the outcome is that
+    /// of [`claim`](Self::claim) with an empty fingerprint.
+    ///
+    /// The default makes the two steps one after the other, the signature
+    /// first, so a crash between them leaves at most a record the same
+    /// delivery passes again. Stores override it to make both in one round
+    /// trip.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails or times out.
+    async fn admit(
+        &self,
+        key: &str,
+        lease: Duration,
+        signature: Option<SignatureClaim<'_>>,
+    ) -> Result<Claim, StoreError> {
+        if let Some(signature) = signature {
+            match self
+                .claim(signature.key, signature.event_id.as_bytes(), signature.keep)
+                .await?
+            {
+                Claim::Acquired(_)
+                | Claim::InFlight {
+                    same_fingerprint: true,
+                }
+                | Claim::Completed {
+                    same_fingerprint: true,
+                } => {}
+                _ => return Ok(Claim::Replayed),
+            }
+        }
+        self.claim(key, b"", lease).await
+    }
 }
 
 #[async_trait]
@@ -218,21 +256,17 @@ impl<T: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<T> {
     async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError> {
         (**self).release(key, token).await
     }
-}
 
-/// Runs a store call with a timeout. A call that finishes on its first poll
-/// (an in-process store, always) never arms a timer; only one that has to
-/// wait does.
-pub(crate) async fn timed<T>(
-    timeout: Duration,
-    call: impl Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    let mut call = std::pin::pin!(call);
-    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
-    match first {
-        std::task::Poll::Ready(result) => result,
-        std::task::Poll::Pending => tokio::time::timeout(timeout, call)
-            .await
-            .unwrap_or(Err(StoreError::Timeout(timeout))),
+    async fn renew(&self, key: &str, token: FenceToken, lease: Duration) -> Result<bool, StoreError> {
+        (**self).renew(key, token, lease).await
+    }
+
+    async fn admit(
+        &self,
+        key: &str,
+        lease: Duration,
+        signature: Option<SignatureClaim<'_>>,
+    ) -> Result<Claim, StoreError> {
+        (**self).admit(key, lease, signature).await
     }
 }

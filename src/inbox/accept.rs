@@ -11,13 +11,14 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
+use tokio::sync::oneshot;
 use tower_service::Service;
 
 use super::store::{EventKey, EventStatus, Inserted, NewEvent};
 use super::{Config, Shared};
-use crate::idempotency::store::timed;
+use crate::backend::timed;
 use crate::rejection::Rejection;
-use crate::verify::VerifiedWebhook;
+use crate::admission::Ticket;
 
 /// The endpoint service of an [`Inbox`](super::Inbox): records each verified
 /// event durably and answers 200 at once; a [`Worker`](super::Worker) runs
@@ -83,18 +84,15 @@ where
     B: Body<Data = Bytes>,
 {
     let received_at = SystemTime::now();
-    let (parts, body) = request.into_parts();
-    let webhook = parts
+    let (mut parts, body) = request.into_parts();
+    let ticket = parts
         .extensions
-        .get::<VerifiedWebhook>()
+        .remove::<Ticket>()
         .ok_or(Rejection::Misconfigured {
             reason: "the inbox needs a WebhookLayer in front of it",
         })?;
-    let event_id = webhook.event_id().ok_or(Rejection::Misconfigured {
-        reason: "the verifier gives no event id to record the event under",
-    })?;
-    let namespace = config.namespace.as_deref().unwrap_or(webhook.provider());
-    let key = EventKey::new(namespace, event_id);
+    shared.routes.check(&ticket.namespace, &ticket.route)?;
+    let key = EventKey::new(ticket.namespace.as_str(), ticket.event_id);
     let unavailable = Rejection::StoreUnavailable {
         retry_after: config.retry_after,
     };
@@ -128,31 +126,24 @@ where
         body,
         headers,
         received_at,
+        signature: ticket.signature,
     };
 
     let acknowledge_first = shared.store.is_durable() || config.acknowledge_first;
-    let outcome = if acknowledge_first {
-        None
-    } else {
-        Some(shared.watch(&key))
-    };
     let inserted = timed(config.store_timeout, shared.store.insert(event)).await;
     match inserted {
         Ok(Inserted::New) => {
             shared.pending_estimate.fetch_add(1, Ordering::Relaxed);
+            // Watched only once this accept's insert decided the event is
+            // new: a concurrent duplicate never touches the waiter.
+            let outcome = (!acknowledge_first).then(|| shared.watch(&key));
             shared.wake.notify_one();
             match outcome {
                 None => Ok(br#"{"ok":true,"queued":true}"#),
-                Some(outcome) => {
-                    match tokio::time::timeout(config.handled_timeout, outcome).await {
-                        Ok(Ok(true)) => Ok(br#"{"ok":true}"#),
-                        _ => Err(Rejection::HandlerFailed),
-                    }
-                }
+                Some(outcome) => handled(shared, config, &key, outcome).await,
             }
         }
         Ok(Inserted::Duplicate { same_body }) => {
-            shared.unwatch(&key);
             if !same_body {
                 shared.changed_bodies.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%key, "event id already recorded with a different body");
@@ -176,10 +167,48 @@ where
                 Err(_) => Err(unavailable),
             }
         }
+        Ok(Inserted::Replayed) => Err(Rejection::ReplayedSignature),
         Err(error) => {
-            shared.unwatch(&key);
             tracing::error!(%key, %error, "could not record the event; answering 503");
             Err(unavailable)
+        }
+    }
+}
+
+/// Waits for the first attempt of a new event on a store that does not
+/// survive restarts. The waiter was registered after the insert; a worker
+/// that finished before that is seen in the record.
+async fn handled(
+    shared: &Shared,
+    config: &Config,
+    key: &EventKey,
+    outcome: oneshot::Receiver<bool>,
+) -> Result<&'static [u8], Rejection> {
+    let answer = |succeeded| {
+        if succeeded {
+            Ok(&br#"{"ok":true}"#[..])
+        } else {
+            Err(Rejection::HandlerFailed)
+        }
+    };
+    if let Ok(Some(record)) = timed(config.store_timeout, shared.store.get(key)).await {
+        match record.status {
+            EventStatus::Succeeded => {
+                shared.unwatch(key);
+                return answer(true);
+            }
+            EventStatus::Dead => {
+                shared.unwatch(key);
+                return answer(false);
+            }
+            _ => {}
+        }
+    }
+    match tokio::time::timeout(config.handled_timeout, outcome).await {
+        Ok(Ok(succeeded)) => answer(succeeded),
+        _ => {
+            shared.unwatch(key);
+            Err(Rejection::HandlerFailed)
         }
     }
 }

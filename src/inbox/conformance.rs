@@ -25,6 +25,7 @@ fn event(id: &str, body: &'static [u8]) -> NewEvent {
         body: Bytes::from_static(body),
         headers: vec![("content-type".to_owned(), "application/json".to_owned())],
         received_at: SystemTime::now(),
+        signature: None,
     }
 }
 

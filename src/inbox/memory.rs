@@ -19,6 +19,9 @@ use crate::clock::{Clock, SystemClock};
 #[derive(Debug)]
 pub struct MemoryInbox {
     events: Mutex<HashMap<EventKey, Entry>>,
+    /// The replay guard's records: (namespace, signature) -> (event id,
+    /// expiry; `None` while the event is recorded). Locked after `events`.
+    signatures: Mutex<HashMap<(String, Bytes), (String, Option<SystemTime>)>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -46,6 +49,7 @@ impl MemoryInbox {
     pub fn with_clock(clock: impl Clock) -> Self {
         Self {
             events: Mutex::new(HashMap::new()),
+            signatures: Mutex::new(HashMap::new()),
             clock: Arc::new(clock),
         }
     }
@@ -54,6 +58,14 @@ impl MemoryInbox {
         // Every update below is a plain assignment, so a panic elsewhere
         // cannot leave an entry half-written.
         self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn signatures(
+        &self,
+    ) -> MutexGuard<'_, HashMap<(String, Bytes), (String, Option<SystemTime>)>> {
+        self.signatures
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -106,6 +118,21 @@ impl InboxStore for MemoryInbox {
     async fn insert(&self, event: NewEvent) -> Result<Inserted, StoreError> {
         let now = self.clock.now();
         let mut events = self.lock();
+        if let Some(record) = &event.signature {
+            let mut signatures = self.signatures();
+            let key = (event.key.namespace.clone(), record.signature.clone());
+            let live = |(_, expires): &(String, Option<SystemTime>)| expires.is_none_or(|at| at > now);
+            match signatures.get(&key) {
+                Some(held) if live(held) && held.0 != event.key.event_id => {
+                    return Ok(Inserted::Replayed);
+                }
+                Some(held) if live(held) => {}
+                _ => {
+                    let expires = record.keep.map(|keep| now + keep);
+                    signatures.insert(key, (event.key.event_id.clone(), expires));
+                }
+            }
+        }
         if let Some(entry) = events.get(&event.key) {
             let same_body = entry.body.as_ref().is_none_or(|body| *body == event.body);
             return Ok(Inserted::Duplicate { same_body });
@@ -269,6 +296,12 @@ impl InboxStore for MemoryInbox {
                 purged.payloads += 1;
             }
             true
+        });
+        // Records that outlived their window, or whose event is gone.
+        let now = self.clock.now();
+        self.signatures().retain(|(namespace, _), (event_id, expires)| match expires {
+            Some(at) => *at > now,
+            None => events.contains_key(&EventKey::new(namespace.as_str(), event_id.as_str())),
         });
         Ok(purged)
     }

@@ -41,7 +41,7 @@
 //! let inbox = Inbox::new(MemoryInbox::new());
 //! let worker = inbox.worker(handle).spawn();
 //! let endpoint = ServiceBuilder::new()
-//!     .layer(WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me")))
+//!     .layer(WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me").unwrap()))
 //!     .service(inbox.accept());
 //! let app: axum::Router = axum::Router::new().route_service("/webhooks/provider", endpoint);
 //! # let _ = app;
@@ -61,7 +61,6 @@ mod sqlite;
 mod store;
 mod worker;
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,9 +81,10 @@ pub use self::postgres::{PostgresInbox, PostgresInboxBuilder};
 pub use self::sqlite::{SqliteInbox, SqliteInboxBuilder};
 pub use self::store::{
     ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
-    ListFilter, NewEvent, Purged, StoreError,
+    ListFilter, NewEvent, Purged, SignatureRecord, StoreError,
 };
 pub use self::worker::{Handler, HandlerError, InboxEvent, ServiceHandler, Worker, WorkerHandle};
+use crate::admission::Routes;
 use crate::rejection::{Rejection, Responder};
 
 /// How long finished events are kept by default: 30 days, longer than any
@@ -94,6 +94,8 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// State shared by an inbox's accept path and its workers.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn InboxStore>,
+    /// Which route owns each namespace.
+    routes: Routes,
     /// Wakes an idle worker when an event is recorded.
     pub(crate) wake: Notify,
     /// Accepts waiting for their event's first outcome (non-durable stores).
@@ -138,7 +140,6 @@ impl Shared {
 
 #[derive(Clone)]
 pub(crate) struct Config {
-    namespace: Option<Cow<'static, str>>,
     keep_headers: Vec<HeaderName>,
     max_pending: Option<u64>,
     reject_changed_body: bool,
@@ -152,7 +153,6 @@ pub(crate) struct Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("namespace", &self.namespace)
             .field("keep_headers", &self.keep_headers)
             .field("max_pending", &self.max_pending)
             .field("reject_changed_body", &self.reject_changed_body)
@@ -184,6 +184,7 @@ impl Inbox {
         Self {
             shared: Arc::new(Shared {
                 store,
+                routes: Routes::default(),
                 wake: Notify::new(),
                 waiters: Mutex::new(HashMap::new()),
                 pending_estimate: AtomicU64::new(0),
@@ -191,7 +192,6 @@ impl Inbox {
                 changed_bodies: AtomicU64::new(0),
             }),
             config: Arc::new(Config {
-                namespace: None,
                 keep_headers: vec![http::header::CONTENT_TYPE],
                 max_pending: None,
                 reject_changed_body: false,
@@ -206,14 +206,6 @@ impl Inbox {
 
     fn config(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
-    }
-
-    /// The namespace events are recorded under. Default: the verifier's
-    /// provider name.
-    #[must_use]
-    pub fn namespace(mut self, namespace: impl Into<Cow<'static, str>>) -> Self {
-        self.config().namespace = Some(namespace.into());
-        self
     }
 
     /// Keeps this request header with the event, for the handler

@@ -16,7 +16,7 @@ use super::store::{
     ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
     ListFilter, NewEvent, Purged, StoreError,
 };
-use crate::pg::{self, Conn, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, millis};
+use crate::backend::pg::{self, Conn, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, millis};
 
 const DEFAULT_TABLE: &str = "tower_webhooks_inbox";
 const DEFAULT_MAX_GROUP: usize = 512;
@@ -645,6 +645,7 @@ fn share(error: &StoreError) -> StoreError {
         StoreError::Timeout(after) => StoreError::Timeout(*after),
         StoreError::Unavailable(source) => StoreError::unavailable(source.to_string()),
         StoreError::Backend(source) => StoreError::backend(source.to_string()),
+        StoreError::Overloaded => StoreError::Overloaded,
     }
 }
 

@@ -16,7 +16,7 @@ use super::store::{
     ListFilter, NewEvent, Purged, StoreError,
 };
 use crate::clock::{Clock, SystemClock};
-use crate::sql::sqlite::{configure_durable, duration_millis, millis, time, validate_table};
+use crate::backend::sql::sqlite::{configure_durable, duration_millis, millis, time, validate_table};
 
 /// The inbox on an SQLite file: durable, embedded, no server. One machine;
 /// several processes may share the file.

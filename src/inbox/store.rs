@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use crate::idempotency::StoreError;
+pub use crate::admission::SignatureRecord;
+pub use crate::backend::StoreError;
 
 /// Identifies an event: the namespace (by default the provider) and the
 /// sender's event id.
@@ -92,6 +93,9 @@ pub struct NewEvent {
     pub headers: Vec<(String, String)>,
     /// When it arrived.
     pub received_at: SystemTime,
+    /// For an event whose id the signature does not cover: the signature to
+    /// admit with it (see [`InboxStore::insert`]).
+    pub signature: Option<SignatureRecord>,
 }
 
 /// The outcome of [`InboxStore::insert`].
@@ -105,6 +109,9 @@ pub enum Inserted {
         /// Whether the recorded body is byte for byte the same.
         same_body: bool,
     },
+    /// The event's signature is held by another event id of the namespace:
+    /// the request is a replay. Nothing was written.
+    Replayed,
 }
 
 /// How a worker claims events.
@@ -224,6 +231,14 @@ pub trait InboxStore: fmt::Debug + Send + Sync + 'static {
     /// Records `event` unless its key is already recorded, in one atomic
     /// operation. When this returns, a new event is committed (durable
     /// stores: on disk).
+    ///
+    /// When `event.signature` is set, the same transaction first admits the
+    /// signature: if another event id of the namespace holds a live record
+    /// of it, nothing is written and the answer is [`Inserted::Replayed`];
+    /// otherwise the signature is recorded for `event.key` (a record the same
+    /// id already holds is kept), whether the event itself is new or a
+    /// duplicate. A record with `keep: Some(d)` lives `d` from now (on the
+    /// store's clock); one with `keep: None` lives until its event is purged.
     ///
     /// # Errors
     ///

@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use super::Shared;
 use super::store::{ClaimOptions, ClaimedEvent, EventKey, StoreError};
-use crate::idempotency::BoxError;
+use crate::backend::BoxError;
 
 /// One event, as the handler receives it.
 #[derive(Clone, Debug)]

@@ -108,17 +108,23 @@ where
                             .map(|verified| (verified, body))
                             .map_err(Rejection::Verify)
                     });
-                    match verified {
-                        Ok((mut verified, body)) => {
-                            if verified.event_id().is_none() {
-                                verified = verified.with_signed_event_id(content_id(&body));
-                            }
+                    let admitted = verified.and_then(|(mut verified, body)| {
+                        let ticket =
+                            this.config
+                                .admission
+                                .issue(&mut verified, &parts.headers, &body)?;
+                        Ok((verified, ticket, body))
+                    });
+                    match admitted {
+                        Ok((verified, ticket, body)) => {
                             let span = tracing::info_span!(
                                 "webhook",
                                 provider,
-                                event_id = verified.event_id().unwrap_or_default()
+                                namespace = %ticket.namespace,
+                                event_id = %ticket.event_id,
                             );
                             parts.extensions.insert(verified);
+                            parts.extensions.insert(ticket);
                             let request = Request::from_parts(parts, Full::new(body));
                             let future = inner.call(request).instrument(span);
                             this.state.set(State::Calling { future });
@@ -157,13 +163,4 @@ where
             }
         }
     }
-}
-
-/// The id of an event whose scheme (or request) carries none: the first 128
-/// bits of the SHA-256 of the verified body, as `sha256:<32 hex digits>`. A
-/// sender's retry resends the same bytes, so it gets the same id.
-fn content_id(body: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(body);
-    format!("sha256:{}", hex::encode(&digest[..16]))
 }

@@ -1,6 +1,5 @@
 //! The idempotency middleware: each event handled effectively once.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,36 +7,16 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{ResponseBody, reject};
-use crate::idempotency::store::timed;
-use crate::idempotency::{Claim, FenceToken, IdempotencyStore};
+use crate::backend::timed;
+use crate::admission::{Routes, Ticket};
+use crate::idempotency::{Claim, FenceToken, IdempotencyStore, SignatureClaim};
 use crate::rejection::{Rejection, Responder};
-use crate::verify::{VerifiedWebhook, check_event_id};
-
-/// Chooses the idempotency key of a verified request (the part after the
-/// namespace). The default is the verifier's event id.
-///
-/// Closures `Fn(&VerifiedWebhook, &HeaderMap) -> Option<String>` implement it.
-/// A key that is not 1 to 255 printable ASCII characters is refused with 400.
-pub trait KeyExtractor: Send + Sync + 'static {
-    /// Returns the key, or `None` if the request has none (answered 500:
-    /// a configuration error, since the verifier accepted it).
-    fn extract(&self, webhook: &VerifiedWebhook, headers: &HeaderMap) -> Option<String>;
-}
-
-impl<F> KeyExtractor for F
-where
-    F: Fn(&VerifiedWebhook, &HeaderMap) -> Option<String> + Send + Sync + 'static,
-{
-    fn extract(&self, webhook: &VerifiedWebhook, headers: &HeaderMap) -> Option<String> {
-        self(webhook, headers)
-    }
-}
 
 /// A [`Layer`] that deduplicates verified webhook deliveries through an
 /// [`IdempotencyStore`]. It goes inside a [`WebhookLayer`](super::WebhookLayer)
@@ -53,26 +32,19 @@ where
 /// | in flight | 409 with `Retry-After`; the handler does not run |
 /// | unreachable or slow | 503 with `Retry-After` (or, with [`fail_open`](Self::fail_open), the handler runs unprotected) |
 ///
-/// **Replay guard.** When the verifier reports an event id the signature does
-/// not cover (the reference scheme's `X-Event-Id`, GitHub's
-/// `X-GitHub-Delivery`, Shopify's `X-Shopify-Event-Id`), the signature itself
-/// is remembered (for the replay window when the scheme signs a timestamp,
-/// for the retention period when it does not), keyed
-/// `namespace#sig:<signature>` with the event id as fingerprint. The same
-/// signature under another event id is answered 401 (`replayed-signature`):
-/// the request is not what the signer sent, so it is an authentication
-/// failure, not a conflict. The same signature under the same id is an
-/// ordinary duplicate. (So two distinct events with byte-identical bodies,
-/// signed in the same second, look like a replay: the second is refused and
-/// succeeds on the sender's retry, which carries a new timestamp. Real events
-/// carry their id or a creation time in the body.)
+/// The key is the route's namespace and event id, and the replay guard
+/// (a signature reused under another event id: 401 `replayed-signature`) is
+/// admitted in the same store call as the claim; see
+/// [`admission`](crate::admission). A slow handler's claim is renewed every
+/// half lease, and once the handler succeeded its completion is recorded
+/// even if the client disconnects.
 ///
 /// ```
 /// use tower_webhooks::idempotency::MemoryStore;
 /// use tower_webhooks::layer::IdempotencyLayer;
 /// use tower_webhooks::{HmacVerifier, WebhookLayer};
 ///
-/// let layer = WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me"))
+/// let layer = WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me").unwrap())
 ///     .with_idempotency(IdempotencyLayer::new(MemoryStore::new()));
 /// let app: axum::Router = axum::Router::new()
 ///     .route("/webhooks/provider", axum::routing::post(|| async { "ok" }))
@@ -87,15 +59,13 @@ pub struct IdempotencyLayer {
 #[derive(Clone)]
 struct Config {
     store: Arc<dyn IdempotencyStore>,
-    namespace: Option<Cow<'static, str>>,
+    routes: Arc<Routes>,
     lease: Duration,
     retention: Duration,
     in_flight_retry_after: Duration,
     unavailable_retry_after: Duration,
     store_timeout: Duration,
     fail_open: bool,
-    replay_window: Option<Duration>,
-    key: Option<Arc<dyn KeyExtractor>>,
     responder: Option<Responder>,
 }
 
@@ -103,13 +73,10 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("store", &self.store)
-            .field("namespace", &self.namespace)
             .field("lease", &self.lease)
             .field("retention", &self.retention)
             .field("store_timeout", &self.store_timeout)
             .field("fail_open", &self.fail_open)
-            .field("replay_window", &self.replay_window)
-            .field("custom_key", &self.key.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -123,9 +90,6 @@ impl IdempotencyLayer {
     pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
     /// The default timeout of each store call: 2 s.
     pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
-    /// The default replay window: 10 minutes, twice the default timestamp
-    /// tolerance (a timestamp may be up to the tolerance in the future).
-    pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(600);
 
     /// Deduplicates through `store`, with the defaults.
     pub fn new(store: impl IdempotencyStore) -> Self {
@@ -137,15 +101,13 @@ impl IdempotencyLayer {
         Self {
             config: Arc::new(Config {
                 store,
-                namespace: None,
+                routes: Arc::default(),
                 lease: Self::DEFAULT_LEASE,
                 retention: Self::DEFAULT_RETENTION,
                 in_flight_retry_after: Duration::from_secs(5),
                 unavailable_retry_after: Duration::from_secs(5),
                 store_timeout: Self::DEFAULT_STORE_TIMEOUT,
                 fail_open: false,
-                replay_window: Some(Self::DEFAULT_REPLAY_WINDOW),
-                key: None,
                 responder: None,
             }),
         }
@@ -155,30 +117,8 @@ impl IdempotencyLayer {
         Arc::make_mut(&mut self.config)
     }
 
-    /// Sets the namespace of the keys. The default is the verifier's
-    /// provider name, so two providers' ids never collide; give each route
-    /// its own namespace when two routes share a scheme (two partners on the
-    /// reference scheme, say).
-    ///
-    /// # Panics
-    ///
-    /// If `namespace` is empty or contains anything but ASCII letters,
-    /// digits, `-`, `_` and `.` (a `:` would make keys ambiguous).
-    #[must_use]
-    pub fn namespace(mut self, namespace: impl Into<Cow<'static, str>>) -> Self {
-        let namespace = namespace.into();
-        assert!(
-            !namespace.is_empty()
-                && namespace
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')),
-            "an idempotency namespace is ASCII letters, digits, '-', '_' and '.'"
-        );
-        self.config().namespace = Some(namespace);
-        self
-    }
-
-    /// How long a claim holds its key while the handler runs. Default 60 s.
+    /// How long a claim holds its key while the handler runs, renewed every
+    /// half lease while the handler is still running. Default 60 s.
     #[must_use]
     pub fn lease(mut self, lease: Duration) -> Self {
         self.config().lease = lease;
@@ -220,22 +160,6 @@ impl IdempotencyLayer {
     #[must_use]
     pub fn fail_open(mut self, fail_open: bool) -> Self {
         self.config().fail_open = fail_open;
-        self
-    }
-
-    /// How long an accepted signature is remembered by the replay guard
-    /// (`None` turns the guard off). Default 10 minutes; keep it at least
-    /// twice the verifier's timestamp tolerance.
-    #[must_use]
-    pub fn replay_window(mut self, window: Option<Duration>) -> Self {
-        self.config().replay_window = window;
-        self
-    }
-
-    /// Chooses keys with `extractor` instead of the verifier's event id.
-    #[must_use]
-    pub fn key_extractor(mut self, extractor: impl KeyExtractor) -> Self {
-        self.config().key = Some(Arc::new(extractor));
         self
     }
 
@@ -339,70 +263,35 @@ where
         let responder = config.responder.clone().unwrap_or_default();
         Ok(reject(&responder, &rejection))
     };
-    let Some(webhook) = request.extensions().get::<VerifiedWebhook>() else {
+    let Some(ticket) = request.extensions().get::<Ticket>() else {
         return rejected(Rejection::Misconfigured {
             reason: "IdempotencyLayer needs a WebhookLayer in front of it",
         });
     };
-    let namespace = config.namespace.as_deref().unwrap_or(webhook.provider());
-    let id = match &config.key {
-        Some(extractor) => extractor.extract(webhook, request.headers()),
-        None => webhook.event_id().map(str::to_owned),
-    };
-    let Some(id) = id else {
-        return rejected(Rejection::Misconfigured {
-            reason: "the verifier gives no event id to deduplicate on",
-        });
-    };
-    if let Err(error) = check_event_id(&id, "the idempotency key") {
-        return rejected(Rejection::Verify(error));
+    if let Err(rejection) = config.routes.check(&ticket.namespace, &ticket.route) {
+        return rejected(rejection);
     }
+    let key = ticket.key();
+    let signature_key = ticket.signature_key();
+    let signature = ticket.signature.as_ref().zip(signature_key.as_deref()).map(
+        |(record, key)| SignatureClaim {
+            key,
+            event_id: &ticket.event_id,
+            // Without a signed timestamp the request verifies for ever: keep
+            // the record as long as the event's own.
+            keep: record
+                .keep
+                .unwrap_or(config.retention.saturating_add(config.lease)),
+        },
+    );
 
     let store = &config.store;
-    let unavailable = Rejection::StoreUnavailable {
-        retry_after: config.unavailable_retry_after,
-    };
-    if let Some(window) = config.replay_window
-        && !webhook.event_id_signed()
-        && !webhook.signature().is_empty()
-    {
-        // A scheme with a timestamp bounds replays to its window; one without
-        // (GitHub, Shopify) can be replayed for ever, so its signatures are
-        // remembered as long as completed events are.
-        let remember = if webhook.timestamp().is_some() {
-            window
-        } else {
-            config.retention
-        };
-        let key = format!("{namespace}#sig:{}", hex::encode(webhook.signature()));
-        {
-            match timed(
-                config.store_timeout,
-                store.claim(&key, id.as_bytes(), remember),
-            )
-            .await
-            {
-                Ok(Claim::Acquired(_))
-                | Ok(Claim::InFlight {
-                    same_fingerprint: true,
-                })
-                | Ok(Claim::Completed {
-                    same_fingerprint: true,
-                }) => {}
-                Ok(_) => return rejected(Rejection::ReplayedSignature),
-                Err(error) if config.fail_open => {
-                    tracing::warn!(%error, "idempotency store failed; replay guard skipped (fail-open)");
-                }
-                Err(error) => {
-                    tracing::error!(%error, "idempotency store failed; answering 503");
-                    return rejected(unavailable);
-                }
-            }
-        }
-    }
-
-    let key = format!("{namespace}:{id}");
-    let guard = match timed(config.store_timeout, store.claim(&key, b"", config.lease)).await {
+    let admitted = timed(
+        config.store_timeout,
+        store.admit(&key, config.lease, signature),
+    )
+    .await;
+    let guard = match admitted {
         Ok(Claim::Acquired(token)) => Some(ClaimGuard {
             store: store.clone(),
             key,
@@ -416,32 +305,74 @@ where
                 retry_after: config.in_flight_retry_after,
             });
         }
+        Ok(Claim::Replayed) => return rejected(Rejection::ReplayedSignature),
         Err(error) if config.fail_open => {
             tracing::warn!(%error, "idempotency store failed; handling without protection (fail-open)");
             None
         }
         Err(error) => {
             tracing::error!(%error, "idempotency store failed; answering 503");
-            return rejected(unavailable);
+            return rejected(Rejection::StoreUnavailable {
+                retry_after: config.unavailable_retry_after,
+            });
         }
     };
 
     // A panic or a dropped future from here on drops the guard, which
     // releases the claim in the background.
-    let result = inner.call(request).await;
+    let call = inner.call(request);
+    let result = match &guard {
+        Some(guard) => renewing(call, guard, config.lease).await,
+        None => call.await,
+    };
     if let Some(guard) = guard {
         let succeeded = matches!(&result, Ok(response) if response.status().is_success());
-        if succeeded {
-            guard.complete(config.retention).await;
-        } else {
-            guard.release().await;
+        // Disarmed now: from here on the outcome is recorded even if this
+        // future is dropped (the client disconnected), in a task of its own
+        // unless the store answers at once.
+        let settle = guard.settle(succeeded.then_some(config.retention));
+        let mut settle = Box::pin(settle);
+        if poll_once(settle.as_mut()).await.is_pending() {
+            let _ = tokio::spawn(settle).await;
         }
     }
     result.map(|response| response.map(ResponseBody::forwarded))
 }
 
-/// Holds a claim while the handler runs. Completing or releasing disarms it;
-/// dropped armed (panic, cancelled request), it releases in the background.
+/// Polls `future` once.
+async fn poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await
+}
+
+/// Runs the handler, renewing the claim every half lease while it runs. A
+/// handler that finishes on its first poll never arms a timer.
+async fn renewing<F: Future>(future: F, guard: &ClaimGuard, lease: Duration) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    if let Poll::Ready(output) = poll_once(future.as_mut()).await {
+        return output;
+    }
+    let every = (lease / 2).max(Duration::from_millis(10));
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut renewing = true;
+    loop {
+        tokio::select! {
+            output = future.as_mut() => return output,
+            _ = ticker.tick(), if renewing => {
+                match timed(guard.timeout, guard.store.renew(&guard.key, guard.token, lease)).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        renewing = false;
+                        tracing::warn!(key = %guard.key, "lost the claim while the handler runs; another delivery may run it too");
+                    }
+                    Err(error) => tracing::warn!(key = %guard.key, %error, "could not renew the claim"),
+                }
+            }
+        }
+    }
+}
+
+/// Holds a claim while the handler runs. Settling disarms it; dropped armed
+/// (panic, cancelled request), it releases in the background.
 struct ClaimGuard {
     store: Arc<dyn IdempotencyStore>,
     key: String,
@@ -451,33 +382,36 @@ struct ClaimGuard {
 }
 
 impl ClaimGuard {
-    async fn complete(mut self, retention: Duration) {
-        // Disarmed first: the handler succeeded, so even if this future is
-        // dropped now the key must not be released (that would run it again).
+    /// Completes the claim (to be kept for `retention`) or, with `None`,
+    /// releases it. The returned future owns everything it needs.
+    fn settle(
+        mut self,
+        retention: Option<Duration>,
+    ) -> impl Future<Output = ()> + Send + 'static {
         self.armed = false;
-        match timed(
-            self.timeout,
-            self.store.complete(&self.key, self.token, retention),
-        )
-        .await
-        {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                key = %self.key,
-                "lease expired before the handler finished; another delivery may have run it too"
-            ),
-            Err(error) => tracing::error!(
-                key = %self.key,
-                %error,
-                "could not mark the event completed; a redelivery after the lease may run it again"
-            ),
-        }
-    }
-
-    async fn release(mut self) {
-        self.armed = false;
-        if let Err(error) = timed(self.timeout, self.store.release(&self.key, self.token)).await {
-            tracing::warn!(key = %self.key, %error, "could not release the claim; it frees when the lease expires");
+        let store = self.store.clone();
+        let key = std::mem::take(&mut self.key);
+        let (token, timeout) = (self.token, self.timeout);
+        async move {
+            match retention {
+                Some(retention) => match timed(timeout, store.complete(&key, token, retention)).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(
+                        %key,
+                        "lease expired before the handler finished; another delivery may have run it too"
+                    ),
+                    Err(error) => tracing::error!(
+                        %key,
+                        %error,
+                        "could not mark the event completed; a redelivery after the lease may run it again"
+                    ),
+                },
+                None => {
+                    if let Err(error) = timed(timeout, store.release(&key, token)).await {
+                        tracing::warn!(%key, %error, "could not release the claim; it frees when the lease expires");
+                    }
+                }
+            }
         }
     }
 }

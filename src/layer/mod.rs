@@ -29,7 +29,7 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/webhooks/provider", post(handle))
-//!     .route_layer(WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me")));
+//!     .route_layer(WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me").unwrap()));
 //! # let _ = app;
 //! ```
 //!
@@ -49,10 +49,10 @@ use tower_layer::{Layer, Stack};
 
 pub use self::body::ResponseBody;
 pub use self::future::ResponseFuture;
-pub use self::idempotency::{
-    IdempotencyFuture, IdempotencyLayer, IdempotencyService, KeyExtractor,
-};
+pub use self::idempotency::{IdempotencyFuture, IdempotencyLayer, IdempotencyService};
+pub use crate::admission::KeyExtractor;
 pub use self::service::WebhookService;
+use crate::admission::{DEFAULT_REPLAY_WINDOW, Namespace, TicketConfig};
 use crate::rejection::{Rejection, Responder};
 use crate::verify::SignatureVerifier;
 
@@ -68,6 +68,7 @@ pub(crate) struct Config {
     pub(crate) body_limit: usize,
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) responder: Responder,
+    pub(crate) admission: TicketConfig,
 }
 
 impl WebhookLayer {
@@ -89,6 +90,7 @@ impl WebhookLayer {
                 body_limit: Self::DEFAULT_BODY_LIMIT,
                 read_timeout: Some(Self::DEFAULT_READ_TIMEOUT),
                 responder: Responder::default(),
+                admission: TicketConfig::new(DEFAULT_REPLAY_WINDOW),
             }),
         }
     }
@@ -110,6 +112,38 @@ impl WebhookLayer {
         self
     }
 
+    /// The namespace of this route's event ids in every store behind it.
+    /// Default: the verifier's provider name.
+    ///
+    /// Give each route its own when two routes share a store (two partners
+    /// on the reference scheme, two GitHub organisations): a store refuses a
+    /// second live route on the same namespace with 500, so one sender can
+    /// never pre-empt another's ids. Clones of one layer are one route.
+    #[must_use]
+    pub fn namespace(mut self, namespace: Namespace) -> Self {
+        Arc::make_mut(&mut self.config).admission.namespace = Some(namespace);
+        self
+    }
+
+    /// Chooses event ids with `extractor` instead of the verifier's. Such an
+    /// id counts as unsigned: its signature is admitted with it (see
+    /// [`admission`](crate::admission)).
+    #[must_use]
+    pub fn key_extractor(mut self, extractor: impl crate::admission::KeyExtractor) -> Self {
+        Arc::make_mut(&mut self.config).admission.key = Some(Arc::new(extractor));
+        self
+    }
+
+    /// How long a signature accepted with an unsigned id is remembered when
+    /// the scheme signs a timestamp. Default 10 minutes; keep it at least
+    /// twice the verifier's tolerance (a timestamp may be that far ahead).
+    /// Schemes without a timestamp keep it as long as the event's record.
+    #[must_use]
+    pub fn replay_window(mut self, window: Duration) -> Self {
+        Arc::make_mut(&mut self.config).admission.replay_window = window;
+        self
+    }
+
     /// Renders rejections with `render` instead of [`problem_response`].
     ///
     /// ```
@@ -119,7 +153,7 @@ impl WebhookLayer {
     /// use tower_webhooks::{HmacVerifier, WebhookLayer};
     ///
     /// // Answer signature failures with an empty 403, everything else as usual.
-    /// let layer = WebhookLayer::new(HmacVerifier::generic("secret")).on_rejection(|rejection: &Rejection| {
+    /// let layer = WebhookLayer::new(HmacVerifier::generic("secret").unwrap()).on_rejection(|rejection: &Rejection| {
     ///     if rejection.status() == 401 {
     ///         let mut response = Response::new(Bytes::new());
     ///         *response.status_mut() = http::StatusCode::FORBIDDEN;

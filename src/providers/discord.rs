@@ -60,8 +60,9 @@ impl Discord {
     /// [`ConfigError::InvalidSecret`] if a key is not 64 hex digits or not a
     /// valid (non-weak) Ed25519 public key.
     pub fn new(public_keys: impl Into<SecretSet>) -> Result<Self, ConfigError> {
+        let public_keys = public_keys.into();
+        crate::verify::check_secrets(&public_keys)?;
         let keys = public_keys
-            .into()
             .iter()
             .enumerate()
             .map(|(index, key)| {

@@ -4,7 +4,7 @@ use http::HeaderName;
 use http::request::Parts;
 
 use crate::secret::SecretSet;
-use crate::verify::{Encoding, HmacVerifier, SignatureVerifier, VerifiedWebhook, VerifyError};
+use crate::verify::{ConfigError, Encoding, HmacVerifier, SignatureVerifier, VerifiedWebhook, VerifyError};
 
 /// GitHub's webhook signatures: a configuration of [`HmacVerifier`].
 ///
@@ -29,7 +29,7 @@ use crate::verify::{Encoding, HmacVerifier, SignatureVerifier, VerifiedWebhook, 
 /// use tower_webhooks::SignatureVerifier;
 ///
 /// // From GitHub's docs, "Validating webhook deliveries".
-/// let github = GitHub::new("It's a Secret to Everybody");
+/// let github = GitHub::new("It's a Secret to Everybody").unwrap();
 /// let (parts, ()) = http::Request::post("/webhooks/github")
 ///     .header("x-hub-signature-256",
 ///         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
@@ -53,7 +53,12 @@ impl GitHub {
     pub const DELIVERY_HEADER: HeaderName = HeaderName::from_static("x-github-delivery");
 
     /// A verifier accepting any of `secrets`.
-    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] for no secret, [`ConfigError::InvalidSecret`]
+    /// for an empty one.
+    pub fn new(secrets: impl Into<SecretSet>) -> Result<Self, ConfigError> {
         let inner = HmacVerifier::builder(secrets)
             .provider("github")
             .signature_header(Self::SIGNATURE_HEADER)
@@ -62,9 +67,8 @@ impl GitHub {
             .without_timestamp()
             .event_id_header(Self::DELIVERY_HEADER)
             .signed_content("{body}")
-            .build()
-            .expect("GitHub's configuration is valid");
-        Self { inner }
+            .build()?;
+        Ok(Self { inner })
     }
 }
 

@@ -8,6 +8,7 @@ use http::request::Parts;
 use super::header_location;
 use crate::secret::SecretSet;
 use crate::verify::{
+    ConfigError,
     Encoding, HmacVerifier, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
     check_event_id, event_id_from_json, parse_unix_timestamp, single_header,
 };
@@ -32,7 +33,7 @@ use crate::verify::{
 /// use tower_webhooks::clock::FixedClock;
 /// use tower_webhooks::providers::Linear;
 ///
-/// let linear = Linear::new("SECRET").with_clock(FixedClock::at_unix(1_677_611_643));
+/// let linear = Linear::new("SECRET").unwrap().with_clock(FixedClock::at_unix(1_677_611_643));
 /// # let _ = linear;
 /// ```
 #[derive(Clone, Debug)]
@@ -53,7 +54,12 @@ impl Linear {
 
     /// A verifier accepting any of `secrets`, with the default tolerance and
     /// the system clock.
-    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] for no secret, [`ConfigError::InvalidSecret`]
+    /// for an empty one.
+    pub fn new(secrets: impl Into<SecretSet>) -> Result<Self, ConfigError> {
         let inner = HmacVerifier::builder(secrets)
             .provider("linear")
             .signature_header(Self::SIGNATURE_HEADER)
@@ -61,12 +67,11 @@ impl Linear {
             .without_timestamp()
             .without_event_id()
             .signed_content("{body}")
-            .build()
-            .expect("Linear's configuration is valid");
-        Self {
+            .build()?;
+        Ok(Self {
             inner,
             window: TimestampWindow::new(Self::DEFAULT_TOLERANCE),
-        }
+        })
     }
 
     super::window_setters!(

@@ -9,17 +9,17 @@
 //!
 //! | preset | `provider()` | setup | timestamp window (default) | event id |
 //! |---|---|---|---|---|
-//! | [`Stripe`] | `"stripe"` | `Stripe::new(env("STRIPE_WEBHOOK_SECRET"))` | `t=` in `Stripe-Signature`, ±300 s | body `id` (signed) |
-//! | [`GitHub`] | `"github"` | `GitHub::new(env("GITHUB_WEBHOOK_SECRET"))` | none | `X-GitHub-Delivery` (unsigned) |
-//! | [`Shopify`] | `"shopify"` | `Shopify::new(env("SHOPIFY_WEBHOOK_SECRET"))` | none | `X-Shopify-Event-Id`, else `X-Shopify-Webhook-Id` (unsigned) |
-//! | [`Slack`] | `"slack"` | `Slack::new(env("SLACK_SIGNING_SECRET"))` | `X-Slack-Request-Timestamp`, ±300 s | body `event_id` if present (signed) |
+//! | [`Stripe`] | `"stripe"` | `Stripe::new(env("STRIPE_WEBHOOK_SECRET")).unwrap()` | `t=` in `Stripe-Signature`, ±300 s | body `id` (signed) |
+//! | [`GitHub`] | `"github"` | `GitHub::new(env("GITHUB_WEBHOOK_SECRET")).unwrap()` | none | `X-GitHub-Delivery` (unsigned) |
+//! | [`Shopify`] | `"shopify"` | `Shopify::new(env("SHOPIFY_WEBHOOK_SECRET")).unwrap()` | none | `X-Shopify-Event-Id`, else `X-Shopify-Webhook-Id` (unsigned) |
+//! | [`Slack`] | `"slack"` | `Slack::new(env("SLACK_SIGNING_SECRET")).unwrap()` | `X-Slack-Request-Timestamp`, ±300 s | body `event_id` if present (signed) |
 //! | [`StandardWebhooks`] | `"standard"` | `StandardWebhooks::new(env("STANDARD_WEBHOOK_SECRET"))?` | `webhook-timestamp`, ±300 s | `webhook-id` (signed) |
 //! | [`StandardWebhooks::svix`] | `"svix"` | `StandardWebhooks::svix(env("SVIX_WEBHOOK_SECRET"))?` | `svix-timestamp`, ±300 s | `svix-id` (signed) |
-//! | [`Paddle`] | `"paddle"` | `Paddle::new(env("PADDLE_WEBHOOK_SECRET"))` | `ts=` in `Paddle-Signature`, ±5 s | body `event_id` (signed) |
+//! | [`Paddle`] | `"paddle"` | `Paddle::new(env("PADDLE_WEBHOOK_SECRET")).unwrap()` | `ts=` in `Paddle-Signature`, ±5 s | body `event_id` (signed) |
 //! | `Discord` | `"discord"` | `Discord::new(env("DISCORD_PUBLIC_KEY"))?` | `X-Signature-Timestamp`, ±300 s | body `id` (signed) |
 //! | [`Twilio`] | `"twilio"` | `Twilio::new(env("TWILIO_AUTH_TOKEN"), "https://example.com")?` | none | `I-Twilio-Idempotency-Token` if present (unsigned) |
-//! | [`Square`] | `"square"` | `Square::new(env("SQUARE_SIGNATURE_KEY"), "https://example.com/webhooks/square")` | none | body `event_id` (signed) |
-//! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET"))` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
+//! | [`Square`] | `"square"` | `Square::new(env("SQUARE_SIGNATURE_KEY"), "https://example.com/webhooks/square").unwrap()` | none | body `event_id` (signed) |
+//! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET")).unwrap()` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -40,11 +40,11 @@
 //! # async fn main() {
 //! let app = Router::new()
 //!     .route("/webhooks/stripe", post(|| async { "ok" }))
-//!     .route_layer(WebhookLayer::new(Stripe::new("whsec_test_secret")))
+//!     .route_layer(WebhookLayer::new(Stripe::new("whsec_test_secret").unwrap()))
 //!     .merge(
 //!         Router::new()
 //!             .route("/webhooks/github", post(|| async { "ok" }))
-//!             .route_layer(WebhookLayer::new(GitHub::new("It's a Secret to Everybody"))),
+//!             .route_layer(WebhookLayer::new(GitHub::new("It's a Secret to Everybody").unwrap())),
 //!     );
 //!
 //! // GitHub's documented test vector.
@@ -138,25 +138,9 @@ use crate::verify::{
 /// a hostile header costs a bounded amount of work.
 pub const MAX_SIGNATURES: usize = 64;
 
-/// A preset's configuration that cannot work. Never contains the secret.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// A secret or key of the set cannot be used.
-    #[error("secret #{index} of the set is invalid: {reason}")]
-    InvalidSecret {
-        /// The position of the secret in the set.
-        index: usize,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// A configured URL cannot be used.
-    #[error("invalid URL: {reason}")]
-    InvalidUrl {
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-}
+/// A preset's configuration that cannot work (the same type as
+/// [`verify::ConfigError`](crate::verify::ConfigError)).
+pub use crate::verify::ConfigError;
 
 /// A header of `key=value` items holding one timestamp and any number of
 /// signatures: Stripe's `t=..,v1=..` and Paddle's `ts=..;h1=..`.

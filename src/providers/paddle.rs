@@ -10,6 +10,7 @@ use sha2::Sha256;
 use super::TimestampedSignatureHeader;
 use crate::secret::SecretSet;
 use crate::verify::{
+    ConfigError,
     HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError, event_id_from_json,
 };
 
@@ -38,7 +39,7 @@ use crate::verify::{
 /// use tower_webhooks::providers::Paddle;
 /// use tower_webhooks::SignatureVerifier;
 ///
-/// let paddle = Paddle::new("pdl_ntfset_01_example").with_clock(FixedClock::at_unix(1_698_796_800));
+/// let paddle = Paddle::new("pdl_ntfset_01_example").unwrap().with_clock(FixedClock::at_unix(1_698_796_800));
 /// let (parts, ()) = http::Request::post("/webhooks/paddle").body(()).unwrap().into_parts();
 /// assert_eq!(paddle.verify(&parts, b"{}").unwrap_err().status(), 400); // no Paddle-Signature
 /// ```
@@ -66,11 +67,16 @@ impl Paddle {
 
     /// A verifier accepting any of `secrets`, with the default tolerance and
     /// the system clock.
-    pub fn new(secrets: impl Into<SecretSet>) -> Self {
-        Self {
-            keys: HmacKeys::new(&secrets.into()),
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] for no secret, [`ConfigError::InvalidSecret`]
+    /// for an empty one.
+    pub fn new(secrets: impl Into<SecretSet>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            keys: HmacKeys::new(&secrets.into())?,
             window: TimestampWindow::new(Self::DEFAULT_TOLERANCE),
-        }
+        })
     }
 
     super::window_setters!(

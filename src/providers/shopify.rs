@@ -5,7 +5,7 @@ use http::request::Parts;
 
 use super::header_location;
 use crate::secret::SecretSet;
-use crate::verify::{
+use crate::verify::{ConfigError, 
     Encoding, HmacVerifier, SignatureVerifier, VerifiedWebhook, VerifyError, check_event_id,
     single_header,
 };
@@ -33,7 +33,7 @@ use crate::verify::{
 /// use tower_webhooks::SignatureVerifier;
 ///
 /// // From Shopify/shopify-app-js lib/webhooks/__tests__/validate.test.ts.
-/// let shopify = Shopify::new("test_secret_key");
+/// let shopify = Shopify::new("test_secret_key").unwrap();
 /// let (parts, ()) = http::Request::post("/webhooks/shopify")
 ///     .header("x-shopify-hmac-sha256", "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=")
 ///     .header("x-shopify-webhook-id", "123456789")
@@ -59,7 +59,12 @@ impl Shopify {
     pub const WEBHOOK_ID_HEADER: HeaderName = HeaderName::from_static("x-shopify-webhook-id");
 
     /// A verifier accepting any of `secrets`.
-    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] for no secret, [`ConfigError::InvalidSecret`]
+    /// for an empty one.
+    pub fn new(secrets: impl Into<SecretSet>) -> Result<Self, ConfigError> {
         let inner = HmacVerifier::builder(secrets)
             .provider("shopify")
             .signature_header(Self::SIGNATURE_HEADER)
@@ -67,9 +72,8 @@ impl Shopify {
             .without_timestamp()
             .without_event_id()
             .signed_content("{body}")
-            .build()
-            .expect("Shopify's configuration is valid");
-        Self { inner }
+            .build()?;
+        Ok(Self { inner })
     }
 }
 

@@ -9,6 +9,7 @@ use http::request::Parts;
 use crate::clock::Clock;
 use crate::secret::SecretSet;
 use crate::verify::{
+    ConfigError,
     Encoding, HmacVerifier, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
     event_id_from_json,
 };
@@ -33,7 +34,7 @@ use crate::verify::{
 /// use tower_webhooks::providers::Slack;
 /// use tower_webhooks::SignatureVerifier;
 ///
-/// let slack = Slack::new("8f742231b10e8888abcd99yyyzzz85a5")
+/// let slack = Slack::new("8f742231b10e8888abcd99yyyzzz85a5").unwrap()
 ///     .with_clock(FixedClock::at_unix(1_531_420_618));
 /// # let _ = slack;
 /// ```
@@ -54,17 +55,22 @@ impl Slack {
 
     /// A verifier accepting any of `secrets`, with the default tolerance and
     /// the system clock.
-    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] for no secret, [`ConfigError::InvalidSecret`]
+    /// for an empty one.
+    pub fn new(secrets: impl Into<SecretSet>) -> Result<Self, ConfigError> {
         let secrets = secrets.into();
         let window = TimestampWindow::new(Self::DEFAULT_TOLERANCE);
-        Self {
-            inner: Self::build(&secrets, &window),
+        Ok(Self {
+            inner: Self::build(&secrets, &window)?,
             secrets,
             window,
-        }
+        })
     }
 
-    fn build(secrets: &SecretSet, window: &TimestampWindow) -> HmacVerifier {
+    fn build(secrets: &SecretSet, window: &TimestampWindow) -> Result<HmacVerifier, ConfigError> {
         HmacVerifier::builder(secrets.clone())
             .provider("slack")
             .signature_header(Self::SIGNATURE_HEADER)
@@ -76,11 +82,11 @@ impl Slack {
             .without_event_id()
             .signed_content("v0:{timestamp}:{body}")
             .build()
-            .expect("Slack's configuration is valid")
     }
 
     fn rebuilt(mut self, window: TimestampWindow) -> Self {
-        self.inner = Self::build(&self.secrets, &window);
+        // The same secrets were accepted when `self` was built.
+        self.inner = Self::build(&self.secrets, &window).expect("Slack's configuration is valid");
         self.window = window;
         self
     }

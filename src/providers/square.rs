@@ -7,6 +7,7 @@ use sha2::Sha256;
 
 use crate::secret::SecretSet;
 use crate::verify::{
+    ConfigError,
     Encoding, HmacKeys, SignatureVerifier, VerifiedWebhook, VerifyError, event_id_from_json,
     single_header,
 };
@@ -30,7 +31,7 @@ use crate::verify::{
 /// use tower_webhooks::SignatureVerifier;
 ///
 /// // From square/square-python-sdk tests/utilities/test_webhooks_helper.py.
-/// let square = Square::new("signature-key", "https://webhook.site/webhooks");
+/// let square = Square::new("signature-key", "https://webhook.site/webhooks").unwrap();
 /// let (parts, ()) = http::Request::post("/webhooks")
 ///     .header("x-square-hmacsha256-signature", "Cxt7+aTi4rKgcA0bC4g9EHdVtLSDWdqccmL5MvihU4U=")
 ///     .body(())
@@ -53,11 +54,19 @@ impl Square {
 
     /// A verifier accepting any of `signature_keys`, for deliveries to
     /// `notification_url` exactly as configured on the subscription.
-    pub fn new(signature_keys: impl Into<SecretSet>, notification_url: impl Into<String>) -> Self {
-        Self {
-            keys: HmacKeys::new(&signature_keys.into()),
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] for no secret, [`ConfigError::InvalidSecret`]
+    /// for an empty one.
+    pub fn new(
+        signature_keys: impl Into<SecretSet>,
+        notification_url: impl Into<String>,
+    ) -> Result<Self, ConfigError> {
+        Ok(Self {
+            keys: HmacKeys::new(&signature_keys.into())?,
             notification_url: notification_url.into().into_boxed_str(),
-        }
+        })
     }
 
     /// The notification URL the signature covers.

@@ -120,6 +120,7 @@ impl StandardWebhooks {
         let header = |name: &str| {
             HeaderName::try_from(format!("{prefix}-{name}")).expect("valid header name")
         };
+        crate::verify::check_secrets(&secrets)?;
         let mut hmac_secrets = Vec::new();
         let mut hmac_index = Vec::new();
         #[cfg(feature = "ed25519")]
@@ -157,7 +158,12 @@ impl StandardWebhooks {
             id_header: header("id"),
             timestamp_header: header("timestamp"),
             signature_header: header("signature"),
-            hmac: HmacKeys::new(&SecretSet::new(hmac_secrets)),
+            // Only `whpk_` public keys: no HMAC key to try.
+            hmac: if hmac_secrets.is_empty() {
+                HmacKeys::none()
+            } else {
+                HmacKeys::new(&SecretSet::new(hmac_secrets))?
+            },
             hmac_index,
             #[cfg(feature = "ed25519")]
             public_keys,

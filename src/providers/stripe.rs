@@ -10,6 +10,7 @@ use sha2::Sha256;
 use super::TimestampedSignatureHeader;
 use crate::secret::SecretSet;
 use crate::verify::{
+    ConfigError,
     HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError, event_id_from_json,
 };
 
@@ -38,7 +39,7 @@ use crate::verify::{
 /// use tower_webhooks::SignatureVerifier;
 ///
 /// // Derived vector (inputs from stripe-node test/Webhook.spec.ts).
-/// let stripe = Stripe::new("whsec_test_secret").with_clock(FixedClock::at_unix(12_345));
+/// let stripe = Stripe::new("whsec_test_secret").unwrap().with_clock(FixedClock::at_unix(12_345));
 /// let (parts, ()) = http::Request::post("/webhooks/stripe")
 ///     .header("stripe-signature",
 ///         "t=12345,v1=2672d138c9a412830f3bfe2ecc5bfb3277cf6f5b49d0119d77dd6cb64da1257e")
@@ -73,11 +74,16 @@ impl Stripe {
 
     /// A verifier accepting any of `secrets` (each a whole `whsec_…` string),
     /// with the default tolerance and the system clock.
-    pub fn new(secrets: impl Into<SecretSet>) -> Self {
-        Self {
-            keys: HmacKeys::new(&secrets.into()),
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] for no secret, [`ConfigError::InvalidSecret`]
+    /// for an empty one.
+    pub fn new(secrets: impl Into<SecretSet>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            keys: HmacKeys::new(&secrets.into())?,
             window: TimestampWindow::new(Self::DEFAULT_TOLERANCE),
-        }
+        })
     }
 
     super::window_setters!(

@@ -120,7 +120,7 @@ impl Twilio {
             None => default_port.to_owned(),
         };
         Ok(Self {
-            keys: HmacKeys::new(&auth_tokens.into()),
+            keys: HmacKeys::new(&auth_tokens.into())?,
             origin: format!("{scheme}{host}").into_boxed_str(),
             port: port.into_boxed_str(),
             prefix: prefix.trim_end_matches('/').into(),

@@ -10,7 +10,7 @@ use hmac::digest::KeyInit;
 use http::{HeaderMap, HeaderName};
 use subtle::ConstantTimeEq;
 
-use super::VerifyError;
+use super::{ConfigError, VerifyError, check_secrets};
 use crate::clock::{Clock, SystemClock};
 use crate::secret::SecretSet;
 
@@ -155,19 +155,38 @@ impl Default for TimestampWindow {
 /// The keyed states are derived from the secrets and are never printed.
 #[derive(Clone)]
 pub struct HmacKeys<M> {
-    keys: Vec<Option<M>>,
+    keys: Vec<M>,
 }
 
 impl<M: Mac + KeyInit + Clone> HmacKeys<M> {
-    /// Keys one MAC per secret. (HMAC takes keys of any length; with a MAC
-    /// that refuses a key's length, that key never matches.)
-    pub fn new(secrets: &SecretSet) -> Self {
-        Self {
-            keys: secrets
-                .iter()
-                .map(|secret| <M as KeyInit>::new_from_slice(secret.expose()).ok())
-                .collect(),
-        }
+    /// Keys one MAC per secret.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] for an empty set,
+    /// [`ConfigError::InvalidSecret`] for an empty secret or one whose length
+    /// the MAC refuses (HMAC takes any length).
+    pub fn new(secrets: &SecretSet) -> Result<Self, ConfigError> {
+        check_secrets(secrets)?;
+        let keys = secrets
+            .iter()
+            .enumerate()
+            .map(|(index, secret)| {
+                <M as KeyInit>::new_from_slice(secret.expose()).map_err(|_| {
+                    ConfigError::InvalidSecret {
+                        index,
+                        reason: "the MAC refuses a key of this length",
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { keys })
+    }
+
+    /// No key at all: nothing matches. For schemes that mix HMAC secrets and
+    /// public keys, when only public keys are configured.
+    pub(crate) fn none() -> Self {
+        Self { keys: Vec::new() }
     }
 
     /// The number of keys.
@@ -192,7 +211,6 @@ impl<M: Mac + KeyInit + Clone> HmacKeys<M> {
     {
         let mut found = None;
         for (index, key) in self.keys.iter().enumerate() {
-            let Some(key) = key else { continue };
             let mut mac = key.clone();
             for part in message {
                 mac.update(part);
@@ -221,7 +239,6 @@ impl<M: Mac + KeyInit + Clone> HmacKeys<M> {
     {
         let mut found = None;
         for (index, key) in self.keys.iter().enumerate() {
-            let Some(key) = key else { continue };
             let mut mac = key.clone();
             for part in message {
                 mac.update(part);

@@ -13,7 +13,7 @@ use http::request::Parts;
 use sha2::Sha256;
 
 use super::{
-    HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError, event_id_from_json,
+    ConfigError, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError, event_id_from_json,
     is_valid_event_id, parse_unix_timestamp, single_header,
 };
 use crate::clock::Clock;
@@ -294,9 +294,12 @@ impl HmacVerifier {
     /// The crate's reference scheme (see the type's docs) with the given
     /// secret or secrets, and the system clock.
     ///
-    /// A verifier with no secret refuses every request.
-    pub fn generic(secrets: impl Into<SecretSet>) -> Self {
-        Self::builder(secrets).into_verifier()
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] for no secret, [`ConfigError::InvalidSecret`]
+    /// for an empty one.
+    pub fn generic(secrets: impl Into<SecretSet>) -> Result<Self, ConfigError> {
+        Self::builder(secrets).build()
     }
 
     /// Starts from the reference scheme; every setting can be changed.
@@ -529,40 +532,35 @@ impl HmacVerifierBuilder {
     ///
     /// # Errors
     ///
-    /// [`TemplateError`] if the signed-content template is invalid or uses a
-    /// placeholder whose header is not configured.
-    pub fn build(self) -> Result<HmacVerifier, TemplateError> {
-        let content = self.content.clone()?;
+    /// - [`ConfigError::NoSecret`] or [`ConfigError::InvalidSecret`] for no
+    ///   secret or an empty one;
+    /// - [`ConfigError::Template`] if the signed-content template is invalid
+    ///   or uses a placeholder whose header is not configured;
+    /// - [`ConfigError::UnsignedTimestamp`] if a timestamp header is
+    ///   configured but the template does not sign `{timestamp}`.
+    pub fn build(self) -> Result<HmacVerifier, ConfigError> {
+        let keys = HmacKeys::new(&self.secrets)?;
+        let content = self.content?;
         if content.uses(&Part::Timestamp) && self.timestamp_header.is_none() {
-            return Err(TemplateError::NoTimestampHeader);
+            return Err(TemplateError::NoTimestampHeader.into());
+        }
+        if self.timestamp_header.is_some() && !content.uses(&Part::Timestamp) {
+            return Err(ConfigError::UnsignedTimestamp);
         }
         if content.uses(&Part::EventId) && !matches!(self.event_id, EventIdSource::Header(_)) {
-            return Err(TemplateError::NoEventIdHeader);
+            return Err(TemplateError::NoEventIdHeader.into());
         }
-        Ok(self.into_verifier())
-    }
-
-    fn into_verifier(self) -> HmacVerifier {
-        if self.secrets.is_empty() {
-            tracing::warn!(
-                provider = self.provider,
-                "verifier has no secret: every request will be refused"
-            );
-        }
-        let content = self
-            .content
-            .unwrap_or_else(|_| SignedContent::timestamp_dot_body());
-        HmacVerifier {
+        Ok(HmacVerifier {
             provider: self.provider,
             signs_event_id: content.uses(&Part::EventId),
-            keys: HmacKeys::new(&self.secrets),
+            keys,
             signature_header: self.signature_header,
             prefix: self.prefix,
             encoding: self.encoding,
             timestamp: self.timestamp_header.map(|header| (header, self.window)),
             event_id: self.event_id,
             content,
-        }
+        })
     }
 }
 

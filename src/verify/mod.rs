@@ -51,11 +51,12 @@
 //!     }
 //! }
 //!
-//! let acme = Acme { keys: HmacKeys::new(&"secret".into()) };
+//! let acme = Acme { keys: HmacKeys::new(&"secret".into()).unwrap() };
 //! let (parts, ()) = http::Request::post("/").body(()).unwrap().into_parts();
 //! assert!(matches!(acme.verify(&parts, b"{}"), Err(VerifyError::MissingHeader { .. })));
 //! ```
 
+mod config;
 mod error;
 mod helpers;
 mod hmac;
@@ -65,6 +66,10 @@ use std::fmt;
 
 use http::request::Parts;
 
+use crate::admission::Namespace;
+
+pub(crate) use self::config::check_secrets;
+pub use self::config::ConfigError;
 pub use self::error::VerifyError;
 pub use self::helpers::{
     HmacKeys, TimestampWindow, check_event_id, event_id_from_json, parse_unix_timestamp,
@@ -128,11 +133,20 @@ impl<V: SignatureVerifier + ?Sized> SignatureVerifier for std::sync::Arc<V> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedWebhook {
     provider: &'static str,
+    namespace: Option<Namespace>,
     event_id: Option<String>,
-    event_id_signed: bool,
+    id_kind: IdKind,
     timestamp: Option<u64>,
     secret_index: usize,
     signature: SignatureTag,
+}
+
+/// Whether the signature covers the event id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IdKind {
+    Signed,
+    Unsigned,
+    Derived,
 }
 
 impl VerifiedWebhook {
@@ -140,8 +154,9 @@ impl VerifiedWebhook {
     pub fn new(provider: &'static str) -> Self {
         Self {
             provider,
+            namespace: None,
             event_id: None,
-            event_id_signed: false,
+            id_kind: IdKind::Unsigned,
             timestamp: None,
             secret_index: 0,
             signature: SignatureTag::default(),
@@ -152,20 +167,37 @@ impl VerifiedWebhook {
     /// field of the verified body).
     #[must_use]
     pub fn with_signed_event_id(mut self, id: impl Into<String>) -> Self {
-        self.event_id = Some(id.into());
-        self.event_id_signed = true;
+        self.set_event_id(id.into(), true);
         self
     }
 
     /// Records an event id that the signature does not cover, such as the
-    /// reference scheme's `X-Event-Id`. The idempotency layer then remembers
-    /// the signature for the timestamp window, so it cannot be replayed under
-    /// another id.
+    /// reference scheme's `X-Event-Id`. Admission then records the signature
+    /// (see [`with_signature`](Self::with_signature)) with the event, so the
+    /// same request cannot be replayed under another id; see
+    /// [`admission`](crate::admission).
     #[must_use]
     pub fn with_unsigned_event_id(mut self, id: impl Into<String>) -> Self {
-        self.event_id = Some(id.into());
-        self.event_id_signed = false;
+        self.set_event_id(id.into(), false);
         self
+    }
+
+    pub(crate) fn set_event_id(&mut self, id: String, signed: bool) {
+        self.event_id = Some(id);
+        self.id_kind = if signed {
+            IdKind::Signed
+        } else {
+            IdKind::Unsigned
+        };
+    }
+
+    pub(crate) fn set_derived_event_id(&mut self, id: String) {
+        self.event_id = Some(id);
+        self.id_kind = IdKind::Derived;
+    }
+
+    pub(crate) fn set_namespace(&mut self, namespace: Namespace) {
+        self.namespace = Some(namespace);
     }
 
     /// Records the signed timestamp (Unix seconds).
@@ -206,9 +238,26 @@ impl VerifiedWebhook {
         self.event_id.as_deref()
     }
 
-    /// Whether the signature covers the event id.
+    /// Whether the signature covers the event id. A derived id (a digest of
+    /// the body) does not count as signed: reordering a form body, say, keeps
+    /// some schemes' signatures valid and changes the digest.
     pub fn event_id_signed(&self) -> bool {
-        self.event_id_signed
+        self.event_id.is_some() && self.id_kind == IdKind::Signed
+    }
+
+    /// Whether the layer derived the event id from the body, the request
+    /// carrying none.
+    pub fn event_id_derived(&self) -> bool {
+        self.event_id.is_some() && self.id_kind == IdKind::Derived
+    }
+
+    /// The namespace the event was admitted under (behind a
+    /// [`WebhookLayer`](crate::WebhookLayer): the route's), else the
+    /// provider's name.
+    pub fn namespace(&self) -> &str {
+        self.namespace
+            .as_ref()
+            .map_or(self.provider, Namespace::as_str)
     }
 
     /// The signed timestamp (Unix seconds), if the scheme has one.

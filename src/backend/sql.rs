@@ -18,7 +18,7 @@ pub(crate) mod sqlite {
 
     use rusqlite::Connection;
 
-    use crate::idempotency::StoreError;
+    use crate::backend::StoreError;
 
     /// Checks a configurable table name; see [`is_identifier`](super::is_identifier).
     pub(crate) fn validate_table(table: &str) -> Result<(), StoreError> {

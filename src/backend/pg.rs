@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
-use crate::idempotency::StoreError;
+use crate::backend::StoreError;
 
 /// The default bound on every call, acquiring a connection included.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -124,7 +124,7 @@ impl Table {
     /// digit, at most 48 bytes. Everything is quoted when used, so no other
     /// escaping is needed.
     pub(crate) fn parse(table: &str) -> Result<Self, StoreError> {
-        let valid = crate::sql::is_identifier;
+        let valid = crate::backend::sql::is_identifier;
         let (schema, name) = match table.split_once('.') {
             Some((schema, name)) => (Some(schema), name),
             None => (None, table),

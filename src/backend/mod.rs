@@ -1,0 +1,62 @@
+//! What every store shares, idempotency stores and inbox stores alike: the
+//! error type, calls bounded by a timeout, and the SQL plumbing (identifier
+//! rules, SQLite durability settings, the PostgreSQL pool).
+
+use std::time::Duration;
+
+#[cfg(feature = "postgres")]
+pub(crate) mod pg;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod sql;
+
+/// A boxed error from a store's backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store call failed. The layer answers 503 (or proceeds, if configured
+/// to fail open) and records nothing as done.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The call did not finish within its timeout.
+    #[error("store call timed out after {0:?}")]
+    Timeout(Duration),
+    /// The backend could not be reached.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The backend answered with an error.
+    #[error("store error: {0}")]
+    Backend(#[source] BoxError),
+    /// The store is taking no more work for now (its queue is full); the
+    /// caller answers 503 and the sender retries.
+    #[error("store overloaded: its queue is full")]
+    Overloaded,
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(error: impl Into<BoxError>) -> Self {
+        Self::Backend(error.into())
+    }
+
+    /// Wraps a connection error.
+    pub fn unavailable(error: impl Into<BoxError>) -> Self {
+        Self::Unavailable(error.into())
+    }
+}
+
+/// Runs a store call with a timeout. A call that finishes on its first poll
+/// (an in-process store, always) never arms a timer; only one that has to
+/// wait does.
+pub(crate) async fn timed<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let mut call = std::pin::pin!(call);
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
+    match first {
+        std::task::Poll::Ready(result) => result,
+        std::task::Poll::Pending => tokio::time::timeout(timeout, call)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(timeout))),
+    }
+}
