@@ -136,7 +136,9 @@ fn generic(c: &mut Criterion) {
 
 fn stripe(c: &mut Criterion) {
     let secret = "whsec_stripe_bench_secret";
-    let verifier = Stripe::new(secret).unwrap().with_clock(FixedClock::at_unix(NOW));
+    let verifier = Stripe::new(secret)
+        .unwrap()
+        .with_clock(FixedClock::at_unix(NOW));
     let signer = StripeSigner::new(secret);
     let key = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     for (size, label) in SIZES {

@@ -46,8 +46,10 @@ async fn main() -> std::io::Result<()> {
     common::init_tracing();
     let webhooks = ServiceBuilder::new()
         .layer(
-            WebhookLayer::new(HmacVerifier::generic(common::webhook_secret()).map_err(std::io::Error::other)?)
-                .with_idempotency(IdempotencyLayer::new(MemoryStore::new())),
+            WebhookLayer::new(
+                HmacVerifier::generic(common::webhook_secret()).map_err(std::io::Error::other)?,
+            )
+            .with_idempotency(IdempotencyLayer::new(MemoryStore::new())),
         )
         .service_fn(handle);
 

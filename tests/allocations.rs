@@ -281,3 +281,34 @@ fn without_content_length_no_more_than_the_limit_is_buffered() {
         "peak {peak} bytes live for a {limit}-byte limit"
     );
 }
+
+/// A 1 MiB form of a million empty-valued parameters (`a&a&a...`) with a
+/// bogus signature: refused before a single parameter is decoded, so the
+/// verifier allocates almost nothing beyond the body itself.
+#[test]
+fn a_hostile_twilio_form_is_refused_with_bounded_allocation() {
+    use tower_webhooks::SignatureVerifier;
+    use tower_webhooks::providers::Twilio;
+
+    let twilio = Twilio::new("twilio_token", "https://example.com").unwrap();
+    let body = "a&".repeat(512 * 1024).into_bytes();
+    let (parts, ()) = Request::post("/hook")
+        .header("x-twilio-signature", "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let (result, allocated, peak) = measure(|| twilio.verify(&parts, &body));
+    let error = result.unwrap_err();
+    assert_eq!(error.status(), 400, "{error}");
+    // A decoded parameter list would be 512 Ki entries of two `Cow`s
+    // (tens of MiB); a few KiB covers the error itself.
+    assert!(allocated < 16 * 1024, "allocated {allocated} bytes");
+    assert!(peak < 16 * 1024, "peak {peak} bytes");
+
+    // At the limit the parameters are parsed (and the signature still fails).
+    let body = "a&".repeat(Twilio::MAX_PARAMETERS).into_bytes();
+    let (result, _, peak) = measure(|| twilio.verify(&parts, &body));
+    assert_eq!(result.unwrap_err().status(), 401);
+    assert!(peak < 256 * 1024, "peak {peak} bytes for 1,000 parameters");
+}

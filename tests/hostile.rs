@@ -67,7 +67,8 @@ async fn fixture(name: &str) -> Fixture {
     let app = Router::new()
         .route(
             "/generic",
-            post(handler.clone()).route_layer(guarded(Arc::new(HmacVerifier::generic(SECRET).unwrap()))),
+            post(handler.clone())
+                .route_layer(guarded(Arc::new(HmacVerifier::generic(SECRET).unwrap()))),
         )
         .route(
             "/stripe",

@@ -358,8 +358,10 @@ async fn a_failing_or_hung_store_is_a_503_and_fail_open_is_explicit() {
             "nothing runs when the store is down"
         );
 
+        // Another route on the same store needs its own store handle (or
+        // namespace): a second route on one namespace is refused.
         let open = serve(app(
-            store,
+            Arc::new(store),
             |layer| {
                 layer
                     .store_timeout(Duration::from_millis(200))

@@ -69,7 +69,9 @@ mod stripe {
     const ROLLED_V1: &str = "b8673e94394f9950c036c0f4116d1ad346e682dbb57ece6b4c74e46113ab654a";
 
     fn stripe(secrets: impl Into<tower_webhooks::SecretSet>) -> Stripe {
-        Stripe::new(secrets).unwrap().with_clock(FixedClock::at_unix(TIMESTAMP))
+        Stripe::new(secrets)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(TIMESTAMP))
     }
 
     fn verify(
@@ -173,13 +175,20 @@ mod stripe {
             verify(&stripe(SECRET), &format!("t=12346,v1={V1}"), BODY),
             "signature-mismatch",
         );
-        let stale = Stripe::new(SECRET).unwrap().with_clock(FixedClock::at_unix(TIMESTAMP + 301));
+        let stale = Stripe::new(SECRET)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(TIMESTAMP + 301));
         assert_kind(verify(&stale, &header, BODY), "timestamp-too-old");
-        let early = Stripe::new(SECRET).unwrap().with_clock(FixedClock::at_unix(TIMESTAMP - 301));
+        let early = Stripe::new(SECRET)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(TIMESTAMP - 301));
         assert_kind(verify(&early, &header, BODY), "timestamp-in-future");
-        let edge = Stripe::new(SECRET).unwrap().with_clock(FixedClock::at_unix(TIMESTAMP + 300));
+        let edge = Stripe::new(SECRET)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(TIMESTAMP + 300));
         assert!(verify(&edge, &header, BODY).is_ok());
-        let wide = Stripe::new(SECRET).unwrap()
+        let wide = Stripe::new(SECRET)
+            .unwrap()
             .with_tolerance(std::time::Duration::from_secs(10_000))
             .with_clock(FixedClock::at_unix(TIMESTAMP + 5_000));
         assert!(verify(&wide, &header, BODY).is_ok());
@@ -324,7 +333,9 @@ mod github {
         );
         let no_delivery = head("/", &[("x-hub-signature-256", header)]);
         assert_kind(
-            GitHub::new(secret).unwrap().verify(&no_delivery, body.as_bytes()),
+            GitHub::new(secret)
+                .unwrap()
+                .verify(&no_delivery, body.as_bytes()),
             "missing-header",
         );
     }
@@ -395,7 +406,10 @@ mod shopify {
         let verified = Shopify::new(SECRET).unwrap().verify(&parts, BODY).unwrap();
         assert_eq!(verified.event_id(), Some("evt-42"));
         let none = head("/", &[("x-shopify-hmac-sha256", HMAC)]);
-        assert_kind(Shopify::new(SECRET).unwrap().verify(&none, BODY), "missing-event-id");
+        assert_kind(
+            Shopify::new(SECRET).unwrap().verify(&none, BODY),
+            "missing-event-id",
+        );
     }
 
     #[test]
@@ -408,7 +422,9 @@ mod shopify {
             ],
         );
         let error = assert_kind(
-            Shopify::new(SECRET).unwrap().verify(&parts, br#"{"foo":"bar"}"#),
+            Shopify::new(SECRET)
+                .unwrap()
+                .verify(&parts, br#"{"foo":"bar"}"#),
             "signature-mismatch",
         );
         assert_leaks_nothing(&error, &[SECRET, HMAC]);
@@ -431,7 +447,8 @@ mod shopify {
             ] {
                 let parts = signed(&signer, "evt-1", 0, body);
                 assert_eq!(
-                    Shopify::new(secrets).unwrap()
+                    Shopify::new(secrets)
+                        .unwrap()
                         .verify(&parts, body)
                         .unwrap()
                         .secret_index(),
@@ -465,7 +482,9 @@ mod slack {
     }
 
     fn slack(secrets: impl Into<tower_webhooks::SecretSet>, now: u64) -> Slack {
-        Slack::new(secrets).unwrap().with_clock(FixedClock::at_unix(now))
+        Slack::new(secrets)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(now))
     }
 
     #[test]
@@ -524,7 +543,8 @@ mod slack {
                 .is_ok()
         );
         assert!(
-            Slack::new(SECRET).unwrap()
+            Slack::new(SECRET)
+                .unwrap()
                 .with_clock(FixedClock::at_unix(TIMESTAMP + 600))
                 .with_tolerance(std::time::Duration::from_secs(600))
                 .verify(&parts(SIGNATURE, "1531420618"), BODY.as_bytes())
@@ -825,7 +845,9 @@ mod paddle {
     const HEADER_2: &str = "ts=1698796800;h1=28981e941fae76e53db32f3d2a83cb69db41476595e84e1970a1b5d98f62b261;h1=28981e941fae76e53db32f3d2a83cb69db41476595e84e1970a1b5d98f62b261;h2=RANDOM_HASH";
 
     fn paddle(secrets: impl Into<tower_webhooks::SecretSet>, now: u64) -> Paddle {
-        Paddle::new(secrets).unwrap().with_clock(FixedClock::at_unix(now))
+        Paddle::new(secrets)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(now))
     }
 
     fn verify(
@@ -1086,9 +1108,16 @@ mod twilio {
         signature: &str,
         body: &[u8],
     ) -> Result<VerifiedWebhook, VerifyError> {
-        Twilio::new(TOKEN, base)
-            .unwrap()
-            .verify(&head(uri, &[("x-twilio-signature", signature)]), body)
+        Twilio::new(TOKEN, base).unwrap().verify(
+            &head(
+                uri,
+                &[
+                    ("x-twilio-signature", signature),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+            ),
+            body,
+        )
     }
 
     #[test]
@@ -1139,7 +1168,16 @@ mod twilio {
         assert_kind(
             Twilio::new("54321", "https://mycompany.com")
                 .unwrap()
-                .verify(&head(PATH, &[("x-twilio-signature", SIG)]), FORM),
+                .verify(
+                    &head(
+                        PATH,
+                        &[
+                            ("x-twilio-signature", SIG),
+                            ("content-type", "application/x-www-form-urlencoded"),
+                        ],
+                    ),
+                    FORM,
+                ),
             "signature-mismatch",
         );
         assert_kind(
@@ -1288,7 +1326,8 @@ mod square {
             let body = "{\"event_id\":\"e-1\",\"note\":\"\u{1F9FE}\"}".as_bytes();
             let parts = signed(&signer, "", 0, body);
             assert_eq!(
-                Square::new(keys, URL).unwrap()
+                Square::new(keys, URL)
+                    .unwrap()
                     .verify(&parts, body)
                     .unwrap()
                     .secret_index(),
@@ -1313,7 +1352,9 @@ mod linear {
     const DELIVERY: &str = "234d1a4e-b617-4388-90fe-adc3633d6b72";
 
     fn linear(secrets: impl Into<tower_webhooks::SecretSet>, now: u64) -> Linear {
-        Linear::new(secrets).unwrap().with_clock(FixedClock::at_unix(now))
+        Linear::new(secrets)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(now))
     }
 
     fn parts(signature: &str) -> Parts {

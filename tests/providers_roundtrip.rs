@@ -56,8 +56,16 @@ fn presets() -> Vec<Preset> {
             Stripe::new(SECRET).unwrap().with_clock(clock.clone()),
             true,
         ),
-        preset(GitHubSigner::new(SECRET), GitHub::new(SECRET).unwrap(), false),
-        preset(ShopifySigner::new(SECRET), Shopify::new(SECRET).unwrap(), false),
+        preset(
+            GitHubSigner::new(SECRET),
+            GitHub::new(SECRET).unwrap(),
+            false,
+        ),
+        preset(
+            ShopifySigner::new(SECRET),
+            Shopify::new(SECRET).unwrap(),
+            false,
+        ),
         preset(
             SlackSigner::new(SECRET),
             Slack::new(SECRET).unwrap().with_clock(clock.clone()),

@@ -59,7 +59,8 @@ async fn trickle(address: SocketAddr) -> (u16, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_get_408_and_do_not_starve_other_requests() {
-    let layer = WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()).read_timeout(Some(READ_TIMEOUT));
+    let layer =
+        WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()).read_timeout(Some(READ_TIMEOUT));
     let address =
         serve(Router::new().route("/hook", post(|| async { "ok" }).route_layer(layer))).await;
 

@@ -64,7 +64,8 @@ fn handler_delay() -> Duration {
 /// # Errors
 ///
 /// The reference route's secret is refused (empty).
-pub fn routes() -> Result<Vec<(String, Arc<dyn SignatureVerifier>)>, tower_webhooks::verify::ConfigError> {
+pub fn routes()
+-> Result<Vec<(String, Arc<dyn SignatureVerifier>)>, tower_webhooks::verify::ConfigError> {
     fn env(name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|value| !value.is_empty())
     }

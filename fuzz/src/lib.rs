@@ -323,15 +323,6 @@ pub fn generic_configs() -> &'static [HmacVerifier] {
                 .clock(clock())
                 .build()
                 .expect("a valid configuration"),
-            // No secret at all, and an empty one: everything is refused.
-            HmacVerifier::builder(SecretSet::new(Vec::<&str>::new()))
-                .clock(clock())
-                .build()
-                .expect("a valid configuration"),
-            HmacVerifier::builder("")
-                .clock(clock())
-                .build()
-                .expect("a valid configuration"),
         ]
     })
 }

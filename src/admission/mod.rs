@@ -7,10 +7,12 @@
 //!
 //! - **The key** is `namespace : event id`. The [`Namespace`] is the route's
 //!   (set once, on the [`WebhookLayer`](crate::WebhookLayer); by default the
-//!   provider's name), validated when it is made. A sink refuses a second
+//!   provider's name), validated when it is made. A store refuses a second
 //!   route that presents the same namespace while the first is alive (500,
 //!   logged), so two senders can never share ids by accident: give each
 //!   route its own with [`WebhookLayer::namespace`](crate::WebhookLayer::namespace).
+//!   (Clones of one `WebhookLayer` are one route; two layers built
+//!   separately are two routes, even with the same verifier.)
 //! - **The replay guard.** An event id is *signed* (the signature covers it:
 //!   Stripe's body `id`, Standard Webhooks' `webhook-id`), *unsigned* (a
 //!   header beside the signature: the reference scheme's `X-Event-Id`,

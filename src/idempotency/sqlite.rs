@@ -10,8 +10,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Claim, FenceToken, IdempotencyStore, StoreError};
-use crate::clock::{Clock, SystemClock};
 use crate::backend::sql::sqlite::{configure_durable, duration_millis, millis, validate_table};
+use crate::clock::{Clock, SystemClock};
 
 /// The table [`SqliteStore`] uses unless told otherwise.
 pub const DEFAULT_SQLITE_TABLE: &str = "tower_webhooks_idempotency";

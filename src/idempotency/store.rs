@@ -187,7 +187,12 @@ pub trait IdempotencyStore: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     ///
     /// [`StoreError`] if the backend fails or times out.
-    async fn renew(&self, key: &str, token: FenceToken, lease: Duration) -> Result<bool, StoreError> {
+    async fn renew(
+        &self,
+        key: &str,
+        token: FenceToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
         let _ = (key, token, lease);
         Err(StoreError::backend("this store cannot renew a lease"))
     }
@@ -257,7 +262,12 @@ impl<T: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<T> {
         (**self).release(key, token).await
     }
 
-    async fn renew(&self, key: &str, token: FenceToken, lease: Duration) -> Result<bool, StoreError> {
+    async fn renew(
+        &self,
+        key: &str,
+        token: FenceToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
         (**self).renew(key, token, lease).await
     }
 

@@ -16,9 +16,9 @@ use tower_service::Service;
 
 use super::store::{EventKey, EventStatus, Inserted, NewEvent};
 use super::{Config, Shared};
+use crate::admission::{Routes, Ticket};
 use crate::backend::timed;
 use crate::rejection::Rejection;
-use crate::admission::Ticket;
 
 /// The endpoint service of an [`Inbox`](super::Inbox): records each verified
 /// event durably and answers 200 at once; a [`Worker`](super::Worker) runs
@@ -91,7 +91,7 @@ where
         .ok_or(Rejection::Misconfigured {
             reason: "the inbox needs a WebhookLayer in front of it",
         })?;
-    shared.routes.check(&ticket.namespace, &ticket.route)?;
+    Routes::check(Arc::as_ptr(&shared.store), &ticket.namespace, &ticket.route)?;
     let key = EventKey::new(ticket.namespace.as_str(), ticket.event_id);
     let unavailable = Rejection::StoreUnavailable {
         retry_after: config.retry_after,

@@ -62,9 +62,7 @@ impl MemoryInbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn signatures(
-        &self,
-    ) -> MutexGuard<'_, HashMap<(String, Bytes), (String, Option<SystemTime>)>> {
+    fn signatures(&self) -> MutexGuard<'_, HashMap<(String, Bytes), (String, Option<SystemTime>)>> {
         self.signatures
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -121,7 +119,8 @@ impl InboxStore for MemoryInbox {
         if let Some(record) = &event.signature {
             let mut signatures = self.signatures();
             let key = (event.key.namespace.clone(), record.signature.clone());
-            let live = |(_, expires): &(String, Option<SystemTime>)| expires.is_none_or(|at| at > now);
+            let live =
+                |(_, expires): &(String, Option<SystemTime>)| expires.is_none_or(|at| at > now);
             match signatures.get(&key) {
                 Some(held) if live(held) && held.0 != event.key.event_id => {
                     return Ok(Inserted::Replayed);
@@ -299,10 +298,11 @@ impl InboxStore for MemoryInbox {
         });
         // Records that outlived their window, or whose event is gone.
         let now = self.clock.now();
-        self.signatures().retain(|(namespace, _), (event_id, expires)| match expires {
-            Some(at) => *at > now,
-            None => events.contains_key(&EventKey::new(namespace.as_str(), event_id.as_str())),
-        });
+        self.signatures()
+            .retain(|(namespace, _), (event_id, expires)| match expires {
+                Some(at) => *at > now,
+                None => events.contains_key(&EventKey::new(namespace.as_str(), event_id.as_str())),
+            });
         Ok(purged)
     }
 }

@@ -84,7 +84,6 @@ pub use self::store::{
     ListFilter, NewEvent, Purged, SignatureRecord, StoreError,
 };
 pub use self::worker::{Handler, HandlerError, InboxEvent, ServiceHandler, Worker, WorkerHandle};
-use crate::admission::Routes;
 use crate::rejection::{Rejection, Responder};
 
 /// How long finished events are kept by default: 30 days, longer than any
@@ -94,8 +93,6 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// State shared by an inbox's accept path and its workers.
 pub(crate) struct Shared {
     pub(crate) store: Arc<dyn InboxStore>,
-    /// Which route owns each namespace.
-    routes: Routes,
     /// Wakes an idle worker when an event is recorded.
     pub(crate) wake: Notify,
     /// Accepts waiting for their event's first outcome (non-durable stores).
@@ -184,7 +181,6 @@ impl Inbox {
         Self {
             shared: Arc::new(Shared {
                 store,
-                routes: Routes::default(),
                 wake: Notify::new(),
                 waiters: Mutex::new(HashMap::new()),
                 pending_estimate: AtomicU64::new(0),

@@ -15,8 +15,10 @@ use super::store::{
     ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
     ListFilter, NewEvent, Purged, StoreError,
 };
+use crate::backend::sql::sqlite::{
+    configure_durable, duration_millis, millis, time, validate_table,
+};
 use crate::clock::{Clock, SystemClock};
-use crate::backend::sql::sqlite::{configure_durable, duration_millis, millis, time, validate_table};
 
 /// The inbox on an SQLite file: durable, embedded, no server. One machine;
 /// several processes may share the file.

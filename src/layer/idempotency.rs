@@ -13,8 +13,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{ResponseBody, reject};
-use crate::backend::timed;
 use crate::admission::{Routes, Ticket};
+use crate::backend::timed;
 use crate::idempotency::{Claim, FenceToken, IdempotencyStore, SignatureClaim};
 use crate::rejection::{Rejection, Responder};
 
@@ -59,7 +59,6 @@ pub struct IdempotencyLayer {
 #[derive(Clone)]
 struct Config {
     store: Arc<dyn IdempotencyStore>,
-    routes: Arc<Routes>,
     lease: Duration,
     retention: Duration,
     in_flight_retry_after: Duration,
@@ -101,7 +100,6 @@ impl IdempotencyLayer {
         Self {
             config: Arc::new(Config {
                 store,
-                routes: Arc::default(),
                 lease: Self::DEFAULT_LEASE,
                 retention: Self::DEFAULT_RETENTION,
                 in_flight_retry_after: Duration::from_secs(5),
@@ -268,13 +266,18 @@ where
             reason: "IdempotencyLayer needs a WebhookLayer in front of it",
         });
     };
-    if let Err(rejection) = config.routes.check(&ticket.namespace, &ticket.route) {
+    if let Err(rejection) =
+        Routes::check(Arc::as_ptr(&config.store), &ticket.namespace, &ticket.route)
+    {
         return rejected(rejection);
     }
     let key = ticket.key();
     let signature_key = ticket.signature_key();
-    let signature = ticket.signature.as_ref().zip(signature_key.as_deref()).map(
-        |(record, key)| SignatureClaim {
+    let signature = ticket
+        .signature
+        .as_ref()
+        .zip(signature_key.as_deref())
+        .map(|(record, key)| SignatureClaim {
             key,
             event_id: &ticket.event_id,
             // Without a signed timestamp the request verifies for ever: keep
@@ -282,8 +285,7 @@ where
             keep: record
                 .keep
                 .unwrap_or(config.retention.saturating_add(config.lease)),
-        },
-    );
+        });
 
     let store = &config.store;
     let admitted = timed(
@@ -384,28 +386,27 @@ struct ClaimGuard {
 impl ClaimGuard {
     /// Completes the claim (to be kept for `retention`) or, with `None`,
     /// releases it. The returned future owns everything it needs.
-    fn settle(
-        mut self,
-        retention: Option<Duration>,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    fn settle(mut self, retention: Option<Duration>) -> impl Future<Output = ()> + Send + 'static {
         self.armed = false;
         let store = self.store.clone();
         let key = std::mem::take(&mut self.key);
         let (token, timeout) = (self.token, self.timeout);
         async move {
             match retention {
-                Some(retention) => match timed(timeout, store.complete(&key, token, retention)).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::warn!(
-                        %key,
-                        "lease expired before the handler finished; another delivery may have run it too"
-                    ),
-                    Err(error) => tracing::error!(
-                        %key,
-                        %error,
-                        "could not mark the event completed; a redelivery after the lease may run it again"
-                    ),
-                },
+                Some(retention) => {
+                    match timed(timeout, store.complete(&key, token, retention)).await {
+                        Ok(true) => {}
+                        Ok(false) => tracing::warn!(
+                            %key,
+                            "lease expired before the handler finished; another delivery may have run it too"
+                        ),
+                        Err(error) => tracing::error!(
+                            %key,
+                            %error,
+                            "could not mark the event completed; a redelivery after the lease may run it again"
+                        ),
+                    }
+                }
                 None => {
                     if let Err(error) = timed(timeout, store.release(&key, token)).await {
                         tracing::warn!(%key, %error, "could not release the claim; it frees when the lease expires");

@@ -4,7 +4,9 @@ use http::HeaderName;
 use http::request::Parts;
 
 use crate::secret::SecretSet;
-use crate::verify::{ConfigError, Encoding, HmacVerifier, SignatureVerifier, VerifiedWebhook, VerifyError};
+use crate::verify::{
+    ConfigError, Encoding, HmacVerifier, SignatureVerifier, VerifiedWebhook, VerifyError,
+};
 
 /// GitHub's webhook signatures: a configuration of [`HmacVerifier`].
 ///

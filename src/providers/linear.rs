@@ -8,9 +8,8 @@ use http::request::Parts;
 use super::header_location;
 use crate::secret::SecretSet;
 use crate::verify::{
-    ConfigError,
-    Encoding, HmacVerifier, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
-    check_event_id, event_id_from_json, parse_unix_timestamp, single_header,
+    ConfigError, Encoding, HmacVerifier, SignatureVerifier, TimestampWindow, VerifiedWebhook,
+    VerifyError, check_event_id, event_id_from_json, parse_unix_timestamp, single_header,
 };
 
 /// Linear's webhook signatures: a configuration of [`HmacVerifier`], plus

@@ -234,6 +234,8 @@ pub(crate) fn ed25519_verify(
     let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
         return false;
     };
+    #[cfg(feature = "test-util")]
+    ED25519_CHECKS.with(|checks| checks.set(checks.get() + 1));
     if scratch.is_empty() {
         scratch.reserve_exact(parts.iter().map(|part| part.len()).sum());
         for part in parts {
@@ -241,4 +243,11 @@ pub(crate) fn ed25519_verify(
         }
     }
     key.verify_strict(scratch, &signature).is_ok()
+}
+
+#[cfg(all(feature = "ed25519", feature = "test-util"))]
+thread_local! {
+    /// Ed25519 verifications run on this thread (see
+    /// `testing::ed25519_checks`).
+    pub(crate) static ED25519_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }

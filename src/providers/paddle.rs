@@ -10,8 +10,8 @@ use sha2::Sha256;
 use super::TimestampedSignatureHeader;
 use crate::secret::SecretSet;
 use crate::verify::{
-    ConfigError,
-    HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError, event_id_from_json,
+    ConfigError, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
+    event_id_from_json,
 };
 
 /// Paddle Billing's webhook signatures.

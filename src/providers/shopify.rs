@@ -5,9 +5,9 @@ use http::request::Parts;
 
 use super::header_location;
 use crate::secret::SecretSet;
-use crate::verify::{ConfigError, 
-    Encoding, HmacVerifier, SignatureVerifier, VerifiedWebhook, VerifyError, check_event_id,
-    single_header,
+use crate::verify::{
+    ConfigError, Encoding, HmacVerifier, SignatureVerifier, VerifiedWebhook, VerifyError,
+    check_event_id, single_header,
 };
 
 /// Shopify's webhook signatures: a configuration of [`HmacVerifier`], plus

@@ -9,9 +9,8 @@ use http::request::Parts;
 use crate::clock::Clock;
 use crate::secret::SecretSet;
 use crate::verify::{
-    ConfigError,
-    Encoding, HmacVerifier, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
-    event_id_from_json,
+    ConfigError, Encoding, HmacVerifier, SignatureVerifier, TimestampWindow, VerifiedWebhook,
+    VerifyError, event_id_from_json,
 };
 
 /// Slack's request signatures: a configuration of [`HmacVerifier`].

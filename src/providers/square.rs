@@ -7,9 +7,8 @@ use sha2::Sha256;
 
 use crate::secret::SecretSet;
 use crate::verify::{
-    ConfigError,
-    Encoding, HmacKeys, SignatureVerifier, VerifiedWebhook, VerifyError, event_id_from_json,
-    single_header,
+    ConfigError, Encoding, HmacKeys, SignatureVerifier, VerifiedWebhook, VerifyError,
+    event_id_from_json, single_header,
 };
 
 /// Square's webhook signatures.

@@ -35,10 +35,19 @@ use crate::verify::{
 ///
 /// **The body.** If the query has a `bodySHA256` parameter (JSON and other
 /// non-form bodies), the signature covers the URL alone and the body must hash
-/// to that lowercase hex SHA-256. Otherwise the body is parsed as
-/// `application/x-www-form-urlencoded` and its decoded parameters are signed:
-/// the signature then vouches for the parameters, not for their byte-exact
-/// encoding. Bodies need not be UTF-8.
+/// to that lowercase hex SHA-256. Otherwise a non-empty body must be sent as
+/// `application/x-www-form-urlencoded` (else 400) with at most
+/// [`MAX_PARAMETERS`](Self::MAX_PARAMETERS) parameters (else 400, before any
+/// is decoded), and its decoded parameters are signed: the signature then
+/// vouches for the parameters, not for their byte-exact encoding. Bodies need
+/// not be UTF-8.
+///
+/// **Replays.** Neither the idempotency token nor a body-derived id is
+/// signed, and a reordered or re-encoded form keeps the signature valid, so
+/// the admission step records the signature with the event: the same
+/// signature under another id (or another encoding of the same parameters)
+/// is refused as a replay (401), in every mode; see
+/// [`admission`](crate::admission).
 ///
 /// ```
 /// use tower_webhooks::providers::Twilio;
@@ -48,6 +57,7 @@ use crate::verify::{
 /// let twilio = Twilio::new("12345", "https://mycompany.com").unwrap();
 /// let (parts, ()) = http::Request::post("/myapp.php?foo=1&bar=2")
 ///     .header("x-twilio-signature", "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+///     .header("content-type", "application/x-www-form-urlencoded")
 ///     .body(())
 ///     .unwrap()
 ///     .into_parts();
@@ -75,6 +85,9 @@ impl Twilio {
     /// when present.
     pub const IDEMPOTENCY_HEADER: HeaderName =
         HeaderName::from_static("i-twilio-idempotency-token");
+    /// The most form parameters read from one body; more is refused (400)
+    /// before any is decoded, so a hostile body costs bounded work.
+    pub const MAX_PARAMETERS: usize = 1_000;
 
     /// A verifier accepting any of `auth_tokens`, for requests Twilio sends to
     /// `public_base_url` followed by the request's path and query.
@@ -157,7 +170,25 @@ impl SignatureVerifier for Twilio {
                 let actual = Sha256::digest(body);
                 decoded && bool::from(actual.as_slice().ct_eq(&expected_bytes))
             }
+            None if body.is_empty() => true,
             None => {
+                // The parameters are signed, not the bytes: only a form body
+                // may be parsed, and a bounded number of parameters.
+                if !is_form(parts) {
+                    return Err(VerifyError::malformed(
+                        &http::header::CONTENT_TYPE,
+                        "a body without `bodySHA256` in the URL must be application/x-www-form-urlencoded",
+                    ));
+                }
+                let count = body
+                    .split(|&byte| byte == b'&')
+                    .filter(|pair| !pair.is_empty())
+                    .count();
+                if count > Self::MAX_PARAMETERS {
+                    return Err(VerifyError::InvalidBody {
+                        reason: "more than 1,000 form parameters",
+                    });
+                }
                 params = form_params(body);
                 params.sort_unstable();
                 true
@@ -193,6 +224,20 @@ impl SignatureVerifier for Twilio {
         }
         Ok(verified)
     }
+}
+
+/// Whether the request says its body is a form (`Content-Type:
+/// application/x-www-form-urlencoded`, parameters such as a charset allowed).
+fn is_form(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|kind| {
+            kind.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// A decoded form parameter: name and value.

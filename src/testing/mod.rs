@@ -104,3 +104,13 @@ impl Signer for GenericSigner {
         headers
     }
 }
+
+/// How many Ed25519 signature verifications the presets have run on the
+/// calling thread so far (verification is synchronous, so a test that
+/// verifies on its own thread sees exactly its own). For tests that bound the
+/// work a hostile request can cause.
+#[cfg(feature = "ed25519")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
+pub fn ed25519_checks() -> u64 {
+    crate::providers::ED25519_CHECKS.with(std::cell::Cell::get)
+}

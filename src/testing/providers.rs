@@ -545,6 +545,15 @@ impl Signer for TwilioSigner {
             value(self.signature(body)),
         );
         insert_id(&mut headers, providers::Twilio::IDEMPOTENCY_HEADER, id);
+        // Twilio says what the body is; a form body must say so to be parsed.
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(if self.json {
+                "application/json"
+            } else {
+                "application/x-www-form-urlencoded"
+            }),
+        );
         headers
     }
 

@@ -13,8 +13,8 @@ use http::request::Parts;
 use sha2::Sha256;
 
 use super::{
-    ConfigError, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError, event_id_from_json,
-    is_valid_event_id, parse_unix_timestamp, single_header,
+    ConfigError, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
+    event_id_from_json, is_valid_event_id, parse_unix_timestamp, single_header,
 };
 use crate::clock::Clock;
 use crate::secret::SecretSet;

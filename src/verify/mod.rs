@@ -68,8 +68,8 @@ use http::request::Parts;
 
 use crate::admission::Namespace;
 
-pub(crate) use self::config::check_secrets;
 pub use self::config::ConfigError;
+pub(crate) use self::config::check_secrets;
 pub use self::error::VerifyError;
 pub use self::helpers::{
     HmacKeys, TimestampWindow, check_event_id, event_id_from_json, parse_unix_timestamp,
