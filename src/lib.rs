@@ -75,6 +75,7 @@ mod backend;
 pub mod clock;
 pub mod idempotency;
 pub mod inbox;
+pub mod keys;
 pub mod layer;
 pub mod providers;
 pub mod rejection;

@@ -26,6 +26,7 @@
 //! | duplicate of a completed event | 200 | (`{"ok":true,"duplicate":true}`, `Idempotent-Replayed: true`) |
 //! | duplicate while the first delivery is being handled | 409 + `Retry-After` | `in-flight` |
 //! | idempotency or inbox store unreachable | 503 + `Retry-After` | `store-unavailable` |
+//! | the request's key could not be fetched (key source down or slow) | 503 + `Retry-After` | `key-unavailable` |
 //! | inbox full | 503 + `Retry-After` | `overloaded` |
 //! | inbox: same id, different body (when told to refuse it) | 422 | `changed-body` |
 //! | inbox on a non-durable store: the handler failed | 500 | `handler-failed` |
@@ -85,6 +86,12 @@ pub enum Rejection {
         /// When to try again.
         retry_after: Duration,
     },
+    /// The key the request needs could not be fetched (its source is down or
+    /// slow) (503). The sender retries; nothing was recorded.
+    KeyUnavailable {
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// The inbox is full (503). Nothing was recorded.
     Overloaded {
         /// When to try again.
@@ -115,9 +122,9 @@ impl Rejection {
             Self::ReplayedSignature => StatusCode::UNAUTHORIZED,
             Self::Duplicate => StatusCode::OK,
             Self::InFlight { .. } => StatusCode::CONFLICT,
-            Self::StoreUnavailable { .. } | Self::Overloaded { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::StoreUnavailable { .. }
+            | Self::KeyUnavailable { .. }
+            | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::ChangedBody => StatusCode::UNPROCESSABLE_ENTITY,
             Self::HandlerFailed | Self::Misconfigured { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -134,6 +141,7 @@ impl Rejection {
             Self::Duplicate => "duplicate",
             Self::InFlight { .. } => "in-flight",
             Self::StoreUnavailable { .. } => "store-unavailable",
+            Self::KeyUnavailable { .. } => "key-unavailable",
             Self::Overloaded { .. } => "overloaded",
             Self::ChangedBody => "changed-body",
             Self::HandlerFailed => "handler-failed",
@@ -152,6 +160,7 @@ impl Rejection {
         match self {
             Self::InFlight { retry_after }
             | Self::StoreUnavailable { retry_after }
+            | Self::KeyUnavailable { retry_after }
             | Self::Overloaded { retry_after } => Some(*retry_after),
             _ => None,
         }
@@ -175,6 +184,9 @@ impl fmt::Display for Rejection {
                 f.write_str("the event is being handled by an earlier delivery")
             }
             Self::StoreUnavailable { .. } => f.write_str("the event store is unavailable"),
+            Self::KeyUnavailable { .. } => {
+                f.write_str("the key to verify this request could not be fetched")
+            }
             Self::Overloaded { .. } => f.write_str("too many events are waiting to be processed"),
             Self::ChangedBody => {
                 f.write_str("this event id was already recorded with a different body")

@@ -279,17 +279,25 @@ async fn sinks() -> Vec<(&'static str, Sink)> {
             )),
         ),
     ];
-    #[cfg(tower_webhooks_pg)]
-    {
-        sinks.push(("inline/postgres", Sink::Inline(postgres::store().await)));
-        sinks.push(("inbox/postgres", Sink::Inbox(postgres::inbox().await)));
-    }
-    #[cfg(not(tower_webhooks_pg))]
+    sinks.extend(postgres_sinks().await);
+    sinks
+}
+
+#[cfg(tower_webhooks_pg)]
+async fn postgres_sinks() -> Vec<(&'static str, Sink)> {
+    vec![
+        ("inline/postgres", Sink::Inline(postgres::store().await)),
+        ("inbox/postgres", Sink::Inbox(postgres::inbox().await)),
+    ]
+}
+
+#[cfg(not(tower_webhooks_pg))]
+async fn postgres_sinks() -> Vec<(&'static str, Sink)> {
     eprintln!(
         "admission: PostgreSQL sinks skipped; set TOWER_WEBHOOKS_PG_URL to run them \
          (e.g. postgres://postgres@127.0.0.1:5432/test)"
     );
-    sinks
+    Vec::new()
 }
 
 #[cfg(tower_webhooks_pg)]

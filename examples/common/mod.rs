@@ -57,6 +57,9 @@ fn handler_delay() -> Duration {
     })
 }
 
+/// A webhook route: its path and verifier.
+pub type Route = (String, Arc<dyn SignatureVerifier>);
+
 /// The webhook routes to mount: `/webhooks/provider` (the reference scheme,
 /// always) and `/webhooks/<name>` for each preset whose secret is in the
 /// environment.
@@ -64,8 +67,7 @@ fn handler_delay() -> Duration {
 /// # Errors
 ///
 /// The reference route's secret is refused (empty).
-pub fn routes()
--> Result<Vec<(String, Arc<dyn SignatureVerifier>)>, tower_webhooks::verify::ConfigError> {
+pub fn routes() -> Result<Vec<Route>, tower_webhooks::verify::ConfigError> {
     fn env(name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|value| !value.is_empty())
     }

@@ -97,12 +97,21 @@ impl TicketConfig {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Ticket, Rejection> {
-        let namespace = match &self.namespace {
+        let mut namespace = match &self.namespace {
             Some(namespace) => namespace.clone(),
             None => Namespace::new(webhook.provider()).map_err(|_| Rejection::Misconfigured {
                 reason: "the provider name is not a valid namespace; set WebhookLayer::namespace",
             })?,
         };
+        if let Some(tenant) = webhook.tenant() {
+            // Each tenant's ids apart from every other's.
+            namespace = Namespace::new(format!("{namespace}.{tenant}")).map_err(|_| {
+                Rejection::Verify(VerifyError::BadRequest(
+                    "the route's namespace and the tenant id are longer than a namespace may be"
+                        .into(),
+                ))
+            })?;
+        }
         let (event_id, origin) = match &self.key {
             Some(extractor) => {
                 let id = extractor

@@ -21,9 +21,12 @@ pub struct MemoryInbox {
     events: Mutex<HashMap<EventKey, Entry>>,
     /// The replay guard's records: (namespace, signature) -> (event id,
     /// expiry; `None` while the event is recorded). Locked after `events`.
-    signatures: Mutex<HashMap<(String, Bytes), (String, Option<SystemTime>)>>,
+    signatures: Mutex<Signatures>,
     clock: Arc<dyn Clock>,
 }
+
+/// The replay guard's records: (namespace, signature) -> (event id, expiry).
+type Signatures = HashMap<(String, Bytes), (String, Option<SystemTime>)>;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -62,7 +65,7 @@ impl MemoryInbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn signatures(&self) -> MutexGuard<'_, HashMap<(String, Bytes), (String, Option<SystemTime>)>> {
+    fn signatures(&self) -> MutexGuard<'_, Signatures> {
         self.signatures
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -13,8 +13,10 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 
 use super::body::{ReadBody, ResponseBody};
-use super::{Config, reject};
+use super::{Config, Verifier, reject};
+use crate::keys::ResolveFuture;
 use crate::rejection::Rejection;
+use crate::verify::{VerifiedWebhook, VerifyError};
 
 pin_project! {
     /// The response future of [`WebhookService`](super::WebhookService).
@@ -38,6 +40,12 @@ pin_project! {
             #[pin]
             read: ReadBody<B>,
             parts: Option<Parts>,
+            inner: Option<S>,
+        },
+        Resolving {
+            future: ResolveFuture,
+            parts: Option<Parts>,
+            body: Bytes,
             inner: Option<S>,
         },
         Calling {
@@ -97,46 +105,48 @@ where
             match this.state.as_mut().project() {
                 StateProj::Reading { read, parts, inner } => {
                     let result = ready!(read.poll(cx));
-                    let provider = this.config.verifier.provider();
-                    let (Some(mut parts), Some(mut inner)) = (parts.take(), inner.take()) else {
+                    let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
                         unreachable!("ResponseFuture polled after the body was read");
                     };
-                    let verified = result.and_then(|body| {
-                        this.config
-                            .verifier
-                            .verify(&parts, &body)
-                            .map(|verified| (verified, body))
-                            .map_err(Rejection::Verify)
-                    });
-                    let admitted = verified.and_then(|(mut verified, body)| {
-                        let ticket =
-                            this.config
-                                .admission
-                                .issue(&mut verified, &parts.headers, &body)?;
-                        Ok((verified, ticket, body))
-                    });
-                    match admitted {
-                        Ok((verified, ticket, body)) => {
-                            let span = tracing::info_span!(
-                                "webhook",
-                                provider,
-                                namespace = %ticket.namespace,
-                                event_id = %ticket.event_id,
-                            );
-                            parts.extensions.insert(verified);
-                            parts.extensions.insert(ticket);
-                            let request = Request::from_parts(parts, Full::new(body));
-                            let future = inner.call(request).instrument(span);
-                            this.state.set(State::Calling { future });
+                    let next = match (result, &this.config.verifier) {
+                        (Err(rejection), _) => rejected(this.config, rejection),
+                        (Ok(body), Verifier::Fixed(verifier)) => {
+                            let verified = verifier.verify(&parts, &body);
+                            proceed(this.config, verified, parts, body, inner)
                         }
-                        Err(rejection) => {
-                            this.state.set(State::Rejected {
-                                rejection: Some(rejection),
-                                provider: Some(provider),
-                                event_id: None,
-                            });
+                        (Ok(body), Verifier::Keyed(resolver)) => {
+                            match resolver.resolve(&parts, &body) {
+                                Ok(future) => State::Resolving {
+                                    future,
+                                    parts: Some(parts),
+                                    body,
+                                    inner: Some(inner),
+                                },
+                                Err(error) => rejected(this.config, Rejection::Verify(error)),
+                            }
                         }
-                    }
+                    };
+                    this.state.set(next);
+                }
+                StateProj::Resolving {
+                    future,
+                    parts,
+                    body,
+                    inner,
+                } => {
+                    let resolved = ready!(future.as_mut().poll(cx));
+                    let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
+                        unreachable!("ResponseFuture polled after the key was resolved");
+                    };
+                    let body = std::mem::take(body);
+                    let next = match resolved {
+                        Ok(verify) => {
+                            let verified = verify(&parts, &body);
+                            proceed(this.config, verified, parts, body, inner)
+                        }
+                        Err(rejection) => rejected(this.config, rejection),
+                    };
+                    this.state.set(next);
                 }
                 StateProj::Calling { future } => {
                     let response = ready!(future.poll(cx))?;
@@ -162,5 +172,55 @@ where
                 }
             }
         }
+    }
+}
+
+fn rejected<S, B>(config: &Config, rejection: Rejection) -> State<S, B>
+where
+    S: Service<Request<Full<Bytes>>>,
+{
+    State::Rejected {
+        rejection: Some(rejection),
+        provider: Some(config.verifier.provider()),
+        event_id: None,
+    }
+}
+
+/// After verification: admit (issue the ticket) and call the inner service
+/// with the verified bytes.
+fn proceed<S, B>(
+    config: &Config,
+    verified: Result<VerifiedWebhook, VerifyError>,
+    mut parts: Parts,
+    body: Bytes,
+    mut inner: S,
+) -> State<S, B>
+where
+    S: Service<Request<Full<Bytes>>>,
+{
+    let admitted = verified
+        .map_err(Rejection::Verify)
+        .and_then(|mut verified| {
+            let ticket = config
+                .admission
+                .issue(&mut verified, &parts.headers, &body)?;
+            Ok((verified, ticket))
+        });
+    match admitted {
+        Ok((verified, ticket)) => {
+            let span = tracing::info_span!(
+                "webhook",
+                provider = verified.provider(),
+                namespace = %ticket.namespace,
+                event_id = %ticket.event_id,
+            );
+            parts.extensions.insert(verified);
+            parts.extensions.insert(ticket);
+            let request = Request::from_parts(parts, Full::new(body));
+            State::Calling {
+                future: inner.call(request).instrument(span),
+            }
+        }
+        Err(rejection) => rejected(config, rejection),
     }
 }

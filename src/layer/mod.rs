@@ -53,6 +53,7 @@ pub use self::idempotency::{IdempotencyFuture, IdempotencyLayer, IdempotencyServ
 pub use self::service::WebhookService;
 pub use crate::admission::KeyExtractor;
 use crate::admission::{DEFAULT_REPLAY_WINDOW, Namespace, TicketConfig};
+use crate::keys::{CachedKeys, Keyed, KeyedVerifier, Resolver};
 use crate::rejection::{Rejection, Responder};
 use crate::verify::SignatureVerifier;
 
@@ -64,7 +65,7 @@ pub struct WebhookLayer {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    pub(crate) verifier: Arc<dyn SignatureVerifier>,
+    pub(crate) verifier: Verifier,
     pub(crate) body_limit: usize,
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) responder: Responder,
@@ -84,6 +85,21 @@ impl WebhookLayer {
 
     /// Verifies requests with a verifier shared with other layers.
     pub fn from_shared(verifier: Arc<dyn SignatureVerifier>) -> Self {
+        Self::with_verifier(Verifier::Fixed(verifier))
+    }
+
+    /// Verifies requests with keys chosen per request: `verifier` locates
+    /// each request's key, `keys` resolves it (cached), then `verifier`
+    /// checks the request with it. A key that cannot be fetched is answered
+    /// 503 with `Retry-After`; see [`keys`](crate::keys).
+    pub fn with_keys<V: KeyedVerifier>(verifier: V, keys: CachedKeys<V::Locator, V::Key>) -> Self {
+        Self::with_verifier(Verifier::Keyed(Arc::new(Keyed {
+            verifier: Arc::new(verifier),
+            keys,
+        })))
+    }
+
+    fn with_verifier(verifier: Verifier) -> Self {
         Self {
             config: Arc::new(Config {
                 verifier,
@@ -183,9 +199,13 @@ impl WebhookLayer {
         Stack::new(idempotency, self)
     }
 
-    /// The verifier in use.
-    pub fn verifier(&self) -> &Arc<dyn SignatureVerifier> {
-        &self.config.verifier
+    /// The verifier in use, unless the layer resolves keys per request
+    /// ([`with_keys`](Self::with_keys)).
+    pub fn verifier(&self) -> Option<&Arc<dyn SignatureVerifier>> {
+        match &self.config.verifier {
+            Verifier::Fixed(verifier) => Some(verifier),
+            Verifier::Keyed(_) => None,
+        }
     }
 }
 
@@ -194,6 +214,22 @@ impl<S> Layer<S> for WebhookLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         WebhookService::new(inner, self.config.clone())
+    }
+}
+
+/// How a layer verifies: with fixed keys, or with keys resolved per request.
+#[derive(Clone, Debug)]
+pub(crate) enum Verifier {
+    Fixed(Arc<dyn SignatureVerifier>),
+    Keyed(Arc<dyn Resolver>),
+}
+
+impl Verifier {
+    pub(crate) fn provider(&self) -> &'static str {
+        match self {
+            Self::Fixed(verifier) => verifier.provider(),
+            Self::Keyed(resolver) => resolver.provider(),
+        }
     }
 }
 

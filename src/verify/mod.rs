@@ -134,6 +134,7 @@ impl<V: SignatureVerifier + ?Sized> SignatureVerifier for std::sync::Arc<V> {
 pub struct VerifiedWebhook {
     provider: &'static str,
     namespace: Option<Namespace>,
+    tenant: Option<Box<str>>,
     event_id: Option<String>,
     id_kind: IdKind,
     timestamp: Option<u64>,
@@ -155,6 +156,7 @@ impl VerifiedWebhook {
         Self {
             provider,
             namespace: None,
+            tenant: None,
             event_id: None,
             id_kind: IdKind::Unsigned,
             timestamp: None,
@@ -198,6 +200,10 @@ impl VerifiedWebhook {
 
     pub(crate) fn set_namespace(&mut self, namespace: Namespace) {
         self.namespace = Some(namespace);
+    }
+
+    pub(crate) fn set_tenant(&mut self, tenant: String) {
+        self.tenant = Some(tenant.into_boxed_str());
     }
 
     /// Records the signed timestamp (Unix seconds).
@@ -249,6 +255,12 @@ impl VerifiedWebhook {
     /// carrying none.
     pub fn event_id_derived(&self) -> bool {
         self.event_id.is_some() && self.id_kind == IdKind::Derived
+    }
+
+    /// The tenant whose key verified the request, behind a
+    /// [`Tenants`](crate::keys::Tenants) key source.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
 
     /// The namespace the event was admitted under (behind a

@@ -1,0 +1,327 @@
+//! The key cache: time to live, negative entries, single flight, timeouts.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::hash::Hash;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::request::Parts;
+use tokio::sync::OnceCell;
+
+use super::{KeyError, KeySource, KeyedVerifier};
+use crate::rejection::Rejection;
+use crate::verify::{VerifiedWebhook, VerifyError};
+
+/// A cache in front of a [`KeySource`]; see the [module docs](super).
+///
+/// - A key is kept for [`ttl`](Self::ttl) (default 5 minutes), so a
+///   rotated secret or key takes effect within that time.
+/// - A key that does not exist is remembered for
+///   [`negative_ttl`](Self::negative_ttl) (default 30 s), so a flood of
+///   requests naming unknown keys costs one fetch per key and period.
+/// - Concurrent requests for a key being fetched wait for that one fetch
+///   (single flight).
+/// - Each fetch is bounded by [`fetch_timeout`](Self::fetch_timeout)
+///   (default 5 s). A failed or timed-out fetch is not cached: the request
+///   is answered 503, and the next one tries again.
+/// - At most [`max_entries`](Self::max_entries) keys are cached (default
+///   10,000); past that, expired entries are dropped, and if none is, the
+///   new key is used without being cached.
+///
+/// Clones share the cache.
+pub struct CachedKeys<L, K> {
+    inner: Arc<Inner<L, K>>,
+}
+
+struct Inner<L, K> {
+    source: Box<dyn KeySource<L, K>>,
+    ttl: Duration,
+    negative_ttl: Duration,
+    fetch_timeout: Duration,
+    retry_after: Duration,
+    max_entries: usize,
+    entries: Mutex<HashMap<L, Entry<K>>>,
+    fetches: AtomicU64,
+}
+
+/// The outcome of one fetch, shared by everyone who waited for it.
+type Fetched<K> = Result<Option<Arc<K>>, Arc<str>>;
+
+enum Entry<K> {
+    Ready { key: Option<Arc<K>>, until: Instant },
+    Loading(Arc<OnceCell<Fetched<K>>>),
+}
+
+impl<L, K> Clone for CachedKeys<L, K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<L, K> fmt::Debug for CachedKeys<L, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedKeys")
+            .field("source", &self.inner.source)
+            .field("ttl", &self.inner.ttl)
+            .field("negative_ttl", &self.inner.negative_ttl)
+            .field("fetch_timeout", &self.inner.fetch_timeout)
+            .field("max_entries", &self.inner.max_entries)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<L, K> CachedKeys<L, K>
+where
+    L: Clone + Eq + Hash + fmt::Debug + Send + Sync + 'static,
+    K: Send + Sync + 'static,
+{
+    /// The default time a key is kept: 5 minutes.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+    /// The default time a missing key is remembered: 30 s.
+    pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
+    /// The default bound on each fetch: 5 s.
+    pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A cache over `source`, with the defaults.
+    pub fn new(source: impl KeySource<L, K>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                source: Box::new(source),
+                ttl: Self::DEFAULT_TTL,
+                negative_ttl: Self::DEFAULT_NEGATIVE_TTL,
+                fetch_timeout: Self::DEFAULT_FETCH_TIMEOUT,
+                retry_after: Duration::from_secs(5),
+                max_entries: 10_000,
+                entries: Mutex::new(HashMap::new()),
+                fetches: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn settings(&mut self) -> &mut Inner<L, K> {
+        Arc::get_mut(&mut self.inner).expect("configure a CachedKeys before cloning it")
+    }
+
+    /// How long a fetched key is kept. Default 5 minutes.
+    ///
+    /// # Panics
+    ///
+    /// If called on a clone (configure the cache before sharing it).
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.settings().ttl = ttl;
+        self
+    }
+
+    /// How long a key that does not exist is remembered. Default 30 s.
+    ///
+    /// # Panics
+    ///
+    /// If called on a clone.
+    #[must_use]
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.settings().negative_ttl = ttl;
+        self
+    }
+
+    /// The most a fetch may take before the request is answered 503.
+    /// Default 5 s.
+    ///
+    /// # Panics
+    ///
+    /// If called on a clone.
+    #[must_use]
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.settings().fetch_timeout = timeout;
+        self
+    }
+
+    /// The `Retry-After` of the 503 answered when a fetch fails. Default 5 s.
+    ///
+    /// # Panics
+    ///
+    /// If called on a clone.
+    #[must_use]
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self.settings().retry_after = after;
+        self
+    }
+
+    /// The most keys (and missing keys) cached at once. Default 10,000.
+    ///
+    /// # Panics
+    ///
+    /// If called on a clone.
+    #[must_use]
+    pub fn max_entries(mut self, max: usize) -> Self {
+        self.settings().max_entries = max;
+        self
+    }
+
+    /// How many fetches the source has been asked for so far.
+    pub fn fetch_count(&self) -> u64 {
+        self.inner.fetches.load(Ordering::Relaxed)
+    }
+
+    /// Forgets the key named by `locator`, so the next request fetches it
+    /// again (after a rotation you know of, say).
+    pub fn invalidate(&self, locator: &L) {
+        self.lock().remove(locator);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<L, Entry<K>>> {
+        self.inner
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The key named by `locator`: from the cache, or fetched once for
+    /// everyone asking meanwhile.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyError`] if the fetch failed or timed out.
+    pub async fn get(&self, locator: &L) -> Result<Option<Arc<K>>, KeyError> {
+        let cell = {
+            let mut entries = self.lock();
+            match entries.get(locator) {
+                Some(Entry::Ready { key, until }) if *until > Instant::now() => {
+                    return Ok(key.clone());
+                }
+                Some(Entry::Loading(cell)) => cell.clone(),
+                _ => {
+                    let cell = Arc::new(OnceCell::new());
+                    entries.insert(locator.clone(), Entry::Loading(cell.clone()));
+                    cell
+                }
+            }
+        };
+        let fetched = cell
+            .get_or_init(|| async {
+                self.inner.fetches.fetch_add(1, Ordering::Relaxed);
+                let fetched = tokio::time::timeout(
+                    self.inner.fetch_timeout,
+                    self.inner.source.fetch(locator),
+                )
+                .await;
+                let fetched: Fetched<K> = match fetched {
+                    Ok(Ok(key)) => Ok(key.map(Arc::new)),
+                    Ok(Err(error)) => Err(error.to_string().into()),
+                    Err(_) => Err(format!(
+                        "the fetch took longer than {} ms",
+                        self.inner.fetch_timeout.as_millis()
+                    )
+                    .into()),
+                };
+                self.settle(locator, &fetched);
+                fetched
+            })
+            .await
+            .clone();
+        fetched.map_err(|message| KeyError::new(message.to_string()))
+    }
+
+    /// Replaces the loading entry with the outcome: kept for its time to
+    /// live, or removed (errors are not cached).
+    fn settle(&self, locator: &L, fetched: &Fetched<K>) {
+        let mut entries = self.lock();
+        match fetched {
+            Ok(key) => {
+                let ttl = if key.is_some() {
+                    self.inner.ttl
+                } else {
+                    self.inner.negative_ttl
+                };
+                if entries.len() >= self.inner.max_entries {
+                    let now = Instant::now();
+                    entries.retain(|_, entry| match entry {
+                        Entry::Ready { until, .. } => *until > now,
+                        Entry::Loading(_) => true,
+                    });
+                }
+                if entries.len() < self.inner.max_entries || entries.contains_key(locator) {
+                    entries.insert(
+                        locator.clone(),
+                        Entry::Ready {
+                            key: key.clone(),
+                            until: Instant::now() + ttl,
+                        },
+                    );
+                } else {
+                    entries.remove(locator);
+                }
+            }
+            Err(_) => {
+                entries.remove(locator);
+            }
+        }
+    }
+}
+
+/// A verification whose key is resolved: run it on the request.
+pub(crate) type Resolved =
+    Box<dyn FnOnce(&Parts, &[u8]) -> Result<VerifiedWebhook, VerifyError> + Send>;
+
+/// Resolving a request's key, as the layer awaits it.
+pub(crate) type ResolveFuture =
+    Pin<Box<dyn Future<Output = Result<Resolved, Rejection>> + Send + 'static>>;
+
+/// A keyed verifier with its cache, behind one object-safe interface for the
+/// layer.
+pub(crate) trait Resolver: fmt::Debug + Send + Sync + 'static {
+    fn provider(&self) -> &'static str;
+
+    /// Locates the request's key and starts resolving it.
+    fn resolve(&self, parts: &Parts, body: &[u8]) -> Result<ResolveFuture, VerifyError>;
+}
+
+/// A [`KeyedVerifier`] and its [`CachedKeys`].
+pub(crate) struct Keyed<V: KeyedVerifier> {
+    pub(crate) verifier: Arc<V>,
+    pub(crate) keys: CachedKeys<V::Locator, V::Key>,
+}
+
+impl<V: KeyedVerifier> fmt::Debug for Keyed<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyed")
+            .field("verifier", &self.verifier)
+            .field("keys", &self.keys)
+            .finish()
+    }
+}
+
+impl<V: KeyedVerifier> Resolver for Keyed<V> {
+    fn provider(&self) -> &'static str {
+        self.verifier.provider()
+    }
+
+    fn resolve(&self, parts: &Parts, body: &[u8]) -> Result<ResolveFuture, VerifyError> {
+        let locator = self.verifier.locate(parts, body)?;
+        let verifier = self.verifier.clone();
+        let keys = self.keys.clone();
+        Ok(Box::pin(async move {
+            match keys.get(&locator).await {
+                Ok(Some(key)) => Ok(Box::new(move |parts: &Parts, body: &[u8]| {
+                    verifier.verify(parts, body, &locator, &key)
+                }) as Resolved),
+                Ok(None) => Ok(Box::new(|_: &Parts, _: &[u8]| {
+                    Err(VerifyError::Unauthorized(
+                        "no key is known for this request".into(),
+                    ))
+                }) as Resolved),
+                Err(error) => {
+                    tracing::warn!(provider = verifier.provider(), %error, "answering 503");
+                    Err(Rejection::KeyUnavailable {
+                        retry_after: keys.inner.retry_after,
+                    })
+                }
+            }
+        }))
+    }
+}
