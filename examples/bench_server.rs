@@ -4,7 +4,8 @@
 //! - `POST /bare`: the handler alone (it reads the event id from
 //!   `X-Event-Id`, unverified);
 //! - `POST /guarded`: the handler behind `WebhookLayer` (reference scheme,
-//!   `WEBHOOK_SECRET`, default `dev_secret_change_me`) and the in-memory
+//!   `WEBHOOK_SECRET`, with the receiver's rules: the development secret
+//!   `dev_secret_change_me` only on a loopback `BIND`) and the in-memory
 //!   idempotency layer, as the receiver's `RECEIVER_MODE=inline
 //!   IDEMPOTENCY_STORE=memory` route.
 //!
@@ -12,12 +13,14 @@
 //! JSON body and prints one `handled ...` line per event on stdout.
 //!
 //! ```text
-//! BIND=127.0.0.1:8001 cargo run --release --example bench_server > /dev/null
-//! cargo run --release --example loadgen -- --url http://127.0.0.1:8001/bare ...
-//! cargo run --release --example loadgen -- --url http://127.0.0.1:8001/guarded ...
+//! BIND=127.0.0.1:8002 cargo run --release --example bench_server > /dev/null
+//! cargo run --release --example loadgen -- --url http://127.0.0.1:8002/bare ...
+//! cargo run --release --example loadgen -- --url http://127.0.0.1:8002/guarded ...
 //! ```
 
 mod common;
+
+use std::process::ExitCode;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -40,17 +43,20 @@ async fn guarded(Extension(webhook): Extension<VerifiedWebhook>, body: Bytes) ->
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
     common::init_tracing();
-    let layer = WebhookLayer::new(HmacVerifier::generic(common::webhook_secret())?)
+    common::exit(run().await)
+}
+
+async fn run() -> Result<(), common::BoxError> {
+    let listener = common::listen("BIND", "127.0.0.1:8000").await?;
+    let address = listener.local_addr()?;
+    let layer = WebhookLayer::new(HmacVerifier::generic(common::webhook_secret(address)?)?)
         .with_idempotency(IdempotencyLayer::new(MemoryStore::new()));
     let app = Router::new()
         .route("/bare", post(bare))
         .route("/guarded", post(guarded).route_layer(layer));
-    let listener = tokio::net::TcpListener::bind(common::bind_address()).await?;
-    tracing::info!(address = %listener.local_addr()?, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(common::shutdown_signal())
-        .await?;
+    tracing::info!(%address, "listening");
+    common::serve(vec![(listener, app)], common::header_read_timeout()?).await;
     Ok(())
 }

@@ -1,21 +1,26 @@
 //! The reference receiver on plain hyper 1 (no axum): `POST /webhooks/provider`
-//! with the same contract as `examples/receiver.rs`.
+//! with the same contract as `examples/receiver.rs`, deduplicated in memory
+//! (the receiver's `RECEIVER_MODE=inline`).
 //!
 //! ```text
 //! cargo run --example hyper_receiver
 //! cargo run --example send
 //! ```
+//!
+//! It reads `BIND`, `WEBHOOK_SECRET` and `HEADER_READ_TIMEOUT_MS` with the
+//! receiver's rules: the development secret only on a loopback `BIND`, an
+//! empty `WEBHOOK_SECRET` refused, slow request heads disconnected.
 
 mod common;
 
 use std::convert::Infallible;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tower::{ServiceBuilder, ServiceExt};
@@ -42,27 +47,38 @@ fn status(status: StatusCode) -> Response<Full<Bytes>> {
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> ExitCode {
     common::init_tracing();
+    common::exit(run().await)
+}
+
+async fn run() -> Result<(), common::BoxError> {
+    let header_read_timeout = common::header_read_timeout()?;
+    let listener = common::listen("BIND", "127.0.0.1:8000").await?;
+    let address = listener.local_addr()?;
     let webhooks = ServiceBuilder::new()
         .layer(
-            WebhookLayer::new(
-                HmacVerifier::generic(common::webhook_secret()).map_err(std::io::Error::other)?,
-            )
-            .with_idempotency(IdempotencyLayer::new(MemoryStore::new())),
+            WebhookLayer::new(HmacVerifier::generic(common::webhook_secret(address)?)?)
+                .with_idempotency(IdempotencyLayer::new(MemoryStore::new())),
         )
         .service_fn(handle);
 
-    let address = common::bind_address();
-    let listener = tokio::net::TcpListener::bind(&address).await?;
-    tracing::info!(address = %listener.local_addr()?, "listening (hyper); POST /webhooks/provider");
+    tracing::info!(%address, "listening (hyper); POST /webhooks/provider");
     let shutdown = common::shutdown_signal();
     tokio::pin!(shutdown);
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 with a header read timeout: see `common::http_builder`.
+    let builder = common::http_builder(header_read_timeout);
     let graceful = GracefulShutdown::new();
     loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
             () = &mut shutdown => break,
         };
         let webhooks = webhooks.clone();
@@ -90,6 +106,7 @@ async fn main() -> std::io::Result<()> {
             }
         });
     }
+    drop(listener); // stop accepting
     // Let requests in progress finish, for at most 10 seconds.
     if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
         .await

@@ -5,23 +5,27 @@
 //! cargo run --example send -- --id evt_1          # 200 {"ok":true,"queued":true}
 //! cargo run --example send -- --id evt_1          # 200 {"ok":true,"duplicate":true}
 //! cargo run --example send -- --id evt_2 --tamper # 401
-//! curl -s 127.0.0.1:8000/events/evt_1             # {"id":"evt_1","status":"succeeded",...}
+//! curl -s 127.0.0.1:8001/events/evt_1             # {"id":"evt_1","status":"succeeded",...}
 //! ```
 //!
-//! Routes:
+//! Webhook listener (`BIND`):
 //!
 //! - `POST /webhooks/provider`: the reference scheme (`X-Webhook-Timestamp`,
-//!   `X-Webhook-Signature`, `X-Event-Id`) with `WEBHOOK_SECRET` (default
-//!   `dev_secret_change_me`);
+//!   `X-Webhook-Signature`, `X-Event-Id`) with `WEBHOOK_SECRET`;
 //! - `POST /webhooks/<name>` for each preset whose secret is set: `stripe`
 //!   (`STRIPE_WEBHOOK_SECRET`), `github` (`GITHUB_WEBHOOK_SECRET`), `shopify`
 //!   (`SHOPIFY_WEBHOOK_SECRET`), `slack` (`SLACK_SIGNING_SECRET`), `standard`
 //!   (`STANDARD_WEBHOOK_SECRET`, a `whsec_` secret), `paddle`
 //!   (`PADDLE_WEBHOOK_SECRET`), `discord` (`DISCORD_PUBLIC_KEY`, hex);
-//! - in inbox mode, the audit trail: `GET /events/{id}` (`?namespace=`, default
-//!   `generic`; presets record under their name), `GET /events?status=&limit=`,
-//!   `POST /events/{id}/requeue`;
 //! - `GET /health`.
+//!
+//! Admin listener (`ADMIN_BIND`, inbox mode only), the audit trail:
+//! `GET /events/{id}` (`?namespace=`, default `generic`; presets record under
+//! their name), `GET /events?status=&limit=`, `POST /events/{id}/requeue`, and
+//! `GET /health`. With `ADMIN_TOKEN` set, every admin request needs
+//! `Authorization: Bearer <token>` (401 otherwise). In inline mode there is no
+//! inbox, hence no audit trail: the admin listener does not start and
+//! `ADMIN_BIND`/`ADMIN_TOKEN` are not read.
 //!
 //! Every handled event prints one `handled event_id=<id> type=<type>
 //! provider=<name> ...` line on stdout (logs go to stderr).
@@ -30,7 +34,11 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `BIND` | listen address | `127.0.0.1:8000` |
+//! | `BIND` | the webhook listener's address | `127.0.0.1:8000` |
+//! | `WEBHOOK_SECRET` | the reference route's secret | `dev_secret_change_me`, on a loopback `BIND` only |
+//! | `ADMIN_BIND` | the admin listener's address (inbox mode) | `127.0.0.1:8001` |
+//! | `ADMIN_TOKEN` | the bearer token admin requests need; required when `ADMIN_BIND` is not a loopback address | none |
+//! | `HEADER_READ_TIMEOUT_MS` | how long a client may take to send a request's head (and a kept-alive connection may sit idle) before it is disconnected | `10000` |
 //! | `RECEIVER_MODE` | `inbox` (record, answer 200, process in the background) or `inline` (handle inside the request, deduplicated) | `inbox` |
 //! | `INBOX_STORE` | inbox mode: `sqlite`, `postgres` or `memory` | `sqlite` |
 //! | `IDEMPOTENCY_STORE` | inline mode: `memory`, `sqlite`, `redis` or `postgres` | `memory` |
@@ -41,35 +49,44 @@
 //! | `HANDLER_DELAY_MS` | how long each handler run takes | `0` |
 //! | `HANDLER_FAIL_PCT` | inbox mode: the percentage of handler runs that fail with a retryable error, chosen by a hash of (event id, attempt), so a failed event succeeds on a later attempt (soak tests) | `0` |
 //!
+//! Safe by default: the receiver refuses to start (exit status 1, one line on
+//! stderr naming the variable) when a secret variable (`WEBHOOK_SECRET`, a
+//! preset's, `ADMIN_TOKEN`) is set but empty or invalid, when
+//! `WEBHOOK_SECRET` is unset and `BIND` is not a loopback address (the
+//! development secret is public), and when `ADMIN_BIND` is not a loopback
+//! address and `ADMIN_TOKEN` is unset.
+//!
 //! Stops cleanly on Ctrl-C or SIGTERM: stops accepting, finishes requests in
 //! progress, lets running handlers finish (10 s) and gives the rest back to
 //! the inbox.
 
 mod common;
 
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json};
 use axum::routing::{get, post, post_service};
 use axum::{Extension, Router};
+use common::{BoxError, Route};
 use serde::Deserialize;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 use tower::ServiceBuilder;
 use tower_webhooks::idempotency::{
     IdempotencyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore,
 };
 use tower_webhooks::inbox::{
     EventKey, EventRecord, EventStatus, HandlerError, Inbox, InboxEvent, InboxStore, ListFilter,
-    MemoryInbox, PostgresInbox, SqliteInbox, WorkerHandle,
+    MemoryInbox, PostgresInbox, SqliteInbox,
 };
 use tower_webhooks::layer::IdempotencyLayer;
-use tower_webhooks::{SignatureVerifier, VerifiedWebhook, WebhookLayer};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use tower_webhooks::{VerifiedWebhook, WebhookLayer};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -140,7 +157,7 @@ async fn open_inbox() -> Result<Inbox, BoxError> {
     Ok(Inbox::from_shared(store))
 }
 
-fn inbox_app(routes: Vec<(String, Arc<dyn SignatureVerifier>)>, inbox: Inbox) -> Router {
+fn inbox_app(routes: Vec<Route>, inbox: &Inbox) -> Router {
     let mut app = Router::new();
     for (path, verifier) in routes {
         let endpoint = ServiceBuilder::new()
@@ -148,12 +165,48 @@ fn inbox_app(routes: Vec<(String, Arc<dyn SignatureVerifier>)>, inbox: Inbox) ->
             .service(inbox.accept());
         app = app.route(&path, post_service(endpoint));
     }
-    let audit = Router::new()
+    app
+}
+
+/// The audit trail, on its own listener.
+fn admin_app(inbox: Inbox, token: Option<String>) -> Router {
+    Router::new()
         .route("/events", get(list_events))
         .route("/events/{id}", get(get_event))
         .route("/events/{id}/requeue", post(requeue_event))
-        .with_state(inbox);
-    app.merge(audit)
+        .route("/health", get(health))
+        .with_state(inbox)
+        .layer(middleware::from_fn_with_state(
+            token.map(Arc::<str>::from),
+            require_token,
+        ))
+}
+
+/// With `ADMIN_TOKEN` set, lets through only requests with
+/// `Authorization: Bearer <token>`, compared in constant time.
+async fn require_token(
+    State(token): State<Option<Arc<str>>>,
+    request: Request,
+    next: Next,
+) -> axum::response::Response {
+    if let Some(token) = token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, given)| given.as_bytes());
+        if !given.is_some_and(|given| bool::from(given.ct_eq(token.as_bytes()))) {
+            let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            let challenge = header::HeaderValue::from_static("Bearer");
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+            return response;
+        }
+    }
+    next.run(request).await
 }
 
 #[derive(Deserialize)]
@@ -274,10 +327,7 @@ async fn open_idempotency_store() -> Result<Arc<dyn IdempotencyStore>, BoxError>
     })
 }
 
-fn inline_app(
-    routes: Vec<(String, Arc<dyn SignatureVerifier>)>,
-    store: Arc<dyn IdempotencyStore>,
-) -> Router {
+fn inline_app(routes: Vec<Route>, store: Arc<dyn IdempotencyStore>) -> Router {
     let mut app = Router::new();
     for (path, verifier) in routes {
         let layer = WebhookLayer::from_shared(verifier)
@@ -287,30 +337,55 @@ fn inline_app(
     app
 }
 
+async fn health() -> &'static str {
+    "ok"
+}
+
 // ---- main -------------------------------------------------------------------
 
 #[tokio::main]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> ExitCode {
     common::init_tracing();
-    let routes = common::routes()?;
+    common::exit(run().await)
+}
+
+async fn run() -> Result<(), BoxError> {
+    // Everything that can refuse the configuration comes before the stores.
+    let header_read_timeout = common::header_read_timeout()?;
+    let listener = common::listen("BIND", "127.0.0.1:8000").await?;
+    let address = listener.local_addr()?;
+    let routes = common::routes(address)?;
     let paths: Vec<String> = routes.iter().map(|(path, _)| path.clone()).collect();
     let mode = env_or("RECEIVER_MODE", "inbox");
-    let (app, worker): (Router, Option<WorkerHandle>) = match mode.as_str() {
+    let (app, admin, worker) = match mode.as_str() {
         "inbox" => {
+            let token = common::secret_var("ADMIN_TOKEN")?;
+            let admin = common::listen("ADMIN_BIND", "127.0.0.1:8001").await?;
+            let admin_address = admin.local_addr()?;
+            if token.is_none() && !common::is_loopback(admin_address) {
+                return Err(format!(
+                    "ADMIN_BIND is {admin_address}, not a loopback address, and ADMIN_TOKEN is \
+                     not set; set ADMIN_TOKEN (admin requests then need a bearer token)"
+                )
+                .into());
+            }
             let inbox = open_inbox().await?;
             let worker = inbox.worker(process).lease(Duration::from_secs(10)).spawn();
-            (inbox_app(routes, inbox), Some(worker))
+            tracing::info!(address = %admin_address, token = token.is_some(), "admin listening");
+            let app = inbox_app(routes, &inbox);
+            (app, Some((admin, admin_app(inbox, token))), Some(worker))
         }
-        "inline" => (inline_app(routes, open_idempotency_store().await?), None),
+        "inline" => (
+            inline_app(routes, open_idempotency_store().await?),
+            None,
+            None,
+        ),
         other => return Err(format!("RECEIVER_MODE={other}: expected inbox or inline").into()),
     };
-    let app = app.route("/health", get(|| async { "ok" }));
-
-    let listener = tokio::net::TcpListener::bind(common::bind_address()).await?;
-    tracing::info!(address = %listener.local_addr()?, mode, routes = ?paths, "listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(common::shutdown_signal())
-        .await?;
+    let mut servers = vec![(listener, app.route("/health", get(health)))];
+    servers.extend(admin);
+    tracing::info!(%address, mode, routes = ?paths, "listening");
+    common::serve(servers, header_read_timeout).await;
     if let Some(worker) = worker {
         worker.shutdown().await;
     }

@@ -5,7 +5,8 @@
 #
 #   scripts/crash.sh [SECONDS]      # load duration, default 60
 #
-# Environment: CRASH_PORT (default 18091), CRASH_EVERY (seconds between kills,
+# Environment: CRASH_PORT (default 18091), CRASH_ADMIN_PORT (the audit trail,
+# default 18191), CRASH_EVERY (seconds between kills,
 # default 4), CRASH_CONCURRENCY (default 8), HANDLER_DELAY_MS (default 0),
 # KEEP=1 keeps the work directory. Only 127.0.0.1 is used.
 #
@@ -15,12 +16,14 @@ set -euo pipefail
 
 seconds=${1:-60}
 port=${CRASH_PORT:-18091}
+admin_port=${CRASH_ADMIN_PORT:-18191}
 every=${CRASH_EVERY:-4}
 concurrency=${CRASH_CONCURRENCY:-8}
 secret=crash_script_secret
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/tower-webhooks-crash.XXXXXX")
 base="http://127.0.0.1:$port"
+admin="http://127.0.0.1:$admin_port"
 receiver_pid=
 sender_pid=
 
@@ -36,7 +39,8 @@ echo "building the receiver and the sender (release)..." >&2
 bin="$root/target/release/examples"
 
 start_receiver() {
-    BIND="127.0.0.1:$port" WEBHOOK_SECRET=$secret RECEIVER_MODE=inbox INBOX_STORE=sqlite \
+    BIND="127.0.0.1:$port" ADMIN_BIND="127.0.0.1:$admin_port" WEBHOOK_SECRET=$secret \
+        RECEIVER_MODE=inbox INBOX_STORE=sqlite \
         WEBHOOK_DB="$work/inbox.db" HANDLER_DELAY_MS=${HANDLER_DELAY_MS:-0} RUST_LOG=warn \
         "$bin/receiver" >>"$work/handled.log" 2>>"$work/receiver.err" &
     receiver_pid=$!
@@ -94,10 +98,10 @@ awk '$2 == "succeeded" {print $1}' "$work/records.txt" >"$work/succeeded.txt"
 recorded=$(wc -l <"$work/records.txt")
 lost=$(comm -23 "$work/acked.sorted" "$work/succeeded.txt" | wc -l)
 not_succeeded=$(awk '$2 != "succeeded"' "$work/records.txt" | wc -l)
-# Spot-check through the audit endpoint too.
+# Spot-check through the audit trail (the admin listener) too.
 audit_bad=0
 while read -r id; do
-    status=$(curl -sf "$base/events/$id" | jq -r .status)
+    status=$(curl -sf "$admin/events/$id" | jq -r .status)
     [[ "$status" == succeeded ]] || { audit_bad=$((audit_bad + 1)); echo "audit: $id is $status" >&2; }
 done < <(shuf -n 200 "$work/acked.sorted" 2>/dev/null || head -n 200 "$work/acked.sorted")
 handled_lines=$(grep -c '^handled event_id=' "$work/handled.log" || true)
@@ -108,7 +112,7 @@ echo "  sender:      $(cat "$work/sender.json")"
 echo "  acknowledged events:          $acked (backlog drained in ${drain_seconds}s after the load)"
 echo "  recorded events:              $recorded ($not_succeeded not succeeded)"
 echo "  acknowledged but not succeeded (lost): $lost"
-echo "  audit endpoint spot check:    $audit_bad of $(( acked < 200 ? acked : 200 )) not succeeded"
+echo "  audit trail spot check:       $audit_bad of $(( acked < 200 ? acked : 200 )) not succeeded"
 echo "  handler runs printed:         $handled_lines for $handled_distinct distinct events" \
     "(re-runs after a kill mid-handler are expected: at-least-once)"
 failed=0

@@ -14,7 +14,8 @@
 # starts the cluster again on exit and waits for pg_isready.
 #
 # Environment: PG_DOWN_AT (seconds into the load, default 10), PG_DOWN_FOR
-# (default 8), PGR_PORT (default 18092), TOWER_WEBHOOKS_PG_URL (default
+# (default 8), PGR_PORT (default 18092), PGR_ADMIN_PORT (the receiver's admin
+# listener, unused here, default 18192), TOWER_WEBHOOKS_PG_URL (default
 # postgres://postgres@127.0.0.1:5432/test; a fresh database is created next to
 # it and dropped), KEEP=1 keeps the work directory. Only 127.0.0.1 is used.
 set -euo pipefail
@@ -28,6 +29,7 @@ seconds=${1:-40}
 down_at=${PG_DOWN_AT:-10}
 down_for=${PG_DOWN_FOR:-8}
 port=${PGR_PORT:-18092}
+admin_port=${PGR_ADMIN_PORT:-18192}
 pg_url=${TOWER_WEBHOOKS_PG_URL:-postgres://postgres@127.0.0.1:5432/test}
 secret=pg_restart_secret
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -77,7 +79,8 @@ count_open() {
         "SELECT count(*) FROM tower_webhooks_inbox WHERE status IN ('pending', 'processing')"
 }
 
-BIND="127.0.0.1:$port" WEBHOOK_SECRET=$secret RECEIVER_MODE=inbox INBOX_STORE=postgres \
+BIND="127.0.0.1:$port" ADMIN_BIND="127.0.0.1:$admin_port" WEBHOOK_SECRET=$secret \
+    RECEIVER_MODE=inbox INBOX_STORE=postgres \
     DATABASE_URL="$database_url" RUST_LOG=warn \
     "$bin/receiver" >"$work/handled.log" 2>"$work/receiver.err" &
 receiver_pid=$!

@@ -5,7 +5,8 @@
 #
 #   scripts/soak.sh [MINUTES]       # minutes of load per phase, default 5
 #
-# At the end of each phase it reconciles, through the audit endpoint, the
+# At the end of each phase it reconciles, through the audit trail (the
+# receiver's admin listener), the
 # store and the receiver's stdout:
 #   - nothing is left pending or processing: every recorded event is
 #     `succeeded` or `dead`;
@@ -16,7 +17,8 @@
 #     the largest VmRSS of the last third is within 10% of the first third's.
 # It prints a summary and exits non-zero on any violation.
 #
-# Environment: SOAK_PORT (default 18090), SOAK_CONCURRENCY (default 8),
+# Environment: SOAK_PORT (default 18090), SOAK_ADMIN_PORT (the audit trail,
+# default 18190), SOAK_CONCURRENCY (default 8),
 # SOAK_BODY_BYTES (default 1024), SOAK_PHASES ("sqlite postgres"),
 # TOWER_WEBHOOKS_PG_URL (default postgres://postgres@127.0.0.1:5432/test; the
 # phase creates and drops a fresh database next to it), KEEP=1 keeps the work
@@ -25,6 +27,7 @@ set -euo pipefail
 
 minutes=${1:-5}
 port=${SOAK_PORT:-18090}
+admin_port=${SOAK_ADMIN_PORT:-18190}
 concurrency=${SOAK_CONCURRENCY:-8}
 body_bytes=${SOAK_BODY_BYTES:-1024}
 phases=${SOAK_PHASES:-sqlite postgres}
@@ -33,6 +36,7 @@ secret=soak_script_secret
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/tower-webhooks-soak.XXXXXX")
 base="http://127.0.0.1:$port"
+admin="http://127.0.0.1:$admin_port"
 duration=$((minutes * 60))
 receiver_pid=
 sampler_pid=
@@ -98,7 +102,7 @@ run_phase() {
     local table=webhook_inbox
     [[ "$store" == postgres ]] && table=tower_webhooks_inbox
 
-    BIND="127.0.0.1:$port" WEBHOOK_SECRET=$secret RECEIVER_MODE=inbox INBOX_STORE=$store \
+    BIND="127.0.0.1:$port" ADMIN_BIND="127.0.0.1:$admin_port" WEBHOOK_SECRET=$secret RECEIVER_MODE=inbox INBOX_STORE=$store \
         WEBHOOK_DB="$dir/inbox.db" DATABASE_URL="$database_url" HANDLER_FAIL_PCT=1 RUST_LOG=warn \
         "$bin/receiver" >"$dir/handled.log" 2>"$dir/receiver.err" &
     receiver_pid=$!
@@ -149,9 +153,9 @@ run_phase() {
 
     # Reconcile.
     local pending processing dead succeeded recorded retried
-    pending=$(curl -sf "$base/events?status=pending&limit=10000" | jq '.events | length')
-    processing=$(curl -sf "$base/events?status=processing&limit=10000" | jq '.events | length')
-    dead=$(curl -sf "$base/events?status=dead&limit=10000" | jq '.events | length')
+    pending=$(curl -sf "$admin/events?status=pending&limit=10000" | jq '.events | length')
+    processing=$(curl -sf "$admin/events?status=processing&limit=10000" | jq '.events | length')
+    dead=$(curl -sf "$admin/events?status=dead&limit=10000" | jq '.events | length')
     succeeded=$(sql "SELECT count(*) FROM $table WHERE status = 'succeeded'")
     recorded=$(sql "SELECT count(*) FROM $table")
     retried=$(sql "SELECT count(*) FROM $table WHERE attempts > 1")
@@ -163,7 +167,7 @@ run_phase() {
     handled_twice=$(awk '$2 > 1' "$dir/handled-counts.txt" | wc -l)
     local audit_bad=0 id status
     while read -r id _; do
-        status=$(curl -sf "$base/events/$id" | jq -r .status)
+        status=$(curl -sf "$admin/events/$id" | jq -r .status)
         [[ "$status" == succeeded ]] || audit_bad=$((audit_bad + 1))
     done < <(shuf -n 100 "$dir/handled-counts.txt")
 

@@ -1,7 +1,8 @@
 //! A real crash: the receiver example runs as a child process with the SQLite
 //! inbox, acknowledges 500 events, is killed with SIGKILL while its worker is
 //! busy, and is started again on the same file. Every acknowledged event must
-//! end `succeeded` (seen through the audit endpoint): none lost.
+//! end `succeeded` (seen through the audit trail on the admin listener): none
+//! lost.
 #![cfg(all(unix, feature = "test-util", feature = "sqlite"))]
 
 mod support;
@@ -54,9 +55,10 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn start(binary: &Path, address: SocketAddr, database: &Path) -> Self {
+    fn start(binary: &Path, address: SocketAddr, admin: SocketAddr, database: &Path) -> Self {
         let mut child = Command::new(binary)
             .env("BIND", address.to_string())
+            .env("ADMIN_BIND", admin.to_string())
             .env("WEBHOOK_DB", database)
             .env("WEBHOOK_SECRET", SECRET)
             .env("RECEIVER_MODE", "inbox")
@@ -118,11 +120,11 @@ async fn wait_until_up(address: SocketAddr) {
     }
 }
 
-async fn succeeded(address: SocketAddr) -> Vec<serde_json::Value> {
+async fn succeeded(admin: SocketAddr) -> Vec<serde_json::Value> {
     let request = http::Request::get("/events?status=succeeded&limit=10000")
         .body(Full::<Bytes>::default())
         .unwrap();
-    let (status, body) = http_send(address, request).await;
+    let (status, body) = http_send(admin, request).await;
     assert_eq!(status, StatusCode::OK);
     let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
     value["events"].as_array().cloned().unwrap_or_default()
@@ -138,12 +140,11 @@ async fn no_acknowledged_event_is_lost_when_the_receiver_is_killed() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", database.display()));
     }
-    let address: SocketAddr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    // Two free ports: both probes are open at once, so they differ.
+    let probes = [(); 2].map(|()| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let [address, admin]: [SocketAddr; 2] = probes.map(|probe| probe.local_addr().unwrap());
 
-    let mut first = Receiver::start(&binary, address, &database);
+    let mut first = Receiver::start(&binary, address, admin, &database);
     wait_until_up(address).await;
 
     // Acknowledge 500 events, 16 at a time.
@@ -177,11 +178,11 @@ async fn no_acknowledged_event_is_lost_when_the_receiver_is_killed() {
         "the worker had already finished all {EVENTS} events; the crash proved nothing"
     );
 
-    let second = Receiver::start(&binary, address, &database);
+    let second = Receiver::start(&binary, address, admin, &database);
     wait_until_up(address).await;
     let started = Instant::now();
     let done = loop {
-        let done = succeeded(address).await;
+        let done = succeeded(admin).await;
         if done.len() == EVENTS {
             break done;
         }

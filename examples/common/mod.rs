@@ -1,15 +1,29 @@
-//! Code shared by the example receivers: the event handler every route runs,
-//! the routes' verifiers, logging, and shutdown.
+//! Code shared by the example servers: the event handler every route runs,
+//! the routes' verifiers and the rules for their secrets, logging, and the
+//! HTTP server with its timeouts and graceful shutdown.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
 use tower_webhooks::providers::{
     Discord, GitHub, Paddle, Shopify, Slack, StandardWebhooks, Stripe,
 };
+use tower_webhooks::verify::ConfigError;
 use tower_webhooks::{HmacVerifier, SignatureVerifier};
+
+/// The examples' error type: its message is printed as one line by [`exit`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What the example handler does with one verified event: log exactly one
 /// `handled event_id=<id> type=<type> provider=<name> ...` line on stdout
@@ -57,89 +71,129 @@ fn handler_delay() -> Duration {
     })
 }
 
-/// A webhook route: its path and verifier.
-pub type Route = (String, Arc<dyn SignatureVerifier>);
-
 /// The webhook routes to mount: `/webhooks/provider` (the reference scheme,
 /// always) and `/webhooks/<name>` for each preset whose secret is in the
-/// environment.
+/// environment. `listening_on` is the webhook listener's address (see
+/// [`webhook_secret`]).
 ///
 /// # Errors
 ///
-/// The reference route's secret is refused (empty).
-pub fn routes() -> Result<Vec<Route>, tower_webhooks::verify::ConfigError> {
-    fn env(name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|value| !value.is_empty())
-    }
-    let mut routes: Vec<(String, Arc<dyn SignatureVerifier>)> = vec![(
-        "/webhooks/provider".to_owned(),
-        Arc::new(HmacVerifier::generic(webhook_secret())?),
-    )];
-    let mut add =
-        |name: &str, verifier: Option<Result<Arc<dyn SignatureVerifier>, String>>| match verifier {
-            Some(Ok(verifier)) => routes.push((format!("/webhooks/{name}"), verifier)),
-            Some(Err(error)) => {
-                tracing::error!(provider = name, %error, "secret rejected; route not mounted")
-            }
-            None => {}
-        };
-    add(
-        "stripe",
-        env("STRIPE_WEBHOOK_SECRET").map(|s| {
-            Stripe::new(s)
-                .map(|v| Arc::new(v) as _)
-                .map_err(|e| e.to_string())
-        }),
-    );
-    add(
-        "github",
-        env("GITHUB_WEBHOOK_SECRET").map(|s| {
-            GitHub::new(s)
-                .map(|v| Arc::new(v) as _)
-                .map_err(|e| e.to_string())
-        }),
-    );
-    add(
-        "shopify",
-        env("SHOPIFY_WEBHOOK_SECRET").map(|s| {
-            Shopify::new(s)
-                .map(|v| Arc::new(v) as _)
-                .map_err(|e| e.to_string())
-        }),
-    );
-    add(
-        "slack",
-        env("SLACK_SIGNING_SECRET").map(|s| {
-            Slack::new(s)
-                .map(|v| Arc::new(v) as _)
-                .map_err(|e| e.to_string())
-        }),
-    );
-    add(
-        "standard",
-        env("STANDARD_WEBHOOK_SECRET").map(|s| {
-            StandardWebhooks::new(s)
-                .map(|v| Arc::new(v) as _)
-                .map_err(|e| e.to_string())
-        }),
-    );
-    add(
-        "paddle",
-        env("PADDLE_WEBHOOK_SECRET").map(|s| {
-            Paddle::new(s)
-                .map(|v| Arc::new(v) as _)
-                .map_err(|e| e.to_string())
-        }),
-    );
-    add(
-        "discord",
-        env("DISCORD_PUBLIC_KEY").map(|s| {
-            Discord::new(s)
-                .map(|v| Arc::new(v) as _)
-                .map_err(|e| e.to_string())
-        }),
-    );
+/// A secret variable is set but empty or invalid (the message names it), or
+/// [`webhook_secret`] refuses.
+pub fn routes(listening_on: SocketAddr) -> Result<Vec<Route>, BoxError> {
+    let generic = HmacVerifier::generic(webhook_secret(listening_on)?)
+        .map_err(|error| format!("WEBHOOK_SECRET is invalid: {error}"))?;
+    let mut routes: Vec<Route> = vec![("/webhooks/provider".to_owned(), Arc::new(generic))];
+    let presets = [
+        preset("stripe", "STRIPE_WEBHOOK_SECRET", Stripe::new)?,
+        preset("github", "GITHUB_WEBHOOK_SECRET", GitHub::new)?,
+        preset("shopify", "SHOPIFY_WEBHOOK_SECRET", Shopify::new)?,
+        preset("slack", "SLACK_SIGNING_SECRET", Slack::new)?,
+        preset("standard", "STANDARD_WEBHOOK_SECRET", StandardWebhooks::new)?,
+        preset("paddle", "PADDLE_WEBHOOK_SECRET", Paddle::new)?,
+        preset("discord", "DISCORD_PUBLIC_KEY", Discord::new)?,
+    ];
+    routes.extend(presets.into_iter().flatten());
     Ok(routes)
+}
+
+/// A webhook route: its path and its verifier.
+pub type Route = (String, Arc<dyn SignatureVerifier>);
+
+/// `/webhooks/<name>` when `variable` is set. A set but empty or invalid
+/// secret is refused rather than leaving the route out.
+fn preset<V: SignatureVerifier + 'static>(
+    name: &str,
+    variable: &str,
+    build: impl FnOnce(String) -> Result<V, ConfigError>,
+) -> Result<Option<Route>, BoxError> {
+    let Some(secret) = secret_var(variable)? else {
+        return Ok(None);
+    };
+    let verifier = build(secret).map_err(|error| format!("{variable} is invalid: {error}"))?;
+    Ok(Some((format!("/webhooks/{name}"), Arc::new(verifier))))
+}
+
+/// A secret from the environment: `None` when unset.
+///
+/// # Errors
+///
+/// The variable is set but empty (anyone can sign with the empty key), or
+/// not UTF-8.
+pub fn secret_var(variable: &str) -> Result<Option<String>, BoxError> {
+    match std::env::var(variable) {
+        Ok(secret) if secret.is_empty() => {
+            Err(format!("{variable} is set but empty; set it to the secret, or unset it").into())
+        }
+        Ok(secret) => Ok(Some(secret)),
+        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotUnicode(_)) => Err(format!("{variable} is not UTF-8").into()),
+    }
+}
+
+/// The reference scheme's secret: `WEBHOOK_SECRET`; when it is unset, the
+/// built-in development secret `dev_secret_change_me`, but only for a
+/// listener on a loopback address (`127.0.0.1`, `::1`): anyone can sign with
+/// a secret published in a README.
+///
+/// # Errors
+///
+/// `WEBHOOK_SECRET` is set but empty, or unset while `listening_on` is not a
+/// loopback address.
+pub fn webhook_secret(listening_on: SocketAddr) -> Result<String, BoxError> {
+    if let Some(secret) = secret_var("WEBHOOK_SECRET")? {
+        return Ok(secret);
+    }
+    if !is_loopback(listening_on) {
+        return Err(format!(
+            "WEBHOOK_SECRET is not set and the webhook listener ({listening_on}) is not on a \
+             loopback address; set WEBHOOK_SECRET (the development secret is only used on loopback)"
+        )
+        .into());
+    }
+    tracing::warn!("WEBHOOK_SECRET is not set: using the built-in development secret");
+    Ok("dev_secret_change_me".to_owned())
+}
+
+/// Whether only this machine can reach `address`.
+pub fn is_loopback(address: SocketAddr) -> bool {
+    address.ip().to_canonical().is_loopback()
+}
+
+/// Binds the address in `variable` (unset or empty: `default`).
+///
+/// # Errors
+///
+/// The address does not resolve or cannot be bound (the message names the
+/// variable).
+pub async fn listen(variable: &str, default: &str) -> Result<TcpListener, BoxError> {
+    let address = std::env::var(variable)
+        .ok()
+        .filter(|address| !address.is_empty())
+        .unwrap_or_else(|| default.to_owned());
+    TcpListener::bind(&address)
+        .await
+        .map_err(|error| format!("{variable}={address}: {error}").into())
+}
+
+/// How long a client may take to send a request's head (request line and
+/// headers), and how long a kept-alive connection may sit idle:
+/// `HEADER_READ_TIMEOUT_MS`, default 10 s.
+///
+/// # Errors
+///
+/// The variable is not a positive number of milliseconds.
+pub fn header_read_timeout() -> Result<Duration, BoxError> {
+    match std::env::var("HEADER_READ_TIMEOUT_MS") {
+        Err(_) => Ok(Duration::from_secs(10)),
+        Ok(ms) => match ms.parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+            _ => Err(format!(
+                "HEADER_READ_TIMEOUT_MS={ms}: expected a positive number of milliseconds"
+            )
+            .into()),
+        },
+    }
 }
 
 /// Sends tracing output (the crate's own log lines) to stderr, so stdout holds
@@ -153,16 +207,6 @@ pub fn init_tracing() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-}
-
-/// The address to listen on: `BIND`, default `127.0.0.1:8000`.
-pub fn bind_address() -> String {
-    std::env::var("BIND").unwrap_or_else(|_| "127.0.0.1:8000".to_owned())
-}
-
-/// The reference scheme's secret: `WEBHOOK_SECRET`, default `dev_secret_change_me`.
-pub fn webhook_secret() -> String {
-    std::env::var("WEBHOOK_SECRET").unwrap_or_else(|_| "dev_secret_change_me".to_owned())
 }
 
 /// Formats a time as RFC 3339 in UTC with milliseconds.
@@ -188,6 +232,74 @@ pub fn rfc3339(time: SystemTime) -> String {
     )
 }
 
+/// The HTTP server both example servers use: HTTP/1.1 with a header read
+/// timeout, so a client that trickles (or never sends) its request head is
+/// disconnected; the crate's layers bound the body's time and size.
+///
+/// HTTP/1.1 only: serving HTTP/2 too (the builder's default) first waits,
+/// without a timeout, for the bytes that tell the versions apart, and
+/// hyper's header timeout covers HTTP/1 only.
+pub fn http_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new()).http1_only();
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder
+}
+
+/// Serves each router on its listener until Ctrl-C or SIGTERM, then stops
+/// accepting and lets the requests in progress finish (for at most 10 s).
+pub async fn serve(servers: Vec<(TcpListener, Router)>, header_read_timeout: Duration) {
+    let builder = http_builder(header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let (accepted, app) = tokio::select! {
+            accepted = accept(&servers) => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok(stream) => stream,
+            Err(error) => {
+                // Out of file descriptors, say: wait instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection.into_owned());
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(servers); // stop accepting
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after 10 s; closing them");
+    }
+}
+
+/// The next connection on any of the listeners, with its router.
+async fn accept(servers: &[(TcpListener, Router)]) -> (std::io::Result<TcpStream>, &Router) {
+    std::future::poll_fn(|cx| {
+        for (listener, app) in servers {
+            if let Poll::Ready(accepted) = listener.poll_accept(cx) {
+                return Poll::Ready((accepted.map(|(stream, _)| stream), app));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -209,6 +321,18 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// An example's exit: an error (a refused configuration, a port in use) is
+/// printed as one line on stderr, and the exit status is 1.
+pub fn exit(result: Result<(), BoxError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

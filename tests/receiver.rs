@@ -1,0 +1,386 @@
+//! The receiver example as a child process: the configurations it refuses to
+//! start with, the admin listener (its own port, its bearer token), and the
+//! header read timeout. Each test has its own ports and its own SQLite file.
+#![cfg(all(feature = "test-util", feature = "sqlite"))]
+
+mod support;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode, header};
+use http_body_util::Full;
+use support::{http_send, try_http_send};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tower_webhooks::testing::{GenericSigner, Signer, unix_now};
+
+const SECRET: &str = "receiver_test_secret";
+
+/// Every variable the receiver reads, removed from the child's environment
+/// so that the test's own environment cannot change the outcome.
+const VARIABLES: &[&str] = &[
+    "BIND",
+    "ADMIN_BIND",
+    "ADMIN_TOKEN",
+    "WEBHOOK_SECRET",
+    "HEADER_READ_TIMEOUT_MS",
+    "RECEIVER_MODE",
+    "INBOX_STORE",
+    "IDEMPOTENCY_STORE",
+    "WEBHOOK_DB",
+    "INBOX_GROUP_COMMIT",
+    "REDIS_URL",
+    "DATABASE_URL",
+    "HANDLER_DELAY_MS",
+    "HANDLER_FAIL_PCT",
+    "STRIPE_WEBHOOK_SECRET",
+    "GITHUB_WEBHOOK_SECRET",
+    "SHOPIFY_WEBHOOK_SECRET",
+    "SLACK_SIGNING_SECRET",
+    "STANDARD_WEBHOOK_SECRET",
+    "PADDLE_WEBHOOK_SECRET",
+    "DISCORD_PUBLIC_KEY",
+];
+
+/// The receiver example's binary, built once per test run with its features.
+fn receiver_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--example",
+                "receiver",
+                "--all-features",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("cargo build");
+        assert!(status.success(), "building the receiver example failed");
+        // .../target/debug/deps/receiver-<hash> -> .../target/debug/examples/receiver
+        let exe = std::env::current_exe().unwrap();
+        let debug = exe.parent().unwrap().parent().unwrap();
+        debug
+            .join("examples")
+            .join(format!("receiver{}", std::env::consts::EXE_SUFFIX))
+    })
+}
+
+/// One test's receiver setup: a fresh directory and two free loopback ports.
+struct Setup {
+    directory: PathBuf,
+    address: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Setup {
+    fn new(name: &str) -> Self {
+        let directory = std::env::temp_dir().join(format!(
+            "tower-webhooks-receiver-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::create_dir_all(&directory).unwrap();
+        // Both probes are open at once, so the ports differ.
+        let probes = [(); 2].map(|()| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let [address, admin] = probes.map(|probe| probe.local_addr().unwrap());
+        Self {
+            directory,
+            address,
+            admin,
+        }
+    }
+
+    fn database(&self) -> PathBuf {
+        self.directory.join("webhooks.db")
+    }
+
+    /// The receiver on this setup's ports and file, inbox mode, nothing else set.
+    fn command(&self) -> Command {
+        let mut command = Command::new(receiver_binary());
+        for variable in VARIABLES {
+            command.env_remove(variable);
+        }
+        command
+            .env("BIND", self.address.to_string())
+            .env("ADMIN_BIND", self.admin.to_string())
+            .env("WEBHOOK_DB", self.database())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        command
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.directory);
+    }
+}
+
+/// Runs a configuration the receiver must refuse: it must exit with a
+/// failure status (within 30 s, instead of serving). Returns its stderr.
+fn refused(setup: &Setup, command: &mut Command) -> String {
+    let mut child = command.spawn().expect("start the receiver");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the receiver started instead of refusing its configuration");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "exited with {status}; stderr: {stderr}");
+    assert!(
+        !setup.database().exists(),
+        "the receiver opened its store before refusing"
+    );
+    stderr
+}
+
+#[test]
+fn an_empty_webhook_secret_is_refused() {
+    let setup = Setup::new("empty-secret");
+    let stderr = refused(&setup, setup.command().env("WEBHOOK_SECRET", ""));
+    assert!(stderr.contains("WEBHOOK_SECRET"), "{stderr}");
+}
+
+#[test]
+fn an_empty_preset_secret_is_refused() {
+    let setup = Setup::new("empty-preset");
+    let stderr = refused(
+        &setup,
+        setup
+            .command()
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("STRIPE_WEBHOOK_SECRET", ""),
+    );
+    assert!(stderr.contains("STRIPE_WEBHOOK_SECRET"), "{stderr}");
+}
+
+#[test]
+fn an_invalid_preset_secret_is_refused() {
+    let setup = Setup::new("invalid-preset");
+    let stderr = refused(
+        &setup,
+        setup
+            .command()
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("STANDARD_WEBHOOK_SECRET", "whsec_not base64!"),
+    );
+    assert!(stderr.contains("STANDARD_WEBHOOK_SECRET"), "{stderr}");
+}
+
+#[test]
+fn the_development_secret_is_refused_off_loopback() {
+    let setup = Setup::new("public-bind");
+    let stderr = refused(
+        &setup,
+        setup
+            .command()
+            .env("BIND", format!("0.0.0.0:{}", setup.address.port())),
+    );
+    assert!(stderr.contains("WEBHOOK_SECRET"), "{stderr}");
+}
+
+#[test]
+fn a_public_admin_listener_needs_a_token() {
+    let setup = Setup::new("public-admin");
+    let stderr = refused(
+        &setup,
+        setup
+            .command()
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("ADMIN_BIND", format!("0.0.0.0:{}", setup.admin.port())),
+    );
+    assert!(stderr.contains("ADMIN_TOKEN"), "{stderr}");
+}
+
+/// A running receiver; killed when dropped.
+struct Running(Child);
+
+impl Running {
+    /// Starts the receiver and waits until its webhook listener answers
+    /// `/health` (both listeners are bound by then).
+    async fn start(command: &mut Command, address: SocketAddr) -> Self {
+        let mut running = Self(command.spawn().expect("start the receiver"));
+        let started = Instant::now();
+        loop {
+            let health = Request::get("/health").body(Full::default()).unwrap();
+            if let Ok((StatusCode::OK, _)) = try_http_send(address, health).await {
+                return running;
+            }
+            if let Some(status) = running.0.try_wait().unwrap() {
+                let mut stderr = String::new();
+                let _ = running.0.stderr.take().unwrap().read_to_string(&mut stderr);
+                panic!("the receiver exited with {status}: {stderr}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the receiver did not come up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(path: &str, authorization: Option<&str>) -> Request<Full<Bytes>> {
+    let mut request = Request::get(path);
+    if let Some(authorization) = authorization {
+        request = request.header(header::AUTHORIZATION, authorization);
+    }
+    request.body(Full::default()).unwrap()
+}
+
+#[tokio::test]
+async fn admin_requests_need_the_bearer_token() {
+    let setup = Setup::new("token");
+    let _receiver = Running::start(
+        setup
+            .command()
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("ADMIN_TOKEN", "t"),
+        setup.address,
+    )
+    .await;
+    let signer = GenericSigner::new(SECRET);
+    let event = signer
+        .request(
+            "/webhooks/provider",
+            "evt_admin",
+            unix_now(),
+            br#"{"type":"user.created"}"#,
+        )
+        .map(Full::new);
+    let (status, body) = http_send(setup.address, event).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+
+    let path = "/events/evt_admin";
+    for authorization in [None, Some("Bearer wrong"), Some("Bearer t2"), Some("t")] {
+        let (status, _) = http_send(setup.admin, get(path, authorization)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?}");
+    }
+    let (status, _) = http_send(setup.admin, get("/events", None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let requeue = Request::post("/events/evt_admin/requeue")
+        .body(Full::default())
+        .unwrap();
+    let (status, _) = http_send(setup.admin, requeue).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, body) = http_send(setup.admin, get(path, Some("Bearer t"))).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(record["id"], "evt_admin");
+    assert_eq!(record["namespace"], "generic");
+    let (status, body) = http_send(setup.admin, get("/events?limit=10", Some("Bearer t"))).await;
+    assert_eq!(status, StatusCode::OK);
+    let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list["events"][0]["id"], "evt_admin");
+}
+
+#[tokio::test]
+async fn the_audit_trail_is_only_on_the_admin_listener() {
+    let setup = Setup::new("listeners");
+    // No WEBHOOK_SECRET on loopback: the development secret.
+    let _receiver = Running::start(&mut setup.command(), setup.address).await;
+    let signer = GenericSigner::new("dev_secret_change_me");
+    let event = signer
+        .request("/webhooks/provider", "evt_dev", unix_now(), b"{}")
+        .map(Full::new);
+    let (status, body) = http_send(setup.address, event).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+
+    for path in ["/events/evt_dev", "/events", "/events/x"] {
+        let (status, _) = http_send(setup.address, get(path, None)).await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "{path} on the webhook listener"
+        );
+    }
+    // No ADMIN_TOKEN on loopback: open.
+    let (status, body) = http_send(setup.admin, get("/events/evt_dev", None)).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let (status, _) = http_send(setup.admin, get("/health", None)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Waits (at most 30 s) for the server to end the connection; returns what
+/// it sent before closing.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buffer = [0u8; 1024];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the stalled connection is still open");
+    received
+}
+
+#[tokio::test]
+async fn a_stalled_request_head_is_cut_while_others_are_served() {
+    let setup = Setup::new("slow-head");
+    let _receiver = Running::start(
+        setup
+            .command()
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("HEADER_READ_TIMEOUT_MS", "200"),
+        setup.address,
+    )
+    .await;
+    // Half a request head, then nothing.
+    let mut half = tokio::net::TcpStream::connect(setup.address).await.unwrap();
+    half.write_all(b"POST /webhooks/provider HTTP/1.1\r\nHost: receiver\r\nX-Event-Id: ev")
+        .await
+        .unwrap();
+    // Connected, and not a byte.
+    let mut silent = tokio::net::TcpStream::connect(setup.address).await.unwrap();
+
+    // Meanwhile a complete request on another connection is served.
+    let event = GenericSigner::new(SECRET)
+        .request("/webhooks/provider", "evt_fast", unix_now(), b"{}")
+        .map(Full::new);
+    let (status, body) = http_send(setup.address, event).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+
+    for stream in [&mut half, &mut silent] {
+        let received = closed_by_server(stream).await;
+        assert!(
+            received.is_empty() || received.starts_with(b"HTTP/1.1 408"),
+            "{:?}",
+            String::from_utf8_lossy(&received)
+        );
+    }
+}
