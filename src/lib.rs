@@ -73,6 +73,7 @@
 pub mod admission;
 mod backend;
 pub mod clock;
+pub mod handshake;
 pub mod idempotency;
 pub mod inbox;
 pub mod keys;

@@ -57,6 +57,9 @@ pin_project! {
             provider: Option<&'static str>,
             event_id: Option<String>,
         },
+        Answered {
+            response: Option<Response<Bytes>>,
+        },
     }
 }
 
@@ -108,8 +111,17 @@ where
                     let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
                         unreachable!("ResponseFuture polled after the body was read");
                     };
+                    let handshake = result.as_ref().ok().and_then(|body| {
+                        let handshake = this.config.handshake.as_ref()?;
+                        handshake.before_verification(&parts, body)
+                    });
                     let next = match (result, &this.config.verifier) {
                         (Err(rejection), _) => rejected(this.config, rejection),
+                        _ if handshake.is_some() => match handshake {
+                            Some(Ok(response)) => answered(this.config, response),
+                            Some(Err(rejection)) => rejected(this.config, rejection),
+                            None => unreachable!("checked above"),
+                        },
                         (Ok(body), Verifier::Fixed(verifier)) => {
                             let verified = verifier.verify(&parts, &body);
                             proceed(this.config, verified, parts, body, inner)
@@ -152,6 +164,12 @@ where
                     let response = ready!(future.poll(cx))?;
                     return Poll::Ready(Ok(response.map(ResponseBody::forwarded)));
                 }
+                StateProj::Answered { response } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                }
                 StateProj::Rejected {
                     rejection,
                     provider,
@@ -186,8 +204,22 @@ where
     }
 }
 
-/// After verification: admit (issue the ticket) and call the inner service
-/// with the verified bytes.
+fn answered<S, B>(config: &Config, response: Response<Bytes>) -> State<S, B>
+where
+    S: Service<Request<Full<Bytes>>>,
+{
+    tracing::info!(
+        provider = config.verifier.provider(),
+        status = response.status().as_u16(),
+        "webhook handshake answered"
+    );
+    State::Answered {
+        response: Some(response),
+    }
+}
+
+/// After verification: answer a handshake, or admit (issue the ticket) and
+/// call the inner service with the verified bytes.
 fn proceed<S, B>(
     config: &Config,
     verified: Result<VerifiedWebhook, VerifyError>,
@@ -198,6 +230,11 @@ fn proceed<S, B>(
 where
     S: Service<Request<Full<Bytes>>>,
 {
+    if let (Ok(verified), Some(handshake)) = (&verified, &config.handshake)
+        && let Some(response) = handshake.after_verification(&parts, &body, verified)
+    {
+        return answered(config, response);
+    }
     let admitted = verified
         .map_err(Rejection::Verify)
         .and_then(|mut verified| {

@@ -117,12 +117,12 @@ use http::HeaderName;
 
 #[cfg(feature = "ed25519")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
-pub use self::discord::Discord;
+pub use self::discord::{Discord, DiscordPing};
 pub use self::github::GitHub;
 pub use self::linear::Linear;
 pub use self::paddle::Paddle;
 pub use self::shopify::Shopify;
-pub use self::slack::Slack;
+pub use self::slack::{Slack, SlackUrlVerification};
 pub use self::square::Square;
 pub use self::standard::StandardWebhooks;
 pub use self::stripe::Stripe;
