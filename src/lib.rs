@@ -78,6 +78,7 @@ pub mod idempotency;
 pub mod inbox;
 pub mod keys;
 pub mod layer;
+pub mod metrics;
 pub mod providers;
 pub mod rejection;
 pub mod secret;

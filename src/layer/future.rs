@@ -15,6 +15,7 @@ use tracing::instrument::Instrumented;
 use super::body::{ReadBody, ResponseBody};
 use super::{Config, Verifier, reject};
 use crate::keys::ResolveFuture;
+use crate::metrics;
 use crate::rejection::Rejection;
 use crate::verify::{VerifiedWebhook, VerifyError};
 
@@ -123,7 +124,9 @@ where
                             None => unreachable!("checked above"),
                         },
                         (Ok(body), Verifier::Fixed(verifier)) => {
+                            let timer = metrics::Timer::start();
                             let verified = verifier.verify(&parts, &body);
+                            metrics::verified(verifier.provider(), timer);
                             proceed(this.config, verified, parts, body, inner)
                         }
                         (Ok(body), Verifier::Keyed(resolver)) => {
@@ -153,7 +156,9 @@ where
                     let body = std::mem::take(body);
                     let next = match resolved {
                         Ok(verify) => {
+                            let timer = metrics::Timer::start();
                             let verified = verify(&parts, &body);
+                            metrics::verified(this.config.verifier.provider(), timer);
                             proceed(this.config, verified, parts, body, inner)
                         }
                         Err(rejection) => rejected(this.config, rejection),
@@ -179,13 +184,8 @@ where
                         .take()
                         .expect("ResponseFuture polled after completion");
                     let provider = provider.unwrap_or_else(|| this.config.verifier.provider());
-                    tracing::info!(
-                        provider,
-                        event_id = event_id.as_deref().unwrap_or_default(),
-                        status = rejection.status().as_u16(),
-                        kind = rejection.kind(),
-                        "webhook rejected: {rejection}"
-                    );
+                    let _ = event_id;
+                    metrics::rejected(provider, route_namespace(this.config), &rejection);
                     return Poll::Ready(Ok(reject(&this.config.responder, &rejection)));
                 }
             }
@@ -204,15 +204,26 @@ where
     }
 }
 
+/// The route's namespace as configured, for labels before admission.
+fn route_namespace(config: &Config) -> &str {
+    config
+        .admission
+        .namespace
+        .as_ref()
+        .map_or(config.verifier.provider(), |namespace| namespace.as_str())
+}
+
 fn answered<S, B>(config: &Config, response: Response<Bytes>) -> State<S, B>
 where
     S: Service<Request<Full<Bytes>>>,
 {
+    let provider = config.verifier.provider();
     tracing::info!(
-        provider = config.verifier.provider(),
+        provider,
         status = response.status().as_u16(),
         "webhook handshake answered"
     );
+    metrics::request(provider, route_namespace(config), "handshake");
     State::Answered {
         response: Some(response),
     }
