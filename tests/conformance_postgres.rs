@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use tower_webhooks::idempotency::{Claim, FenceToken, IdempotencyStore, PostgresStore, StoreError};
+use tower_webhooks::idempotency::{
+    Claim, FenceToken, IdempotencyStore, PostgresStore, SignatureClaim, StoreError,
+};
 
 fn url() -> Option<String> {
     std::env::var("TOWER_WEBHOOKS_PG_URL")
@@ -99,6 +101,26 @@ impl IdempotencyStore for TestStore {
 
     async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError> {
         self.store.release(key, token).await
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        token: FenceToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.store.renew(key, token, lease).await
+    }
+
+    // Forwarded, so the suite checks the store's own one-round-trip admit,
+    // not the trait's default.
+    async fn admit(
+        &self,
+        key: &str,
+        lease: Duration,
+        signature: Option<SignatureClaim<'_>>,
+    ) -> Result<Claim, StoreError> {
+        self.store.admit(key, lease, signature).await
     }
 }
 
