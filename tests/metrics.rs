@@ -144,11 +144,7 @@ fn inline_outcomes_are_counted_once_with_their_labels() {
     assert_eq!(total, 5, "one count per request: {counters:?}");
     // Every request was verified (the last one failed at its first header).
     assert_eq!(
-        histogram_count(
-            &entries,
-            VERIFY_DURATION_SECONDS,
-            ("provider", "generic")
-        ),
+        histogram_count(&entries, VERIFY_DURATION_SECONDS, ("provider", "generic")),
         5
     );
 }
@@ -225,11 +221,7 @@ fn inbox_outcomes_and_handler_durations_are_recorded() {
         "{counters:?}"
     );
     assert_eq!(
-        histogram_count(
-            &entries,
-            HANDLER_DURATION_SECONDS,
-            ("outcome", "succeeded")
-        ),
+        histogram_count(&entries, HANDLER_DURATION_SECONDS, ("outcome", "succeeded")),
         1
     );
     assert_eq!(
