@@ -599,3 +599,71 @@ async fn an_in_memory_database_reads_through_the_writer() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02X}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_deletes_the_signature_records_that_are_over() {
+    let path = fresh_path("purge");
+    let clock = FixedClock::at_unix(1_700_000_000);
+    let store = SqliteInbox::builder(&path)
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
+    let with_keep = |id: &str, signature: &'static [u8], keep: Option<Duration>| NewEvent {
+        signature: Some(SignatureRecord {
+            signature: Bytes::from_static(signature),
+            keep,
+        }),
+        ..event(id)
+    };
+    let minute = Some(Duration::from_secs(60));
+    let hour = Some(Duration::from_secs(3_600));
+    for new in [
+        with_keep("evt_window", b"sig-window", minute),
+        with_keep("evt_dead", b"sig-dead", None),
+        with_keep("evt_live", b"sig-live", None),
+        with_keep("evt_hour", b"sig-hour", hour),
+    ] {
+        assert_eq!(store.insert(new).await.unwrap(), Inserted::New);
+    }
+    let options = ClaimOptions {
+        limit: 10,
+        lease: Duration::from_secs(86_400),
+        max_attempts: 5,
+    };
+    for claimed in store.claim(options).await.unwrap() {
+        let id = claimed.key.event_id.as_str();
+        match id {
+            "evt_dead" => assert!(store.kill(&claimed.key, claimed.fence, "no").await.unwrap()),
+            "evt_live" => {}
+            _ => assert!(store.complete(&claimed.key, claimed.fence).await.unwrap()),
+        }
+    }
+    clock.advance(Duration::from_secs(120));
+    let later = SystemTime::now() + Duration::from_secs(3_600);
+    let purged = store.purge(later, later).await.unwrap();
+    assert_eq!(purged.events, 3, "every finished event");
+
+    let connection = Connection::open(&path).unwrap();
+    let mut statement = connection
+        .prepare(&format!(
+            "SELECT event_id FROM {TABLE}_signatures ORDER BY event_id"
+        ))
+        .unwrap();
+    let left: Vec<String> = statement
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // Over: the expired window, the unwindowed record of a purged event.
+    // Kept: the record of the event still processing, the window not over.
+    assert_eq!(left, ["evt_hour", "evt_live"]);
+    assert_eq!(
+        store
+            .insert(with_keep("evt_taker", b"sig-hour", None))
+            .await
+            .unwrap(),
+        Inserted::Replayed,
+        "a window outlives its event"
+    );
+}
