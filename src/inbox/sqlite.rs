@@ -137,7 +137,9 @@ impl SqliteInboxBuilder {
         self
     }
 
-    /// How long to wait for another process's lock. Default 5 s.
+    /// How long to wait for another process's lock. Default 5 s. A write
+    /// transaction that cannot begin within it is given up: the commands
+    /// waiting for it are answered with an error, without running.
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
@@ -385,6 +387,10 @@ impl Writer {
         while let Ok(first) = self.receiver.recv() {
             if first.abandoned() {
                 continue;
+            }
+            if !self.connection.is_autocommit() {
+                // A group whose ROLLBACK failed left its transaction open.
+                let _ = self.connection.execute_batch("ROLLBACK");
             }
             if let Err(error) = self.connection.execute_batch("BEGIN IMMEDIATE") {
                 // Nothing runs outside a transaction: the command is answered
