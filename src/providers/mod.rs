@@ -20,6 +20,7 @@
 //! | [`Twilio`] | `"twilio"` | `Twilio::new(env("TWILIO_AUTH_TOKEN"), "https://example.com")?` | none | `I-Twilio-Idempotency-Token` if present (unsigned) |
 //! | [`Square`] | `"square"` | `Square::new(env("SQUARE_SIGNATURE_KEY"), "https://example.com/webhooks/square").unwrap()` | none | body `event_id` (signed) |
 //! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET")).unwrap()` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
+//! | [`GitLab`] | `"gitlab"` | `GitLab::new(env("GITLAB_WEBHOOK_TOKEN")).unwrap()` | none (a static token, not a signature) | `Idempotency-Key` if present (unsigned) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -104,8 +105,10 @@ pub(crate) use window_setters;
 #[cfg(feature = "ed25519")]
 mod discord;
 mod github;
+mod gitlab;
 mod linear;
 mod paddle;
+mod shared;
 mod shopify;
 mod slack;
 mod square;
@@ -119,6 +122,7 @@ use http::HeaderName;
 #[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
 pub use self::discord::Discord;
 pub use self::github::GitHub;
+pub use self::gitlab::GitLab;
 pub use self::linear::Linear;
 pub use self::paddle::Paddle;
 pub use self::shopify::Shopify;

@@ -638,6 +638,37 @@ impl Signer for LinearSigner {
     }
 }
 
+/// Sends GitLab's static `X-Gitlab-Token` (no signature) and
+/// `Idempotency-Key` (`id`). `timestamp` is ignored.
+#[derive(Clone, Debug)]
+pub struct GitLabSigner {
+    token: Secret,
+}
+
+impl GitLabSigner {
+    /// A sender of the webhook's secret token.
+    pub fn new(token: impl Into<Secret>) -> Self {
+        Self {
+            token: token.into(),
+        }
+    }
+}
+
+impl Signer for GitLabSigner {
+    fn provider(&self) -> &'static str {
+        "gitlab"
+    }
+
+    fn sign(&self, id: &str, _timestamp: u64, _body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(token) = HeaderValue::from_bytes(self.token.expose()) {
+            headers.insert(providers::GitLab::TOKEN_HEADER, token);
+        }
+        insert_id(&mut headers, providers::GitLab::IDEMPOTENCY_HEADER, id);
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -657,7 +688,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear",
+    "twilio", "square", "linear", "gitlab",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -705,6 +736,7 @@ pub fn signer_for(
         "twilio" => Box::new(TwilioSigner::new(secret, need_url("twilio")?)),
         "square" => Box::new(SquareSigner::new(secret, need_url("square")?)),
         "linear" => Box::new(LinearSigner::new(secret)),
+        "gitlab" => Box::new(GitLabSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
