@@ -21,6 +21,7 @@
 //! | [`Square`] | `"square"` | `Square::new(env("SQUARE_SIGNATURE_KEY"), "https://example.com/webhooks/square").unwrap()` | none | body `event_id` (signed) |
 //! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET")).unwrap()` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
 //! | [`GitLab`] | `"gitlab"` | `GitLab::new(env("GITLAB_WEBHOOK_TOKEN")).unwrap()` | none (a static token, not a signature) | `Idempotency-Key` if present (unsigned) |
+//! | [`Zoom`] | `"zoom"` | `Zoom::new(env("ZOOM_WEBHOOK_SECRET_TOKEN")).unwrap()` | `x-zm-request-timestamp`, ±300 s | none (derived from the body) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -115,6 +116,7 @@ mod square;
 mod standard;
 mod stripe;
 mod twilio;
+mod zoom;
 
 use http::HeaderName;
 
@@ -131,6 +133,7 @@ pub use self::square::Square;
 pub use self::standard::StandardWebhooks;
 pub use self::stripe::Stripe;
 pub use self::twilio::Twilio;
+pub use self::zoom::Zoom;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

@@ -7,7 +7,60 @@ use subtle::ConstantTimeEq;
 
 use super::header_location;
 use crate::secret::SecretSet;
-use crate::verify::{ConfigError, VerifiedWebhook, VerifyError, check_event_id, single_header};
+use crate::verify::{
+    ConfigError, Encoding, TimestampWindow, VerifiedWebhook, VerifyError, check_event_id,
+    parse_unix_timestamp, single_header,
+};
+
+/// Reads the one signature of `header`: the value must start with `prefix`
+/// (empty for none) and the rest decode to exactly `N` bytes.
+///
+/// # Errors
+///
+/// As [`single_header`], and [`VerifyError::MalformedHeader`] for a missing
+/// prefix or a value of the wrong encoding or length.
+pub(crate) fn prefixed_tag<const N: usize>(
+    headers: &HeaderMap,
+    header: &HeaderName,
+    prefix: &str,
+    encoding: Encoding,
+) -> Result<[u8; N], VerifyError> {
+    let value = single_header(headers, header)?;
+    let value = value
+        .strip_prefix(prefix)
+        .ok_or_else(|| VerifyError::malformed(header, "missing the scheme prefix"))?;
+    let mut tag = [0u8; N];
+    encoding
+        .decode_exact(value.as_bytes(), &mut tag)
+        .ok_or_else(|| {
+            VerifyError::malformed(
+                header,
+                match encoding {
+                    Encoding::Base64 => "not a base64 signature of the expected length",
+                    _ => "not a hex signature of the expected length",
+                },
+            )
+        })?;
+    Ok(tag)
+}
+
+/// Reads a Unix timestamp (seconds) from `header` and checks it against
+/// `window`; returns the value as sent (it is signed) and as a number.
+///
+/// # Errors
+///
+/// As [`single_header`], [`parse_unix_timestamp`] and
+/// [`TimestampWindow::check`].
+pub(crate) fn timestamp_header<'a>(
+    headers: &'a HeaderMap,
+    header: &HeaderName,
+    window: &TimestampWindow,
+) -> Result<(&'a str, u64), VerifyError> {
+    let raw = single_header(headers, header)?;
+    let value = parse_unix_timestamp(header, raw)?;
+    window.check(header, value)?;
+    Ok((raw, value))
+}
 
 /// Records the value of `header` as an unsigned event id if the request has
 /// it; a request without it keeps no id (behind a layer, one is derived from
