@@ -22,6 +22,7 @@
 //! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET")).unwrap()` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
 //! | [`GitLab`] | `"gitlab"` | `GitLab::new(env("GITLAB_WEBHOOK_TOKEN")).unwrap()` | none (a static token, not a signature) | `Idempotency-Key` if present (unsigned) |
 //! | [`Zoom`] | `"zoom"` | `Zoom::new(env("ZOOM_WEBHOOK_SECRET_TOKEN")).unwrap()` | `x-zm-request-timestamp`, ±300 s | none (derived from the body) |
+//! | [`Typeform`] | `"typeform"` | `Typeform::new(env("TYPEFORM_WEBHOOK_SECRET")).unwrap()` | none | body `event_id` (signed) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -117,6 +118,7 @@ mod standard;
 mod stripe;
 mod twilio;
 mod zoom;
+mod typeform;
 
 use http::HeaderName;
 
@@ -134,6 +136,7 @@ pub use self::standard::StandardWebhooks;
 pub use self::stripe::Stripe;
 pub use self::twilio::Twilio;
 pub use self::zoom::Zoom;
+pub use self::typeform::Typeform;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

@@ -703,6 +703,40 @@ impl Signer for ZoomSigner {
     }
 }
 
+/// Signs as Typeform: `Typeform-Signature: sha256=<base64>`. The event id is
+/// the body's `event_id`: `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct TypeformSigner {
+    secret: Secret,
+}
+
+impl TypeformSigner {
+    /// A signer using the webhook's secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for TypeformSigner {
+    fn provider(&self) -> &'static str {
+        "typeform"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Typeform::SIGNATURE_HEADER,
+            value(format!(
+                "sha256={}",
+                BASE64.encode(hmac_sha256(&self.secret, &[body]))
+            )),
+        );
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -722,7 +756,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -772,6 +806,7 @@ pub fn signer_for(
         "linear" => Box::new(LinearSigner::new(secret)),
         "gitlab" => Box::new(GitLabSigner::new(secret)),
         "zoom" => Box::new(ZoomSigner::new(secret)),
+        "typeform" => Box::new(TypeformSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
