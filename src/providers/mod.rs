@@ -23,6 +23,7 @@
 //! | [`GitLab`] | `"gitlab"` | `GitLab::new(env("GITLAB_WEBHOOK_TOKEN")).unwrap()` | none (a static token, not a signature) | `Idempotency-Key` if present (unsigned) |
 //! | [`Zoom`] | `"zoom"` | `Zoom::new(env("ZOOM_WEBHOOK_SECRET_TOKEN")).unwrap()` | `x-zm-request-timestamp`, ±300 s | none (derived from the body) |
 //! | [`Typeform`] | `"typeform"` | `Typeform::new(env("TYPEFORM_WEBHOOK_SECRET")).unwrap()` | none | body `event_id` (signed) |
+//! | [`Bitbucket`] | `"bitbucket"` | `Bitbucket::new(env("BITBUCKET_WEBHOOK_SECRET")).unwrap()` | none | `X-Request-UUID` (unsigned) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -119,6 +120,7 @@ mod stripe;
 mod twilio;
 mod zoom;
 mod typeform;
+mod bitbucket;
 
 use http::HeaderName;
 
@@ -137,6 +139,7 @@ pub use self::stripe::Stripe;
 pub use self::twilio::Twilio;
 pub use self::zoom::Zoom;
 pub use self::typeform::Typeform;
+pub use self::bitbucket::Bitbucket;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

@@ -737,6 +737,45 @@ impl Signer for TypeformSigner {
     }
 }
 
+/// Signs as Bitbucket Cloud: `X-Hub-Signature: sha256=<hex>`, `X-Request-UUID`
+/// (`id`) and `X-Event-Key: repo:push`. `timestamp` is ignored.
+#[derive(Clone, Debug)]
+pub struct BitbucketSigner {
+    secret: Secret,
+}
+
+impl BitbucketSigner {
+    /// A signer using the webhook's secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for BitbucketSigner {
+    fn provider(&self) -> &'static str {
+        "bitbucket"
+    }
+
+    fn sign(&self, id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Bitbucket::SIGNATURE_HEADER,
+            value(format!(
+                "sha256={}",
+                hex::encode(hmac_sha256(&self.secret, &[body]))
+            )),
+        );
+        headers.insert(
+            HeaderName::from_static("x-event-key"),
+            HeaderValue::from_static("repo:push"),
+        );
+        insert_id(&mut headers, providers::Bitbucket::REQUEST_HEADER, id);
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -756,7 +795,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -807,6 +846,7 @@ pub fn signer_for(
         "gitlab" => Box::new(GitLabSigner::new(secret)),
         "zoom" => Box::new(ZoomSigner::new(secret)),
         "typeform" => Box::new(TypeformSigner::new(secret)),
+        "bitbucket" => Box::new(BitbucketSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
