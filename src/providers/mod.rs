@@ -24,6 +24,7 @@
 //! | [`Zoom`] | `"zoom"` | `Zoom::new(env("ZOOM_WEBHOOK_SECRET_TOKEN")).unwrap()` | `x-zm-request-timestamp`, ±300 s | none (derived from the body) |
 //! | [`Typeform`] | `"typeform"` | `Typeform::new(env("TYPEFORM_WEBHOOK_SECRET")).unwrap()` | none | body `event_id` (signed) |
 //! | [`Bitbucket`] | `"bitbucket"` | `Bitbucket::new(env("BITBUCKET_WEBHOOK_SECRET")).unwrap()` | none | `X-Request-UUID` (unsigned) |
+//! | [`Jira`] | `"jira"` | `Jira::new(env("JIRA_WEBHOOK_SECRET")).unwrap()` | none | `X-Atlassian-Webhook-Identifier` (unsigned) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -121,6 +122,7 @@ mod twilio;
 mod zoom;
 mod typeform;
 mod bitbucket;
+mod jira;
 
 use http::HeaderName;
 
@@ -140,6 +142,7 @@ pub use self::twilio::Twilio;
 pub use self::zoom::Zoom;
 pub use self::typeform::Typeform;
 pub use self::bitbucket::Bitbucket;
+pub use self::jira::Jira;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

@@ -776,6 +776,41 @@ impl Signer for BitbucketSigner {
     }
 }
 
+/// Signs as Jira's admin webhooks: `X-Hub-Signature: sha256=<hex>` and
+/// `X-Atlassian-Webhook-Identifier` (`id`). `timestamp` is ignored.
+#[derive(Clone, Debug)]
+pub struct JiraSigner {
+    secret: Secret,
+}
+
+impl JiraSigner {
+    /// A signer using the webhook's secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for JiraSigner {
+    fn provider(&self) -> &'static str {
+        "jira"
+    }
+
+    fn sign(&self, id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Jira::SIGNATURE_HEADER,
+            value(format!(
+                "sha256={}",
+                hex::encode(hmac_sha256(&self.secret, &[body]))
+            )),
+        );
+        insert_id(&mut headers, providers::Jira::IDENTIFIER_HEADER, id);
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -795,7 +830,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -847,6 +882,7 @@ pub fn signer_for(
         "zoom" => Box::new(ZoomSigner::new(secret)),
         "typeform" => Box::new(TypeformSigner::new(secret)),
         "bitbucket" => Box::new(BitbucketSigner::new(secret)),
+        "jira" => Box::new(JiraSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
