@@ -25,6 +25,7 @@
 //! | [`Typeform`] | `"typeform"` | `Typeform::new(env("TYPEFORM_WEBHOOK_SECRET")).unwrap()` | none | body `event_id` (signed) |
 //! | [`Bitbucket`] | `"bitbucket"` | `Bitbucket::new(env("BITBUCKET_WEBHOOK_SECRET")).unwrap()` | none | `X-Request-UUID` (unsigned) |
 //! | [`Jira`] | `"jira"` | `Jira::new(env("JIRA_WEBHOOK_SECRET")).unwrap()` | none | `X-Atlassian-Webhook-Identifier` (unsigned) |
+//! | [`Vercel`] | `"vercel"` | `Vercel::new(env("VERCEL_WEBHOOK_SECRET")).unwrap()` | none | body `id` (signed) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -123,6 +124,7 @@ mod zoom;
 mod typeform;
 mod bitbucket;
 mod jira;
+mod vercel;
 
 use http::HeaderName;
 
@@ -143,6 +145,7 @@ pub use self::zoom::Zoom;
 pub use self::typeform::Typeform;
 pub use self::bitbucket::Bitbucket;
 pub use self::jira::Jira;
+pub use self::vercel::Vercel;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

@@ -811,6 +811,33 @@ impl Signer for JiraSigner {
     }
 }
 
+/// Signs as Vercel: `x-vercel-signature: <hex>`; the event id is the body's `id`: `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct VercelSigner {
+    secret: Secret,
+}
+
+impl VercelSigner {
+    /// A signer using the secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for VercelSigner {
+    fn provider(&self) -> &'static str {
+        "vercel"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(providers::Vercel::SIGNATURE_HEADER, value(hex::encode(hmac_sha1(&self.secret, &[body]))));
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -830,7 +857,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -883,6 +910,7 @@ pub fn signer_for(
         "typeform" => Box::new(TypeformSigner::new(secret)),
         "bitbucket" => Box::new(BitbucketSigner::new(secret)),
         "jira" => Box::new(JiraSigner::new(secret)),
+        "vercel" => Box::new(VercelSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
