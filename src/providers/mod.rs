@@ -26,6 +26,7 @@
 //! | [`Bitbucket`] | `"bitbucket"` | `Bitbucket::new(env("BITBUCKET_WEBHOOK_SECRET")).unwrap()` | none | `X-Request-UUID` (unsigned) |
 //! | [`Jira`] | `"jira"` | `Jira::new(env("JIRA_WEBHOOK_SECRET")).unwrap()` | none | `X-Atlassian-Webhook-Identifier` (unsigned) |
 //! | [`Vercel`] | `"vercel"` | `Vercel::new(env("VERCEL_WEBHOOK_SECRET")).unwrap()` | none | body `id` (signed) |
+//! | [`Intercom`] | `"intercom"` | `Intercom::new(env("INTERCOM_CLIENT_SECRET")).unwrap()` | none | body `id` (signed) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -125,6 +126,7 @@ mod typeform;
 mod bitbucket;
 mod jira;
 mod vercel;
+mod intercom;
 
 use http::HeaderName;
 
@@ -146,6 +148,7 @@ pub use self::typeform::Typeform;
 pub use self::bitbucket::Bitbucket;
 pub use self::jira::Jira;
 pub use self::vercel::Vercel;
+pub use self::intercom::Intercom;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

@@ -838,6 +838,33 @@ impl Signer for VercelSigner {
     }
 }
 
+/// Signs as Intercom: `X-Hub-Signature: sha1=<hex>`; the event id is the body's `id`: `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct IntercomSigner {
+    secret: Secret,
+}
+
+impl IntercomSigner {
+    /// A signer using the secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for IntercomSigner {
+    fn provider(&self) -> &'static str {
+        "intercom"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(providers::Intercom::SIGNATURE_HEADER, value(format!("sha1={}", hex::encode(hmac_sha1(&self.secret, &[body])))));
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -857,7 +884,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -911,6 +938,7 @@ pub fn signer_for(
         "bitbucket" => Box::new(BitbucketSigner::new(secret)),
         "jira" => Box::new(JiraSigner::new(secret)),
         "vercel" => Box::new(VercelSigner::new(secret)),
+        "intercom" => Box::new(IntercomSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
