@@ -27,6 +27,7 @@
 //! | [`Jira`] | `"jira"` | `Jira::new(env("JIRA_WEBHOOK_SECRET")).unwrap()` | none | `X-Atlassian-Webhook-Identifier` (unsigned) |
 //! | [`Vercel`] | `"vercel"` | `Vercel::new(env("VERCEL_WEBHOOK_SECRET")).unwrap()` | none | body `id` (signed) |
 //! | [`Intercom`] | `"intercom"` | `Intercom::new(env("INTERCOM_CLIENT_SECRET")).unwrap()` | none | body `id` (signed) |
+//! | [`Meta`] | `"meta"` | `Meta::new(env("META_APP_SECRET")).unwrap()` | none | none (derived from the body) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -127,6 +128,7 @@ mod bitbucket;
 mod jira;
 mod vercel;
 mod intercom;
+mod meta;
 
 use http::HeaderName;
 
@@ -149,6 +151,7 @@ pub use self::bitbucket::Bitbucket;
 pub use self::jira::Jira;
 pub use self::vercel::Vercel;
 pub use self::intercom::Intercom;
+pub use self::meta::Meta;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

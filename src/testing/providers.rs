@@ -865,6 +865,33 @@ impl Signer for IntercomSigner {
     }
 }
 
+/// Signs as Meta: `X-Hub-Signature-256: sha256=<hex>`; Meta sends no event id: `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct MetaSigner {
+    secret: Secret,
+}
+
+impl MetaSigner {
+    /// A signer using the secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for MetaSigner {
+    fn provider(&self) -> &'static str {
+        "meta"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(providers::Meta::SIGNATURE_HEADER, value(format!("sha256={}", hex::encode(hmac_sha256(&self.secret, &[body])))));
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -884,7 +911,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -939,6 +966,7 @@ pub fn signer_for(
         "jira" => Box::new(JiraSigner::new(secret)),
         "vercel" => Box::new(VercelSigner::new(secret)),
         "intercom" => Box::new(IntercomSigner::new(secret)),
+        "meta" => Box::new(MetaSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
