@@ -28,6 +28,7 @@
 //! | [`Vercel`] | `"vercel"` | `Vercel::new(env("VERCEL_WEBHOOK_SECRET")).unwrap()` | none | body `id` (signed) |
 //! | [`Intercom`] | `"intercom"` | `Intercom::new(env("INTERCOM_CLIENT_SECRET")).unwrap()` | none | body `id` (signed) |
 //! | [`Meta`] | `"meta"` | `Meta::new(env("META_APP_SECRET")).unwrap()` | none | none (derived from the body) |
+//! | [`Dropbox`] | `"dropbox"` | `Dropbox::new(env("DROPBOX_APP_SECRET")).unwrap()` | none | none (derived from the body) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -129,6 +130,7 @@ mod jira;
 mod vercel;
 mod intercom;
 mod meta;
+mod dropbox;
 
 use http::HeaderName;
 
@@ -152,6 +154,7 @@ pub use self::jira::Jira;
 pub use self::vercel::Vercel;
 pub use self::intercom::Intercom;
 pub use self::meta::Meta;
+pub use self::dropbox::Dropbox;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

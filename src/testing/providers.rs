@@ -892,6 +892,33 @@ impl Signer for MetaSigner {
     }
 }
 
+/// Signs as Dropbox: `X-Dropbox-Signature: <hex>`; Dropbox sends no event id: `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct DropboxSigner {
+    secret: Secret,
+}
+
+impl DropboxSigner {
+    /// A signer using the secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for DropboxSigner {
+    fn provider(&self) -> &'static str {
+        "dropbox"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(providers::Dropbox::SIGNATURE_HEADER, value(hex::encode(hmac_sha256(&self.secret, &[body]))));
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -911,7 +938,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -967,6 +994,7 @@ pub fn signer_for(
         "vercel" => Box::new(VercelSigner::new(secret)),
         "intercom" => Box::new(IntercomSigner::new(secret)),
         "meta" => Box::new(MetaSigner::new(secret)),
+        "dropbox" => Box::new(DropboxSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
