@@ -29,6 +29,7 @@
 //! | [`Intercom`] | `"intercom"` | `Intercom::new(env("INTERCOM_CLIENT_SECRET")).unwrap()` | none | body `id` (signed) |
 //! | [`Meta`] | `"meta"` | `Meta::new(env("META_APP_SECRET")).unwrap()` | none | none (derived from the body) |
 //! | [`Dropbox`] | `"dropbox"` | `Dropbox::new(env("DROPBOX_APP_SECRET")).unwrap()` | none | none (derived from the body) |
+//! | [`Calendly`] | `"calendly"` | `Calendly::new(env("CALENDLY_WEBHOOK_SIGNING_KEY")).unwrap()` | `t=` in `Calendly-Webhook-Signature`, ±180 s | none (derived from the body) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -131,6 +132,7 @@ mod vercel;
 mod intercom;
 mod meta;
 mod dropbox;
+mod calendly;
 
 use http::HeaderName;
 
@@ -155,6 +157,7 @@ pub use self::vercel::Vercel;
 pub use self::intercom::Intercom;
 pub use self::meta::Meta;
 pub use self::dropbox::Dropbox;
+pub use self::calendly::Calendly;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

@@ -919,6 +919,51 @@ impl Signer for DropboxSigner {
     }
 }
 
+/// Signs as Calendly: `Calendly-Webhook-Signature: t=..,v1=..`, one `v1=` per
+/// secret. Calendly sends no event id: `id` is ignored.
+#[derive(Clone, Debug)]
+pub struct CalendlySigner {
+    secrets: SecretSet,
+}
+
+impl CalendlySigner {
+    /// A signer producing one `v1=` per secret, in order.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        Self {
+            secrets: secrets.into(),
+        }
+    }
+
+    /// The signature header's value.
+    pub fn header(&self, timestamp: u64, body: &[u8]) -> String {
+        let t = timestamp.to_string();
+        let mut header = format!("t={t}");
+        for secret in &self.secrets {
+            header.push_str(",v1=");
+            header.push_str(&hex::encode(hmac_sha256(
+                secret,
+                &[t.as_bytes(), b".", body],
+            )));
+        }
+        header
+    }
+}
+
+impl Signer for CalendlySigner {
+    fn provider(&self) -> &'static str {
+        "calendly"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Calendly::SIGNATURE_HEADER,
+            value(self.header(timestamp, body)),
+        );
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -938,7 +983,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -995,6 +1040,7 @@ pub fn signer_for(
         "intercom" => Box::new(IntercomSigner::new(secret)),
         "meta" => Box::new(MetaSigner::new(secret)),
         "dropbox" => Box::new(DropboxSigner::new(secret)),
+        "calendly" => Box::new(CalendlySigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
