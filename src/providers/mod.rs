@@ -30,6 +30,7 @@
 //! | [`Meta`] | `"meta"` | `Meta::new(env("META_APP_SECRET")).unwrap()` | none | none (derived from the body) |
 //! | [`Dropbox`] | `"dropbox"` | `Dropbox::new(env("DROPBOX_APP_SECRET")).unwrap()` | none | none (derived from the body) |
 //! | [`Calendly`] | `"calendly"` | `Calendly::new(env("CALENDLY_WEBHOOK_SIGNING_KEY")).unwrap()` | `t=` in `Calendly-Webhook-Signature`, ±180 s | none (derived from the body) |
+//! | [`Mux`] | `"mux"` | `Mux::new(env("MUX_WEBHOOK_SECRET")).unwrap()` | `t=` in `Mux-Signature`, ±300 s | body `id` (signed) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -133,6 +134,7 @@ mod intercom;
 mod meta;
 mod dropbox;
 mod calendly;
+mod mux;
 
 use http::HeaderName;
 
@@ -158,6 +160,7 @@ pub use self::intercom::Intercom;
 pub use self::meta::Meta;
 pub use self::dropbox::Dropbox;
 pub use self::calendly::Calendly;
+pub use self::mux::Mux;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

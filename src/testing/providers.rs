@@ -964,6 +964,51 @@ impl Signer for CalendlySigner {
     }
 }
 
+/// Signs as Mux: `Mux-Signature: t=..,v1=..`, one `v1=` per
+/// secret. The event id is the body's `id`: `id` is ignored.
+#[derive(Clone, Debug)]
+pub struct MuxSigner {
+    secrets: SecretSet,
+}
+
+impl MuxSigner {
+    /// A signer producing one `v1=` per secret, in order.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        Self {
+            secrets: secrets.into(),
+        }
+    }
+
+    /// The signature header's value.
+    pub fn header(&self, timestamp: u64, body: &[u8]) -> String {
+        let t = timestamp.to_string();
+        let mut header = format!("t={t}");
+        for secret in &self.secrets {
+            header.push_str(",v1=");
+            header.push_str(&hex::encode(hmac_sha256(
+                secret,
+                &[t.as_bytes(), b".", body],
+            )));
+        }
+        header
+    }
+}
+
+impl Signer for MuxSigner {
+    fn provider(&self) -> &'static str {
+        "mux"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Mux::SIGNATURE_HEADER,
+            value(self.header(timestamp, body)),
+        );
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -983,7 +1028,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -1041,6 +1086,7 @@ pub fn signer_for(
         "meta" => Box::new(MetaSigner::new(secret)),
         "dropbox" => Box::new(DropboxSigner::new(secret)),
         "calendly" => Box::new(CalendlySigner::new(secret)),
+        "mux" => Box::new(MuxSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
