@@ -31,6 +31,7 @@
 //! | [`Dropbox`] | `"dropbox"` | `Dropbox::new(env("DROPBOX_APP_SECRET")).unwrap()` | none | none (derived from the body) |
 //! | [`Calendly`] | `"calendly"` | `Calendly::new(env("CALENDLY_WEBHOOK_SIGNING_KEY")).unwrap()` | `t=` in `Calendly-Webhook-Signature`, ±180 s | none (derived from the body) |
 //! | [`Mux`] | `"mux"` | `Mux::new(env("MUX_WEBHOOK_SECRET")).unwrap()` | `t=` in `Mux-Signature`, ±300 s | body `id` (signed) |
+//! | [`DocuSign`] | `"docusign"` | `DocuSign::new(env("DOCUSIGN_CONNECT_HMAC_KEY")).unwrap()` | none | none (derived from the body) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -135,6 +136,7 @@ mod meta;
 mod dropbox;
 mod calendly;
 mod mux;
+mod docusign;
 
 use http::HeaderName;
 
@@ -161,6 +163,7 @@ pub use self::meta::Meta;
 pub use self::dropbox::Dropbox;
 pub use self::calendly::Calendly;
 pub use self::mux::Mux;
+pub use self::docusign::DocuSign;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

@@ -1009,6 +1009,43 @@ impl Signer for MuxSigner {
     }
 }
 
+/// Signs as DocuSign Connect: one `X-DocuSign-Signature-<n>` header per
+/// secret, numbered from 1. DocuSign sends no event id: `id` and `timestamp`
+/// are ignored.
+#[derive(Clone, Debug)]
+pub struct DocuSignSigner {
+    secrets: SecretSet,
+}
+
+impl DocuSignSigner {
+    /// A signer producing one header per HMAC key, in order.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        Self {
+            secrets: secrets.into(),
+        }
+    }
+}
+
+impl Signer for DocuSignSigner {
+    fn provider(&self) -> &'static str {
+        "docusign"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (number, secret) in self.secrets.iter().enumerate() {
+            let name = HeaderName::try_from(format!(
+                "{}{}",
+                providers::DocuSign::SIGNATURE_HEADER_PREFIX,
+                number + 1
+            ))
+            .expect("a valid header name");
+            headers.insert(name, value(BASE64.encode(hmac_sha256(secret, &[body]))));
+        }
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -1028,7 +1065,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -1087,6 +1124,7 @@ pub fn signer_for(
         "dropbox" => Box::new(DropboxSigner::new(secret)),
         "calendly" => Box::new(CalendlySigner::new(secret)),
         "mux" => Box::new(MuxSigner::new(secret)),
+        "docusign" => Box::new(DocuSignSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
