@@ -32,6 +32,7 @@
 //! | [`Calendly`] | `"calendly"` | `Calendly::new(env("CALENDLY_WEBHOOK_SIGNING_KEY")).unwrap()` | `t=` in `Calendly-Webhook-Signature`, ±180 s | none (derived from the body) |
 //! | [`Mux`] | `"mux"` | `Mux::new(env("MUX_WEBHOOK_SECRET")).unwrap()` | `t=` in `Mux-Signature`, ±300 s | body `id` (signed) |
 //! | [`DocuSign`] | `"docusign"` | `DocuSign::new(env("DOCUSIGN_CONNECT_HMAC_KEY")).unwrap()` | none | none (derived from the body) |
+//! | [`HubSpot`] | `"hubspot"` | `HubSpot::new(env("HUBSPOT_CLIENT_SECRET"), "https://example.com").unwrap()` | `X-HubSpot-Request-Timestamp` (ms), ±300 s | none (derived from the body) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -137,6 +138,7 @@ mod dropbox;
 mod calendly;
 mod mux;
 mod docusign;
+mod hubspot;
 
 use http::HeaderName;
 
@@ -164,6 +166,7 @@ pub use self::dropbox::Dropbox;
 pub use self::calendly::Calendly;
 pub use self::mux::Mux;
 pub use self::docusign::DocuSign;
+pub use self::hubspot::HubSpot;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

@@ -1046,6 +1046,47 @@ impl Signer for DocuSignSigner {
     }
 }
 
+/// Signs as HubSpot (v3): `X-HubSpot-Signature-v3` over `POST`, the full URL,
+/// the body and `X-HubSpot-Request-Timestamp` (milliseconds: `timestamp`
+/// times 1000). HubSpot sends no request-level id: `id` is ignored.
+#[derive(Clone, Debug)]
+pub struct HubSpotSigner {
+    secret: Secret,
+    url: String,
+}
+
+impl HubSpotSigner {
+    /// A signer with the app's client secret, for requests to `url` (the full
+    /// URL HubSpot calls, with any query).
+    pub fn new(client_secret: impl Into<Secret>, url: impl Into<String>) -> Self {
+        Self {
+            secret: client_secret.into(),
+            url: url.into(),
+        }
+    }
+}
+
+impl Signer for HubSpotSigner {
+    fn provider(&self) -> &'static str {
+        "hubspot"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let millis = timestamp.saturating_mul(1000).to_string();
+        let tag = hmac_sha256(
+            &self.secret,
+            &[b"POST", self.url.as_bytes(), body, millis.as_bytes()],
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::HubSpot::SIGNATURE_HEADER,
+            value(BASE64.encode(tag)),
+        );
+        headers.insert(providers::HubSpot::TIMESTAMP_HEADER, value(millis));
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -1065,7 +1106,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign", "hubspot",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -1125,6 +1166,7 @@ pub fn signer_for(
         "calendly" => Box::new(CalendlySigner::new(secret)),
         "mux" => Box::new(MuxSigner::new(secret)),
         "docusign" => Box::new(DocuSignSigner::new(secret)),
+        "hubspot" => Box::new(HubSpotSigner::new(secret, need_url("hubspot")?)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
