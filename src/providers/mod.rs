@@ -33,6 +33,7 @@
 //! | [`Mux`] | `"mux"` | `Mux::new(env("MUX_WEBHOOK_SECRET")).unwrap()` | `t=` in `Mux-Signature`, ±300 s | body `id` (signed) |
 //! | [`DocuSign`] | `"docusign"` | `DocuSign::new(env("DOCUSIGN_CONNECT_HMAC_KEY")).unwrap()` | none | none (derived from the body) |
 //! | [`HubSpot`] | `"hubspot"` | `HubSpot::new(env("HUBSPOT_CLIENT_SECRET"), "https://example.com").unwrap()` | `X-HubSpot-Request-Timestamp` (ms), ±300 s | none (derived from the body) |
+//! | [`Twitch`] | `"twitch"` | `Twitch::new(env("TWITCH_EVENTSUB_SECRET")).unwrap()` | `Twitch-Eventsub-Message-Timestamp` (RFC 3339), ±600 s | `Twitch-Eventsub-Message-Id` (signed) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -139,6 +140,7 @@ mod calendly;
 mod mux;
 mod docusign;
 mod hubspot;
+mod twitch;
 
 use http::HeaderName;
 
@@ -167,6 +169,7 @@ pub use self::calendly::Calendly;
 pub use self::mux::Mux;
 pub use self::docusign::DocuSign;
 pub use self::hubspot::HubSpot;
+pub use self::twitch::Twitch;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

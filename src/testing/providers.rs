@@ -1087,6 +1087,75 @@ impl Signer for HubSpotSigner {
     }
 }
 
+/// Signs as Twitch EventSub: `Twitch-Eventsub-Message-Id` (`id`),
+/// `Twitch-Eventsub-Message-Timestamp` (RFC 3339, UTC) and
+/// `Twitch-Eventsub-Message-Signature: sha256=..`, plus
+/// `Twitch-Eventsub-Message-Type: notification`.
+#[derive(Clone, Debug)]
+pub struct TwitchSigner {
+    secret: Secret,
+}
+
+impl TwitchSigner {
+    /// A signer using the subscription's secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+
+    /// `timestamp` (Unix seconds) as Twitch writes it:
+    /// `2023-11-14T22:13:20.000000000Z`.
+    pub fn rfc3339(timestamp: u64) -> String {
+        let days = timestamp / 86_400;
+        let seconds = timestamp % 86_400;
+        // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let day_of_era = z - era * 146_097;
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_index = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+        let month = if month_index < 10 {
+            month_index + 3
+        } else {
+            month_index - 9
+        };
+        let year = year_of_era + era * 400 + u64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000000000Z",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60
+        )
+    }
+}
+
+impl Signer for TwitchSigner {
+    fn provider(&self) -> &'static str {
+        "twitch"
+    }
+
+    fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let ts = Self::rfc3339(timestamp);
+        let tag = hmac_sha256(&self.secret, &[id.as_bytes(), ts.as_bytes(), body]);
+        let mut headers = HeaderMap::new();
+        insert_id(&mut headers, providers::Twitch::ID_HEADER, id);
+        headers.insert(providers::Twitch::TIMESTAMP_HEADER, value(ts));
+        headers.insert(
+            providers::Twitch::SIGNATURE_HEADER,
+            value(format!("sha256={}", hex::encode(tag))),
+        );
+        headers.insert(
+            HeaderName::from_static("twitch-eventsub-message-type"),
+            HeaderValue::from_static("notification"),
+        );
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -1106,7 +1175,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign", "hubspot",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign", "hubspot", "twitch",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -1167,6 +1236,7 @@ pub fn signer_for(
         "mux" => Box::new(MuxSigner::new(secret)),
         "docusign" => Box::new(DocuSignSigner::new(secret)),
         "hubspot" => Box::new(HubSpotSigner::new(secret, need_url("hubspot")?)),
+        "twitch" => Box::new(TwitchSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
