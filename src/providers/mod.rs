@@ -34,6 +34,7 @@
 //! | [`DocuSign`] | `"docusign"` | `DocuSign::new(env("DOCUSIGN_CONNECT_HMAC_KEY")).unwrap()` | none | none (derived from the body) |
 //! | [`HubSpot`] | `"hubspot"` | `HubSpot::new(env("HUBSPOT_CLIENT_SECRET"), "https://example.com").unwrap()` | `X-HubSpot-Request-Timestamp` (ms), ±300 s | none (derived from the body) |
 //! | [`Twitch`] | `"twitch"` | `Twitch::new(env("TWITCH_EVENTSUB_SECRET")).unwrap()` | `Twitch-Eventsub-Message-Timestamp` (RFC 3339), ±600 s | `Twitch-Eventsub-Message-Id` (signed) |
+//! | [`Mailgun`] | `"mailgun"` | `Mailgun::new(env("MAILGUN_WEBHOOK_SIGNING_KEY")).unwrap()` | body `signature.timestamp`, ±300 s | body `event-data.id` if present (unsigned; the body is not signed) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -141,6 +142,7 @@ mod mux;
 mod docusign;
 mod hubspot;
 mod twitch;
+mod mailgun;
 
 use http::HeaderName;
 
@@ -170,6 +172,7 @@ pub use self::mux::Mux;
 pub use self::docusign::DocuSign;
 pub use self::hubspot::HubSpot;
 pub use self::twitch::Twitch;
+pub use self::mailgun::Mailgun;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 
