@@ -35,6 +35,7 @@
 //! | [`HubSpot`] | `"hubspot"` | `HubSpot::new(env("HUBSPOT_CLIENT_SECRET"), "https://example.com").unwrap()` | `X-HubSpot-Request-Timestamp` (ms), ±300 s | none (derived from the body) |
 //! | [`Twitch`] | `"twitch"` | `Twitch::new(env("TWITCH_EVENTSUB_SECRET")).unwrap()` | `Twitch-Eventsub-Message-Timestamp` (RFC 3339), ±600 s | `Twitch-Eventsub-Message-Id` (signed) |
 //! | [`Mailgun`] | `"mailgun"` | `Mailgun::new(env("MAILGUN_WEBHOOK_SIGNING_KEY")).unwrap()` | body `signature.timestamp`, ±300 s | body `event-data.id` if present (unsigned; the body is not signed) |
+//! | [`Postmark`] | `"postmark"` | `Postmark::new(env("POSTMARK_WEBHOOK_CREDENTIALS")).unwrap()` (`user:password`) | none (basic auth, not a signature) | none (derived from the body) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -143,6 +144,7 @@ mod docusign;
 mod hubspot;
 mod twitch;
 mod mailgun;
+mod postmark;
 
 use http::HeaderName;
 
@@ -173,6 +175,7 @@ pub use self::docusign::DocuSign;
 pub use self::hubspot::HubSpot;
 pub use self::twitch::Twitch;
 pub use self::mailgun::Mailgun;
+pub use self::postmark::Postmark;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

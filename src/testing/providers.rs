@@ -1221,6 +1221,41 @@ impl Signer for MailgunSigner {
     }
 }
 
+/// Sends Postmark's basic auth: `Authorization: Basic <base64>` of the
+/// `username:password` credentials. No signature; `id` and `timestamp` are
+/// ignored.
+#[derive(Clone, Debug)]
+pub struct PostmarkSigner {
+    credentials: Secret,
+}
+
+impl PostmarkSigner {
+    /// A sender of `username:password`.
+    pub fn new(credentials: impl Into<Secret>) -> Self {
+        Self {
+            credentials: credentials.into(),
+        }
+    }
+}
+
+impl Signer for PostmarkSigner {
+    fn provider(&self) -> &'static str {
+        "postmark"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, _body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Postmark::AUTHORIZATION_HEADER,
+            value(format!(
+                "Basic {}",
+                BASE64.encode(self.credentials.expose())
+            )),
+        );
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -1240,7 +1275,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign", "hubspot", "twitch", "mailgun",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign", "hubspot", "twitch", "mailgun", "postmark",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -1303,6 +1338,7 @@ pub fn signer_for(
         "hubspot" => Box::new(HubSpotSigner::new(secret, need_url("hubspot")?)),
         "twitch" => Box::new(TwitchSigner::new(secret)),
         "mailgun" => Box::new(MailgunSigner::new(secret)),
+        "postmark" => Box::new(PostmarkSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
