@@ -36,6 +36,7 @@
 //! | [`Twitch`] | `"twitch"` | `Twitch::new(env("TWITCH_EVENTSUB_SECRET")).unwrap()` | `Twitch-Eventsub-Message-Timestamp` (RFC 3339), ±600 s | `Twitch-Eventsub-Message-Id` (signed) |
 //! | [`Mailgun`] | `"mailgun"` | `Mailgun::new(env("MAILGUN_WEBHOOK_SIGNING_KEY")).unwrap()` | body `signature.timestamp`, ±300 s | body `event-data.id` if present (unsigned; the body is not signed) |
 //! | [`Postmark`] | `"postmark"` | `Postmark::new(env("POSTMARK_WEBHOOK_CREDENTIALS")).unwrap()` (`user:password`) | none (basic auth, not a signature) | none (derived from the body) |
+//! | [`Okta`] | `"okta"` | `Okta::new(env("OKTA_EVENT_HOOK_SECRET")).unwrap()` | none (a static header, not a signature) | body `eventId` if present (unsigned) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -145,6 +146,7 @@ mod hubspot;
 mod twitch;
 mod mailgun;
 mod postmark;
+mod okta;
 
 use http::HeaderName;
 
@@ -176,6 +178,7 @@ pub use self::hubspot::HubSpot;
 pub use self::twitch::Twitch;
 pub use self::mailgun::Mailgun;
 pub use self::postmark::Postmark;
+pub use self::okta::Okta;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

@@ -1256,6 +1256,37 @@ impl Signer for PostmarkSigner {
     }
 }
 
+/// Sends Okta's event hook authentication: the secret as the
+/// `Authorization` header's value. No signature; Okta's event id is the
+/// body's `eventId`: `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct OktaSigner {
+    secret: Secret,
+}
+
+impl OktaSigner {
+    /// A sender of the hook's authentication secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for OktaSigner {
+    fn provider(&self) -> &'static str {
+        "okta"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, _body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(secret) = HeaderValue::from_bytes(self.secret.expose()) {
+            headers.insert(http::header::AUTHORIZATION, secret);
+        }
+        headers
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -1275,7 +1306,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign", "hubspot", "twitch", "mailgun", "postmark",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign", "hubspot", "twitch", "mailgun", "postmark", "okta",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -1339,6 +1370,7 @@ pub fn signer_for(
         "twitch" => Box::new(TwitchSigner::new(secret)),
         "mailgun" => Box::new(MailgunSigner::new(secret)),
         "postmark" => Box::new(PostmarkSigner::new(secret)),
+        "okta" => Box::new(OktaSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
