@@ -37,6 +37,7 @@
 //! | [`Mailgun`] | `"mailgun"` | `Mailgun::new(env("MAILGUN_WEBHOOK_SIGNING_KEY")).unwrap()` | body `signature.timestamp`, ±300 s | body `event-data.id` if present (unsigned; the body is not signed) |
 //! | [`Postmark`] | `"postmark"` | `Postmark::new(env("POSTMARK_WEBHOOK_CREDENTIALS")).unwrap()` (`user:password`) | none (basic auth, not a signature) | none (derived from the body) |
 //! | [`Okta`] | `"okta"` | `Okta::new(env("OKTA_EVENT_HOOK_SECRET")).unwrap()` | none (a static header, not a signature) | body `eventId` if present (unsigned) |
+//! | [`MicrosoftGraph`] | `"msgraph"` | `MicrosoftGraph::new(env("MSGRAPH_CLIENT_STATE")).unwrap()` | none (`clientState` in the body, not a signature) | none (derived from the body) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -147,6 +148,7 @@ mod twitch;
 mod mailgun;
 mod postmark;
 mod okta;
+mod msgraph;
 
 use http::HeaderName;
 
@@ -179,6 +181,7 @@ pub use self::twitch::Twitch;
 pub use self::mailgun::Mailgun;
 pub use self::postmark::Postmark;
 pub use self::okta::Okta;
+pub use self::msgraph::MicrosoftGraph;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
 

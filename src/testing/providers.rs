@@ -1287,6 +1287,61 @@ impl Signer for OktaSigner {
     }
 }
 
+/// Sends as Microsoft Graph: the credential is the `clientState` inside the
+/// body, so [`request`](Signer::request) builds the body Graph sends,
+/// `{"value": [{"subscriptionId", "clientState", "changeType", "resource",
+/// "resourceData"}]}`, with the given body as `resourceData` (a JSON value,
+/// or its text). [`sign`](Signer::sign) returns no headers; `timestamp` is
+/// ignored and `id` becomes the `subscriptionId`.
+#[derive(Clone, Debug)]
+pub struct MicrosoftGraphSigner {
+    client_state: Secret,
+}
+
+impl MicrosoftGraphSigner {
+    /// A sender of the subscription's `clientState`.
+    pub fn new(client_state: impl Into<Secret>) -> Self {
+        Self {
+            client_state: client_state.into(),
+        }
+    }
+
+    /// The body Graph would send for `body` in a subscription `id`.
+    pub fn body(&self, id: &str, body: &[u8]) -> Vec<u8> {
+        let data = serde_json::from_slice::<serde_json::Value>(body)
+            .unwrap_or_else(|_| serde_json::Value::from(String::from_utf8_lossy(body)));
+        serde_json::to_vec(&serde_json::json!({ "value": [{
+            "subscriptionId": id,
+            "clientState": String::from_utf8_lossy(self.client_state.expose()),
+            "changeType": "created",
+            "resource": "Users/example/Messages",
+            "resourceData": data,
+        }]}))
+        .expect("JSON values serialize")
+    }
+}
+
+impl Signer for MicrosoftGraphSigner {
+    fn provider(&self) -> &'static str {
+        "msgraph"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, _body: &[u8]) -> HeaderMap {
+        HeaderMap::new()
+    }
+
+    fn request(&self, uri: &str, id: &str, _timestamp: u64, body: &[u8]) -> Request<Bytes> {
+        let mut request = Request::new(Bytes::from(self.body(id, body)));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri.parse().unwrap_or_default();
+        request.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        request
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -1306,7 +1361,7 @@ pub enum SignerError {
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
     "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign", "hubspot", "twitch", "mailgun", "postmark", "okta",
+    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign", "hubspot", "twitch", "mailgun", "postmark", "okta", "msgraph",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
@@ -1371,6 +1426,7 @@ pub fn signer_for(
         "mailgun" => Box::new(MailgunSigner::new(secret)),
         "postmark" => Box::new(PostmarkSigner::new(secret)),
         "okta" => Box::new(OktaSigner::new(secret)),
+        "msgraph" => Box::new(MicrosoftGraphSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }
