@@ -98,12 +98,11 @@ impl SignatureVerifier for DocuSign {
                 header: Self::SIGNATURE_HEADER,
             });
         }
-        let (index, matched) = self
-            .keys
-            .find_match(&[body], signatures.iter())
-            .ok_or(VerifyError::SignatureMismatch {
+        let (index, matched) = self.keys.find_match(&[body], signatures.iter()).ok_or(
+            VerifyError::SignatureMismatch {
                 header: Self::SIGNATURE_HEADER,
-            })?;
+            },
+        )?;
         Ok(VerifiedWebhook::new("docusign")
             .with_secret_index(index)
             .with_signature(signatures.get(matched)))

@@ -68,8 +68,7 @@ impl HubSpot {
     /// The header carrying the signature.
     pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-hubspot-signature-v3");
     /// The header carrying the timestamp, in milliseconds.
-    pub const TIMESTAMP_HEADER: HeaderName =
-        HeaderName::from_static("x-hubspot-request-timestamp");
+    pub const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("x-hubspot-request-timestamp");
     /// The default tolerance: 300 s, as HubSpot's docs.
     pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 

@@ -73,14 +73,18 @@ impl SignatureVerifier for Intercom {
     }
 
     fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
-        let tag: [u8; 20] =
-            prefixed_tag(&parts.headers, &Self::SIGNATURE_HEADER, "sha1=", Encoding::Hex)?;
-        let index = self
-            .keys
-            .find(&[body], [tag.as_slice()])
-            .ok_or(VerifyError::SignatureMismatch {
-                header: Self::SIGNATURE_HEADER,
-            })?;
+        let tag: [u8; 20] = prefixed_tag(
+            &parts.headers,
+            &Self::SIGNATURE_HEADER,
+            "sha1=",
+            Encoding::Hex,
+        )?;
+        let index =
+            self.keys
+                .find(&[body], [tag.as_slice()])
+                .ok_or(VerifyError::SignatureMismatch {
+                    header: Self::SIGNATURE_HEADER,
+                })?;
         let id = event_id_from_json(body, "id")?;
         Ok(VerifiedWebhook::new("intercom")
             .with_signed_event_id(id)

@@ -73,14 +73,18 @@ impl SignatureVerifier for Meta {
     }
 
     fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
-        let tag: [u8; 32] =
-            prefixed_tag(&parts.headers, &Self::SIGNATURE_HEADER, "sha256=", Encoding::Hex)?;
-        let index = self
-            .keys
-            .find(&[body], [tag.as_slice()])
-            .ok_or(VerifyError::SignatureMismatch {
-                header: Self::SIGNATURE_HEADER,
-            })?;
+        let tag: [u8; 32] = prefixed_tag(
+            &parts.headers,
+            &Self::SIGNATURE_HEADER,
+            "sha256=",
+            Encoding::Hex,
+        )?;
+        let index =
+            self.keys
+                .find(&[body], [tag.as_slice()])
+                .ok_or(VerifyError::SignatureMismatch {
+                    header: Self::SIGNATURE_HEADER,
+                })?;
         Ok(VerifiedWebhook::new("meta")
             .with_secret_index(index)
             .with_signature(&tag))

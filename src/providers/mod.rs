@@ -39,6 +39,22 @@
 //! | [`Okta`] | `"okta"` | `Okta::new(env("OKTA_EVENT_HOOK_SECRET")).unwrap()` | none (a static header, not a signature) | body `eventId` if present (unsigned) |
 //! | [`MicrosoftGraph`] | `"msgraph"` | `MicrosoftGraph::new(env("MSGRAPH_CLIENT_STATE")).unwrap()` | none (`clientState` in the body, not a signature) | none (derived from the body) |
 //!
+//! Senders on [Standard Webhooks](StandardWebhooks) need no preset of their
+//! own, only the constructor for their header names (give each route its own
+//! [namespace](crate::WebhookLayer::namespace)):
+//!
+//! | sender | constructor | headers |
+//! |---|---|---|
+//! | Clerk | [`StandardWebhooks::svix`] (`whsec_…` signing secret) | `svix-id`, `svix-timestamp`, `svix-signature` |
+//! | Resend | [`StandardWebhooks::svix`] (`whsec_…` signing secret; resend-node `src/webhooks/webhooks.ts` maps these headers) | `svix-id`, `svix-timestamp`, `svix-signature` |
+//! | OpenAI | [`StandardWebhooks::new`] (`whsec_…` webhook secret) | `webhook-id`, `webhook-timestamp`, `webhook-signature` |
+//! | GitLab signing token | [`StandardWebhooks::new`] (`whsec_…` signing token; [`GitLab`] covers the older `X-Gitlab-Token`) | `webhook-id`, `webhook-timestamp`, `webhook-signature` |
+//!
+//! [`GitLab`], [`Postmark`], [`Okta`] and [`MicrosoftGraph`] check a static
+//! credential, not a signature: each one's docs say what that does not
+//! prove. [`Mailgun`] and [`MicrosoftGraph`] carry their signature or
+//! credential in the body, so they parse it before verifying it.
+//!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
 //!
@@ -119,12 +135,25 @@ macro_rules! window_setters {
 }
 pub(crate) use window_setters;
 
+mod bitbucket;
+mod calendly;
 #[cfg(feature = "ed25519")]
 mod discord;
+mod docusign;
+mod dropbox;
 mod github;
 mod gitlab;
+mod hubspot;
+mod intercom;
+mod jira;
 mod linear;
+mod mailgun;
+mod meta;
+mod msgraph;
+mod mux;
+mod okta;
 mod paddle;
+mod postmark;
 mod shared;
 mod shopify;
 mod slack;
@@ -132,58 +161,45 @@ mod square;
 mod standard;
 mod stripe;
 mod twilio;
-mod zoom;
-mod typeform;
-mod bitbucket;
-mod jira;
-mod vercel;
-mod intercom;
-mod meta;
-mod dropbox;
-mod calendly;
-mod mux;
-mod docusign;
-mod hubspot;
 mod twitch;
-mod mailgun;
-mod postmark;
-mod okta;
-mod msgraph;
+mod typeform;
+mod vercel;
+mod zoom;
 
 use http::HeaderName;
 
+pub use self::bitbucket::Bitbucket;
+pub use self::calendly::Calendly;
 #[cfg(feature = "ed25519")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
 pub use self::discord::Discord;
+pub use self::docusign::DocuSign;
+pub use self::dropbox::Dropbox;
 pub use self::github::GitHub;
 pub use self::gitlab::GitLab;
+pub use self::hubspot::HubSpot;
+pub use self::intercom::Intercom;
+pub use self::jira::Jira;
 pub use self::linear::Linear;
+pub use self::mailgun::Mailgun;
+pub use self::meta::Meta;
+pub use self::msgraph::MicrosoftGraph;
+pub use self::mux::Mux;
+pub use self::okta::Okta;
 pub use self::paddle::Paddle;
+pub use self::postmark::Postmark;
 pub use self::shopify::Shopify;
 pub use self::slack::Slack;
 pub use self::square::Square;
 pub use self::standard::StandardWebhooks;
 pub use self::stripe::Stripe;
 pub use self::twilio::Twilio;
-pub use self::zoom::Zoom;
-pub use self::typeform::Typeform;
-pub use self::bitbucket::Bitbucket;
-pub use self::jira::Jira;
-pub use self::vercel::Vercel;
-pub use self::intercom::Intercom;
-pub use self::meta::Meta;
-pub use self::dropbox::Dropbox;
-pub use self::calendly::Calendly;
-pub use self::mux::Mux;
-pub use self::docusign::DocuSign;
-pub use self::hubspot::HubSpot;
-pub use self::twitch::Twitch;
-pub use self::mailgun::Mailgun;
-pub use self::postmark::Postmark;
-pub use self::okta::Okta;
-pub use self::msgraph::MicrosoftGraph;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
+pub use self::twitch::Twitch;
+pub use self::typeform::Typeform;
+pub use self::vercel::Vercel;
+pub use self::zoom::Zoom;
 
 use crate::verify::{
     Encoding, Tags, TimestampWindow, VerifyError, parse_unix_timestamp, single_header,

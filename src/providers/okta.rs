@@ -12,8 +12,7 @@ use http::request::Parts;
 use super::shared::Credentials;
 use crate::secret::SecretSet;
 use crate::verify::{
-    ConfigError, SignatureVerifier, VerifiedWebhook, VerifyError, event_id_from_json,
-    single_header,
+    ConfigError, SignatureVerifier, VerifiedWebhook, VerifyError, event_id_from_json, single_header,
 };
 
 /// Okta event hooks' header authentication: a **static credential**, not a
@@ -95,12 +94,12 @@ impl SignatureVerifier for Okta {
 
     fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
         let value = single_header(&parts.headers, &self.header)?;
-        let index = self
-            .secrets
-            .find(value.as_bytes())
-            .ok_or_else(|| VerifyError::SignatureMismatch {
-                header: self.header.clone(),
-            })?;
+        let index =
+            self.secrets
+                .find(value.as_bytes())
+                .ok_or_else(|| VerifyError::SignatureMismatch {
+                    header: self.header.clone(),
+                })?;
         // No signature is recorded: the value is a secret.
         let verified = VerifiedWebhook::new("okta").with_secret_index(index);
         match event_id_from_json(body, Self::EVENT_ID_FIELD) {

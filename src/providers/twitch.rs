@@ -137,7 +137,8 @@ fn parse_rfc3339(value: &str) -> Option<u64> {
                 .then(|| acc * 10 + u32::from(digit - b'0'))
         })
     };
-    let separator = |at: usize, expected: &[u8]| bytes.get(at).is_some_and(|b| expected.contains(b));
+    let separator =
+        |at: usize, expected: &[u8]| bytes.get(at).is_some_and(|b| expected.contains(b));
     if !(separator(4, b"-")
         && separator(7, b"-")
         && separator(10, b"Tt")
@@ -188,7 +189,9 @@ fn parse_rfc3339(value: &str) -> Option<u64> {
 
 fn days_in_month(year: u32, month: u32) -> u32 {
     match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -215,10 +218,19 @@ mod tests {
     fn rfc3339_timestamps_parse_strictly() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.123456789Z"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.123456789Z"),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_rfc3339("2023-11-14t22:13:20z"), Some(1_700_000_000));
-        assert_eq!(parse_rfc3339("2023-11-15T00:13:20+02:00"), Some(1_700_000_000));
-        assert_eq!(parse_rfc3339("2023-11-14T21:13:20-01:00"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-15T00:13:20+02:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T21:13:20-01:00"),
+            Some(1_700_000_000)
+        );
         assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800));
         assert_eq!(parse_rfc3339("9999-12-31T23:59:59Z"), Some(253_402_300_799));
         for bad in [

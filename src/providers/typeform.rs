@@ -77,12 +77,12 @@ impl SignatureVerifier for Typeform {
             "sha256=",
             Encoding::Base64,
         )?;
-        let index = self
-            .keys
-            .find(&[body], [tag.as_slice()])
-            .ok_or(VerifyError::SignatureMismatch {
-                header: Self::SIGNATURE_HEADER,
-            })?;
+        let index =
+            self.keys
+                .find(&[body], [tag.as_slice()])
+                .ok_or(VerifyError::SignatureMismatch {
+                    header: Self::SIGNATURE_HEADER,
+                })?;
         let id = event_id_from_json(body, "event_id")?;
         Ok(VerifiedWebhook::new("typeform")
             .with_signed_event_id(id)

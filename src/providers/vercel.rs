@@ -70,12 +70,12 @@ impl SignatureVerifier for Vercel {
     fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
         let tag: [u8; 20] =
             prefixed_tag(&parts.headers, &Self::SIGNATURE_HEADER, "", Encoding::Hex)?;
-        let index = self
-            .keys
-            .find(&[body], [tag.as_slice()])
-            .ok_or(VerifyError::SignatureMismatch {
-                header: Self::SIGNATURE_HEADER,
-            })?;
+        let index =
+            self.keys
+                .find(&[body], [tag.as_slice()])
+                .ok_or(VerifyError::SignatureMismatch {
+                    header: Self::SIGNATURE_HEADER,
+                })?;
         let id = event_id_from_json(body, "id")?;
         Ok(VerifiedWebhook::new("vercel")
             .with_signed_event_id(id)

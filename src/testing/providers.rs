@@ -833,7 +833,10 @@ impl Signer for VercelSigner {
 
     fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(providers::Vercel::SIGNATURE_HEADER, value(hex::encode(hmac_sha1(&self.secret, &[body]))));
+        headers.insert(
+            providers::Vercel::SIGNATURE_HEADER,
+            value(hex::encode(hmac_sha1(&self.secret, &[body]))),
+        );
         headers
     }
 }
@@ -860,7 +863,13 @@ impl Signer for IntercomSigner {
 
     fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(providers::Intercom::SIGNATURE_HEADER, value(format!("sha1={}", hex::encode(hmac_sha1(&self.secret, &[body])))));
+        headers.insert(
+            providers::Intercom::SIGNATURE_HEADER,
+            value(format!(
+                "sha1={}",
+                hex::encode(hmac_sha1(&self.secret, &[body]))
+            )),
+        );
         headers
     }
 }
@@ -887,7 +896,13 @@ impl Signer for MetaSigner {
 
     fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(providers::Meta::SIGNATURE_HEADER, value(format!("sha256={}", hex::encode(hmac_sha256(&self.secret, &[body])))));
+        headers.insert(
+            providers::Meta::SIGNATURE_HEADER,
+            value(format!(
+                "sha256={}",
+                hex::encode(hmac_sha256(&self.secret, &[body]))
+            )),
+        );
         headers
     }
 }
@@ -914,7 +929,10 @@ impl Signer for DropboxSigner {
 
     fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(providers::Dropbox::SIGNATURE_HEADER, value(hex::encode(hmac_sha256(&self.secret, &[body]))));
+        headers.insert(
+            providers::Dropbox::SIGNATURE_HEADER,
+            value(hex::encode(hmac_sha256(&self.secret, &[body]))),
+        );
         headers
     }
 }
@@ -1360,8 +1378,36 @@ pub enum SignerError {
 /// The names [`signer_for`] accepts: `"generic"` and every preset's
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
-    "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear", "gitlab", "zoom", "typeform", "bitbucket", "jira", "vercel", "intercom", "meta", "dropbox", "calendly", "mux", "docusign", "hubspot", "twitch", "mailgun", "postmark", "okta", "msgraph",
+    "generic",
+    "stripe",
+    "github",
+    "shopify",
+    "slack",
+    "standard",
+    "svix",
+    "paddle",
+    "discord",
+    "twilio",
+    "square",
+    "linear",
+    "gitlab",
+    "zoom",
+    "typeform",
+    "bitbucket",
+    "jira",
+    "vercel",
+    "intercom",
+    "meta",
+    "dropbox",
+    "calendly",
+    "mux",
+    "docusign",
+    "hubspot",
+    "twitch",
+    "mailgun",
+    "postmark",
+    "okta",
+    "msgraph",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
