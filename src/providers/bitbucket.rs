@@ -30,6 +30,12 @@ use crate::verify::{
 /// event), `X-Event-Key` and `X-Attempt-Number` with every delivery. A
 /// webhook without a secret sends no signature, and is refused.
 ///
+/// Bitbucket's docs call `X-Request-UUID` "the UUID of the request" and do
+/// not say whether its two retries (`X-Attempt-Number` 2 and 3) keep it.
+/// If a retry came with a new one, the admission step would see the same
+/// signature under another id and refuse it as a replay (401), which stops
+/// the retries; the first attempt's outcome stands either way.
+///
 /// ```
 /// use tower_webhooks::providers::Bitbucket;
 /// use tower_webhooks::SignatureVerifier;
