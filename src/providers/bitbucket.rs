@@ -32,9 +32,10 @@ use crate::verify::{
 ///
 /// Bitbucket's docs call `X-Request-UUID` "the UUID of the request" and do
 /// not say whether its two retries (`X-Attempt-Number` 2 and 3) keep it.
-/// If a retry came with a new one, the admission step would see the same
-/// signature under another id and refuse it as a replay (401), which stops
-/// the retries; the first attempt's outcome stands either way.
+/// Should a retry come with a new one, the admission step sees the same
+/// signature under another id and refuses it as a replay (401) for as long
+/// as the first attempt's record lives, even when that attempt failed in the
+/// handler.
 ///
 /// ```
 /// use tower_webhooks::providers::Bitbucket;
