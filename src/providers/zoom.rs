@@ -27,7 +27,7 @@ use crate::verify::{
 /// | header | `x-zm-signature: v0=<hex>` |
 /// | signed content | `v0:{x-zm-request-timestamp}:{body}`, HMAC-SHA256, hex |
 /// | secret | the app's "Secret Token" as UTF-8 |
-/// | timestamp | `x-zm-request-timestamp` (Unix seconds), within ±300 s by default (Zoom's sample rejects older than 5 minutes) |
+/// | timestamp | `x-zm-request-timestamp` (Unix seconds), within ±300 s by default (Zoom's sample checks no window; this preset bounds replays both ways) |
 /// | event id | none: Zoom's events carry no id (behind a [`WebhookLayer`](crate::WebhookLayer), one is derived from the body, which includes `event_ts`) |
 ///
 /// Zoom's `endpoint.url_validation` request is signed the same way and
@@ -64,7 +64,7 @@ impl Zoom {
     pub const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-zm-signature");
     /// The header carrying the Unix timestamp.
     pub const TIMESTAMP_HEADER: HeaderName = HeaderName::from_static("x-zm-request-timestamp");
-    /// The default tolerance: 300 s.
+    /// The default tolerance: 300 s (Zoom documents none).
     pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
     /// A verifier accepting any of `secrets`, with the default tolerance and
