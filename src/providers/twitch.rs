@@ -4,7 +4,8 @@
 // (sections "Verifying the event message" and "Handling duplicate events",
 // dev.twitch.tv/docs/eventsub/handling-webhook-events): the headers, the
 // signed `message id + timestamp + body`, the RFC 3339 timestamp and the
-// ten-minute limit; twurple `packages/eventsub-http` (the same algorithm).
+// ten-minute limit; twurple `packages/eventsub-http/src/EventSubHttpBase.ts`
+// (the same message id, timestamp and raw body, verified before parsing).
 
 use std::time::Duration;
 
