@@ -811,7 +811,8 @@ impl Signer for JiraSigner {
     }
 }
 
-/// Signs as Vercel: `x-vercel-signature: <hex>`; the event id is the body's `id`: `id` and `timestamp` are ignored.
+/// Signs as Vercel: `x-vercel-signature: <hex>`; the event id is the body's
+/// `id`: `id` and `timestamp` are ignored.
 #[derive(Clone, Debug)]
 pub struct VercelSigner {
     secret: Secret,
@@ -841,7 +842,8 @@ impl Signer for VercelSigner {
     }
 }
 
-/// Signs as Intercom: `X-Hub-Signature: sha1=<hex>`; the event id is the body's `id`: `id` and `timestamp` are ignored.
+/// Signs as Intercom: `X-Hub-Signature: sha1=<hex>`; the event id is the body's
+/// `id`: `id` and `timestamp` are ignored.
 #[derive(Clone, Debug)]
 pub struct IntercomSigner {
     secret: Secret,
@@ -874,7 +876,8 @@ impl Signer for IntercomSigner {
     }
 }
 
-/// Signs as Meta: `X-Hub-Signature-256: sha256=<hex>`; Meta sends no event id: `id` and `timestamp` are ignored.
+/// Signs as Meta: `X-Hub-Signature-256: sha256=<hex>`; Meta sends no event id:
+/// `id` and `timestamp` are ignored.
 #[derive(Clone, Debug)]
 pub struct MetaSigner {
     secret: Secret,
@@ -907,7 +910,8 @@ impl Signer for MetaSigner {
     }
 }
 
-/// Signs as Dropbox: `X-Dropbox-Signature: <hex>`; Dropbox sends no event id: `id` and `timestamp` are ignored.
+/// Signs as Dropbox: `X-Dropbox-Signature: <hex>`; Dropbox sends no event id:
+/// `id` and `timestamp` are ignored.
 #[derive(Clone, Debug)]
 pub struct DropboxSigner {
     secret: Secret,
@@ -1413,8 +1417,8 @@ pub const PROVIDERS: &[&str] = &[
 /// A signer for `provider` (`"generic"` or a preset's name, see
 /// [`PROVIDERS`]) with `secret` as the provider gives it: a `whsec_…` string
 /// for Standard Webhooks and Svix, the Ed25519 private key seed in hex for
-/// Discord, the secret string otherwise. Twilio and Square sign the URL they
-/// deliver to: pass it as `url`.
+/// Discord, `username:password` for Postmark, the secret string otherwise.
+/// Twilio, Square and HubSpot sign the URL they deliver to: pass it as `url`.
 ///
 /// ```
 /// use tower_webhooks::testing::{signer_for, Signer};
