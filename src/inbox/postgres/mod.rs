@@ -5,9 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use deadpool_postgres::Pool;
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
@@ -21,6 +19,7 @@ use self::batch::{Job, write_batches};
 use self::sql::Sql;
 
 mod batch;
+mod rows;
 mod sql;
 
 const DEFAULT_TABLE: &str = "tower_webhooks_inbox";
@@ -65,16 +64,45 @@ const MAX_LIST: usize = 10_000;
 /// 'processing' AND fence = $fence`: a zombie whose lease was taken over
 /// changes nothing.
 ///
+/// **Signatures** (the replay guard for ids the signature does not cover,
+/// see [`InboxStore::insert`]) live in a second table, `<table>_signatures`:
+/// `(namespace, signature)` is its primary key, with the `event_id` holding
+/// it and `expires_at` (`NULL`: for as long as the event is recorded). An
+/// insert admits its signature and records its event in one statement, so
+/// both commit or neither does:
+///
+/// ```sql
+/// WITH sig AS (INSERT INTO t_signatures .. ON CONFLICT (namespace, signature) DO UPDATE ..
+///                WHERE expires_at <= now OR event_id = excluded.event_id
+///              RETURNING ..),
+///      event AS (INSERT INTO t .. WHERE no signature OR its signature came back from sig
+///                ON CONFLICT DO NOTHING RETURNING ..)
+/// ```
+///
+/// A signature held live by another id does not come back: the insert is
+/// [`Inserted::Replayed`] and writes nothing. Two instances racing on one
+/// signature meet on its primary key: the second waits for the first to
+/// commit and then sees its record, so only one wins. `expires_at` is on the
+/// database's clock. [`purge`](InboxStore::purge) deletes the records that
+/// expired and, in the statement that deletes events, those kept for them.
+///
 /// **Grouped commits.** A background task takes every insert that queued up
-/// while the previous batch ran and records them with one statement, one
-/// commit for the batch: `INSERT .. SELECT .. FROM unnest($keys, $bodies, ..)
-/// ON CONFLICT DO NOTHING RETURNING` the keys it recorded; one more query
-/// reads the body hashes of the keys that were already there. No caller is
-/// answered before its batch is committed. Rows go in key order, so batches
-/// from several instances cannot deadlock, and a batch the server refuses is
-/// retried row by row, so one bad row only fails its own caller.
-/// [`PostgresInboxBuilder::group_commit`] turns this off (one statement per
-/// insert) for comparison.
+/// while the previous batch ran and records them with that one statement,
+/// one commit for the batch, passing every column as an array
+/// (`unnest($keys, $bodies, ..)`); one more query reads the body hashes of the
+/// keys that were already there. In a batch, the first insert with a given
+/// signature claims it for its id, and a later one of another id is
+/// `Replayed` if the claim succeeds (one statement cannot touch a record
+/// twice). No caller is answered before its batch is committed. Signature
+/// records, then rows, go in key order, so batches from several instances
+/// cannot deadlock, and a batch the server refuses is retried row by row, so
+/// one bad row only fails its own caller. [`PostgresInboxBuilder::group_commit`]
+/// turns grouping off (one statement per insert) for comparison.
+///
+/// **Unreadable rows.** A row whose `status` the store does not know, or
+/// whose `headers` are not a list of pairs, makes [`get`](InboxStore::get),
+/// [`list`](InboxStore::list) and [`claim`](InboxStore::claim) fail with
+/// [`StoreError::Backend`] naming the column, rather than guessing.
 ///
 /// Every call, waiting for a pooled connection (or for its batch) included,
 /// is bounded by the store's timeout ([`StoreError::Timeout`]); a connection
@@ -331,20 +359,6 @@ fn count(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
-fn to_record(row: &tokio_postgres::Row) -> EventRecord {
-    let status = EventStatus::parse(row.get(2)).unwrap_or(EventStatus::Dead);
-    EventRecord {
-        key: EventKey::new(row.get::<_, String>(0), row.get::<_, String>(1)),
-        status,
-        attempts: u32::try_from(row.get::<_, i32>(3)).unwrap_or(0),
-        received_at: row.get(4),
-        updated_at: row.get(5),
-        next_attempt_at: (status == EventStatus::Pending).then(|| row.get(6)),
-        last_error: row.get(7),
-        body: row.get::<_, Option<Vec<u8>>>(8).map(Bytes::from),
-    }
-}
-
 #[async_trait]
 impl InboxStore for PostgresInbox {
     fn is_durable(&self) -> bool {
@@ -353,14 +367,7 @@ impl InboxStore for PostgresInbox {
 
     async fn insert(&self, event: NewEvent) -> Result<Inserted, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            hash: Sha256::digest(&event.body).to_vec(),
-            headers: serde_json::to_string(&event.headers).unwrap_or_else(|_| "[]".to_owned()),
-            key: event.key,
-            body: event.body,
-            received_at: event.received_at,
-            reply,
-        };
+        let job = Job::new(event, reply);
         let stopped = || StoreError::unavailable("the inbox insert task stopped");
         let direct = if self.group_commit {
             if let Err(mpsc::error::SendError(job)) = self.writer().send(job) {
@@ -392,29 +399,22 @@ impl InboxStore for PostgresInbox {
         let max_attempts = count(options.max_attempts);
         let limit = i64::try_from(options.limit).unwrap_or(i64::MAX);
         let sql = &self.backend.sql;
-        self.backend
+        let rows = self
+            .backend
             .with_client(|client| async move {
                 let statement = client.prepare_cached(&sql.claim).await?;
                 let rows = client
                     .query(&statement, &[&lease, &max_attempts, &limit])
                     .await?;
-                let claimed = rows
-                    .iter()
-                    .map(|row| ClaimedEvent {
-                        key: EventKey::new(row.get::<_, String>(0), row.get::<_, String>(1)),
-                        body: row
-                            .get::<_, Option<Vec<u8>>>(2)
-                            .map(Bytes::from)
-                            .unwrap_or_default(),
-                        headers: serde_json::from_str(row.get(3)).unwrap_or_default(),
-                        received_at: row.get(4),
-                        attempt: u32::try_from(row.get::<_, i32>(5)).unwrap_or(0),
-                        fence: row.get::<_, i64>(6).unsigned_abs(),
-                    })
-                    .collect();
-                Ok((claimed, client))
+                Ok((rows, client))
             })
-            .await
+            .await?;
+        // The claim is committed: an unreadable row fails the whole call, and
+        // its events come back when their leases expire (or go dead once
+        // their attempts are spent), like a worker that crashed.
+        rows.iter()
+            .map(|row| rows::claimed(row, &sql.table))
+            .collect()
     }
 
     async fn heartbeat(
@@ -469,15 +469,17 @@ impl InboxStore for PostgresInbox {
 
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
         let sql = &self.backend.sql;
-        self.backend
+        let row = self
+            .backend
             .with_client(|client| async move {
                 let statement = client.prepare_cached(&sql.get).await?;
                 let row = client
                     .query_opt(&statement, &[&key.namespace, &key.event_id])
                     .await?;
-                Ok((row.as_ref().map(to_record), client))
+                Ok((row, client))
             })
-            .await
+            .await?;
+        row.map(|row| rows::record(&row, &sql.table)).transpose()
     }
 
     async fn list(&self, filter: ListFilter) -> Result<Vec<EventRecord>, StoreError> {
@@ -492,13 +494,17 @@ impl InboxStore for PostgresInbox {
         }
         let query = &self.backend.sql.list
             [usize::from(status.is_some()) * 2 + usize::from(filter.since.is_some())];
-        self.backend
+        let rows = self
+            .backend
             .with_client(|client| async move {
                 let statement = client.prepare_cached(query).await?;
                 let rows = client.query(&statement, &params).await?;
-                Ok((rows.iter().map(to_record).collect(), client))
+                Ok((rows, client))
             })
-            .await
+            .await?;
+        rows.iter()
+            .map(|row| rows::record(row, &self.backend.sql.table))
+            .collect()
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {
