@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::{
     ClaimOptions, EventKey, EventRecord, EventStatus, HandlerError, Inbox, InboxEvent, InboxStore,
-    Inserted, ListFilter, NewEvent, SignatureRecord, Worker,
+    Inserted, ListFilter, NewEvent, SignatureRecord, StoreError, Worker,
 };
 
 fn event(id: &str, body: &'static [u8]) -> NewEvent {
@@ -265,7 +265,9 @@ pub async fn a_poison_pill_ends_dead(store: Arc<dyn InboxStore>) {
     assert!(dead.last_error.is_some());
 }
 
-/// Four workers racing over 5,000 events: each handled exactly once.
+/// Four workers racing over 5,000 events: each handled exactly once. The
+/// inserts come in one burst; one the store sheds with
+/// [`StoreError::Overloaded`] is retried.
 pub async fn four_workers_handle_each_of_5000_events_once(store: Arc<dyn InboxStore>) {
     let inbox = Inbox::from_shared(store.clone());
     let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
@@ -293,7 +295,16 @@ pub async fn four_workers_handle_each_of_5000_events_once(store: Arc<dyn InboxSt
                     key: key(&format!("evt_{i}")),
                     ..event("", b"{}")
                 };
-                store.insert(new).await
+                // A store with a bounded queue may shed part of such a
+                // burst with `Overloaded`; the sender retries, as here.
+                loop {
+                    match store.insert(new.clone()).await {
+                        Err(StoreError::Overloaded) => {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        outcome => break outcome,
+                    }
+                }
             })
         })
         .collect();
