@@ -108,8 +108,9 @@ impl Sql {
             // same id holds (kept as it is) comes back; one that another id
             // holds is locked, left alone and not returned. `event` records,
             // for each key, the first candidate whose signature came back (or
-            // that has none), in key order; the order of both steps is the
-            // same on every instance, so batches cannot deadlock.
+            // that has none), in key order (byte order, as Rust sorts the
+            // batches of `insert`); the order of both steps is the same on
+            // every instance, so batches cannot deadlock.
             admit: format!(
                 "WITH sig AS (
                      INSERT INTO {s} AS s (namespace, signature, event_id, expires_at)
@@ -126,7 +127,7 @@ impl Sql {
                  ), event AS (
                      INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers,
                                       received_at, updated_at, due_at)
-                     SELECT DISTINCT ON (u.n, u.e)
+                     SELECT DISTINCT ON (u.n COLLATE \"C\", u.e COLLATE \"C\")
                             u.n, u.e, 'pending', u.b, u.h, u.hd::jsonb, u.r, {NOW}, {NOW}
                      FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[],
                                  $6::timestamptz[], $11::bytea[], $12::integer[])
@@ -134,7 +135,7 @@ impl Sql {
                      LEFT JOIN sig ON sig.namespace = u.n AND sig.signature = u.g
                                   AND sig.event_id = u.e
                      WHERE u.g IS NULL OR sig.signature IS NOT NULL
-                     ORDER BY u.n, u.e, u.o
+                     ORDER BY u.n COLLATE \"C\", u.e COLLATE \"C\", u.o
                      ON CONFLICT (namespace, event_id) DO NOTHING
                      RETURNING namespace, event_id
                  )
