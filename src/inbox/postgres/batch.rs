@@ -154,7 +154,8 @@ enum Fate {
     /// Another id holds its signature.
     Replayed,
     /// Another id of the batch claimed its signature and was refused, and the
-    /// holder is its own id: it goes again in the next round.
+    /// holder is its own id (or the record is gone since): it goes again in
+    /// the next round.
     Again,
     /// The holder of its signature could not be read.
     Failed(StoreError),
@@ -175,7 +176,9 @@ impl Backend {
         for (arrival, job) in jobs.iter_mut().enumerate() {
             job.arrival = arrival;
         }
-        // Key order, stable: repeats of a key follow its first insert.
+        // Key order: concurrent batches (other instances) lock keys in the
+        // same order, so they cannot deadlock. The sort is stable: repeats of
+        // a key follow its first insert.
         jobs.sort_by(|a, b| a.key.cmp(&b.key));
         // Every round answers at least the claimant of each group, so this ends.
         while !jobs.is_empty() {

@@ -165,7 +165,8 @@ impl PostgresInboxBuilder {
     /// The table to keep events in (default `tower_webhooks_inbox`),
     /// optionally schema-qualified (`schema.table`). Each part: ASCII letters,
     /// digits and `_`, not starting with a digit, at most 48 bytes; it is
-    /// quoted, so it is case-sensitive.
+    /// quoted, so it is case-sensitive. Signature records go in
+    /// `<table>_signatures`, in the same schema.
     pub fn table(mut self, table: impl Into<String>) -> Self {
         self.table = table.into();
         self
@@ -265,8 +266,10 @@ impl PostgresInbox {
         &self.backend.sql.table
     }
 
-    /// Creates the table and its indexes if absent. Safe to run from several
-    /// instances at once (it takes an advisory lock).
+    /// Creates the tables (events, and `<table>_signatures`) and their
+    /// indexes if absent; on a table created by an earlier version, adds
+    /// what is missing. Safe to run from several instances at once (it takes
+    /// an advisory lock).
     ///
     /// # Errors
     ///
