@@ -165,7 +165,7 @@ impl WebhookLayer {
 
     /// Answers the sender's endpoint handshake on this route (Slack's
     /// `url_verification`, Discord's `PING`, ...): see
-    /// [`Handshake`](crate::handshake::Handshake). A
+    /// [`Handshake`]. A
     /// handshake never reaches the handler or any store. Without it, such
     /// requests are admitted as events (or refused, if they are not signed).
     #[must_use]
