@@ -36,8 +36,15 @@
 //! - [`verify`]: the [`SignatureVerifier`] trait, the configurable
 //!   [`HmacVerifier`] (the crate's reference scheme and most HMAC schemes), and
 //!   the helpers custom schemes are built from.
-//! - [`providers`]: presets for Stripe, GitHub, Shopify, Slack, Standard
-//!   Webhooks (Svix), Paddle, Discord, Twilio, Square and Linear.
+//! - [`providers`]: presets for thirty senders (Stripe, GitHub, Shopify,
+//!   Slack, Standard Webhooks and Svix, Paddle, Discord, Twilio, Square,
+//!   Linear, GitLab, Zoom, HubSpot, Twitch, Mailgun, Meta, ...).
+//! - [`admission`]: the one step between verification and every sink: the
+//!   namespace, the event id, and the replay guard for unsigned ids.
+//! - [`keys`]: keys chosen per request (per-tenant secrets, fetched keys),
+//!   cached.
+//! - [`handshake`]: endpoint handshakes (Slack `url_verification`, Discord
+//!   `PING`, ...) answered by the layer.
 //! - [`layer`]: the tower middleware: [`WebhookLayer`] (verify) and
 //!   [`IdempotencyLayer`](layer::IdempotencyLayer) (each event handled once,
 //!   inside the request).
@@ -48,6 +55,8 @@
 //! - [`rejection`]: every answer the middleware gives itself, and how to
 //!   render it your way.
 //! - [`secret`] and [`clock`]: redacted secrets with rotation, and injectable time.
+//! - [`metrics`]: what is counted and timed (feature `metrics`).
+//! - `extract` (feature `axum`): the `Webhook<T>` and `VerifiedWebhook` extractors.
 //! - `testing` (feature `test-util`): signers for every scheme, for your own tests.
 //!
 //! # Features
@@ -55,6 +64,8 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `ed25519` (default) | Discord and Standard Webhooks `v1a` signatures |
+//! | `axum` | the `extract` module: `Webhook<T>` and the `VerifiedWebhook` extractor |
+//! | `metrics` | counters and histograms through the `metrics` facade; see [`metrics`] |
 //! | `sqlite` | `SqliteStore` and `SqliteInbox`, on an SQLite file |
 //! | `redis` | `RedisStore` |
 //! | `postgres` | `PostgresStore` and `PostgresInbox` |
@@ -73,6 +84,9 @@
 pub mod admission;
 mod backend;
 pub mod clock;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod extract;
 pub mod handshake;
 pub mod idempotency;
 pub mod inbox;
@@ -86,6 +100,11 @@ pub mod secret;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
 pub mod verify;
+
+/// The README's examples, compiled as doctests.
+#[cfg(all(doctest, feature = "axum", feature = "sqlite"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use crate::layer::WebhookLayer;
 pub use crate::rejection::Rejection;

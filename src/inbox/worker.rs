@@ -43,6 +43,30 @@ impl InboxEvent {
             .find(|(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
+
+    /// The verified body parsed as JSON into `T`.
+    ///
+    /// ```
+    /// # use tower_webhooks::inbox::{HandlerError, InboxEvent};
+    /// #[derive(serde::Deserialize)]
+    /// struct Invoice {
+    ///     amount: u64,
+    /// }
+    ///
+    /// async fn handle(event: InboxEvent) -> Result<(), HandlerError> {
+    ///     // Malformed JSON will not parse on a retry either: permanent.
+    ///     let invoice: Invoice = event.json().map_err(HandlerError::permanent)?;
+    ///     let _ = invoice.amount;
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The [`serde_json::Error`] if the body is not JSON of that shape.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
 }
 
 /// How a handler failed.
