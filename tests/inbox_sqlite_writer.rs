@@ -50,6 +50,7 @@ fn event(id: &str) -> NewEvent {
         headers: vec![("content-type".to_owned(), "application/json".to_owned())],
         received_at: SystemTime::now(),
         signature: None,
+        traceparent: None,
     }
 }
 

@@ -138,6 +138,7 @@ where
         headers,
         received_at,
         signature: ticket.signature,
+        traceparent: traceparent(&parts.headers),
     };
 
     let acknowledge_first = shared.store.is_durable() || config.acknowledge_first;
@@ -245,4 +246,54 @@ async fn pending_estimate(shared: &Shared, config: &Config) -> u64 {
         }
     }
     shared.pending_estimate.load(Ordering::Relaxed)
+}
+
+/// The request's W3C `traceparent`, if it carries a well-formed one
+/// (`<2 hex>-<32 hex>-<16 hex>-<2 hex>`, not the invalid all-zero ids).
+pub(crate) fn traceparent(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex = |part: &str, len: usize| {
+        part.len() == len
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let zero = |part: &str| part.bytes().all(|b| b == b'0');
+    let valid = parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != "ff"
+        && hex(parts[1], 32)
+        && !zero(parts[1])
+        && hex(parts[2], 16)
+        && !zero(parts[2])
+        && hex(parts[3], 2);
+    valid.then(|| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::traceparent;
+
+    #[test]
+    fn only_well_formed_traceparents_are_kept() {
+        let with = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", value.parse().unwrap());
+            traceparent(&headers)
+        };
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(with(good).as_deref(), Some(good));
+        for bad in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+        ] {
+            assert_eq!(with(bad), None, "{bad}");
+        }
+        assert_eq!(traceparent(&http::HeaderMap::new()), None);
+    }
 }

@@ -26,6 +26,7 @@ fn event(id: &str, body: &'static [u8]) -> NewEvent {
         headers: vec![("content-type".to_owned(), "application/json".to_owned())],
         received_at: SystemTime::now(),
         signature: None,
+        traceparent: None,
     }
 }
 

@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -6,8 +6,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::store::{
-    ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
-    ListFilter, NewEvent, Purged, StoreError,
+    Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
+    InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, Purged, Selection, StatusCounts,
+    StoreError,
 };
 use crate::clock::{Clock, SystemClock};
 
@@ -40,6 +41,52 @@ struct Entry {
     attempts: u32,
     fence: u64,
     last_error: Option<String>,
+    traceparent: Option<String>,
+    /// The most recent attempts, oldest first.
+    history: VecDeque<Attempt>,
+    /// An operator replayed the event: its next attempt is a replay.
+    replay_next: bool,
+}
+
+impl Entry {
+    /// Ends the running attempt, if any.
+    fn end_attempt(&mut self, now: SystemTime, outcome: AttemptOutcome, error: Option<&str>) {
+        if let Some(last) = self.history.back_mut()
+            && last.outcome.is_none()
+        {
+            *last = last.clone().ended(now, outcome, error.map(str::to_owned));
+        }
+    }
+
+    /// Starts an attempt under the entry's current count and fence.
+    fn start_attempt(&mut self, now: SystemTime) {
+        if self.history.len() == MAX_HISTORY {
+            self.history.pop_front();
+        }
+        let replay = std::mem::take(&mut self.replay_next);
+        self.history
+            .push_back(Attempt::new(self.attempts, self.fence, now, replay));
+    }
+
+    fn finished(&self) -> bool {
+        matches!(self.status, EventStatus::Succeeded | EventStatus::Dead)
+    }
+
+    /// Whether the entry is in `selection` (the key's namespace is checked
+    /// by the caller).
+    fn selected(&self, selection: &Selection) -> bool {
+        selection
+            .received_after
+            .is_none_or(|after| self.received_at >= after)
+            && selection
+                .received_before
+                .is_none_or(|before| self.received_at < before)
+            && selection.error_contains.as_deref().is_none_or(|text| {
+                self.last_error
+                    .as_deref()
+                    .is_some_and(|error| error.contains(text))
+            })
+    }
 }
 
 impl MemoryInbox {
@@ -97,7 +144,7 @@ impl Default for MemoryInbox {
     }
 }
 
-fn record(key: &EventKey, entry: &Entry) -> EventRecord {
+fn record(key: &EventKey, entry: &Entry, with_history: bool) -> EventRecord {
     EventRecord {
         key: key.clone(),
         status: entry.status,
@@ -107,6 +154,12 @@ fn record(key: &EventKey, entry: &Entry) -> EventRecord {
         next_attempt_at: (entry.status == EventStatus::Pending).then_some(entry.next_attempt_at),
         last_error: entry.last_error.clone(),
         body: entry.body.clone(),
+        traceparent: entry.traceparent.clone(),
+        history: if with_history {
+            entry.history.iter().cloned().collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -152,6 +205,9 @@ impl InboxStore for MemoryInbox {
                 attempts: 0,
                 fence: 0,
                 last_error: None,
+                traceparent: event.traceparent,
+                history: VecDeque::new(),
+                replay_next: false,
             },
         );
         Ok(Inserted::New)
@@ -163,6 +219,9 @@ impl InboxStore for MemoryInbox {
         let mut due: Vec<(&EventKey, &mut Entry)> = Vec::new();
         for (key, entry) in events.iter_mut() {
             let expired = entry.status == EventStatus::Processing && entry.lease_until <= now;
+            if expired {
+                entry.end_attempt(now, AttemptOutcome::Expired, None);
+            }
             if expired && entry.attempts >= options.max_attempts {
                 entry.status = EventStatus::Dead;
                 entry.updated_at = now;
@@ -183,6 +242,7 @@ impl InboxStore for MemoryInbox {
                 entry.fence += 1;
                 entry.lease_until = now + options.lease;
                 entry.updated_at = now;
+                entry.start_attempt(now);
                 ClaimedEvent {
                     key: key.clone(),
                     body: entry.body.clone().unwrap_or_default(),
@@ -190,6 +250,8 @@ impl InboxStore for MemoryInbox {
                     received_at: entry.received_at,
                     attempt: entry.attempts,
                     fence: entry.fence,
+                    traceparent: entry.traceparent.clone(),
+                    replay: entry.history.back().is_some_and(|attempt| attempt.replay),
                 }
             })
             .collect())
@@ -205,7 +267,10 @@ impl InboxStore for MemoryInbox {
     }
 
     async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
-        Ok(self.exit(key, fence, |entry, _| entry.status = EventStatus::Succeeded))
+        Ok(self.exit(key, fence, |entry, now| {
+            entry.status = EventStatus::Succeeded;
+            entry.end_attempt(now, AttemptOutcome::Succeeded, None);
+        }))
     }
 
     async fn retry(
@@ -219,13 +284,15 @@ impl InboxStore for MemoryInbox {
             entry.status = EventStatus::Pending;
             entry.next_attempt_at = now + delay;
             entry.last_error = Some(error.to_owned());
+            entry.end_attempt(now, AttemptOutcome::Failed, Some(error));
         }))
     }
 
     async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
-        Ok(self.exit(key, fence, |entry, _| {
+        Ok(self.exit(key, fence, |entry, now| {
             entry.status = EventStatus::Dead;
             entry.last_error = Some(error.to_owned());
+            entry.end_attempt(now, AttemptOutcome::Dead, Some(error));
         }))
     }
 
@@ -234,6 +301,7 @@ impl InboxStore for MemoryInbox {
             entry.status = EventStatus::Pending;
             entry.attempts = entry.attempts.saturating_sub(1);
             entry.next_attempt_at = now;
+            entry.end_attempt(now, AttemptOutcome::GivenBack, None);
         }))
     }
 
@@ -253,7 +321,7 @@ impl InboxStore for MemoryInbox {
     }
 
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
-        Ok(self.lock().get(key).map(|entry| record(key, entry)))
+        Ok(self.lock().get(key).map(|entry| record(key, entry, true)))
     }
 
     async fn list(&self, filter: ListFilter) -> Result<Vec<EventRecord>, StoreError> {
@@ -262,7 +330,7 @@ impl InboxStore for MemoryInbox {
             .iter()
             .filter(|(_, entry)| filter.status.is_none_or(|status| entry.status == status))
             .filter(|(_, entry)| filter.since.is_none_or(|since| entry.received_at >= since))
-            .map(|(key, entry)| record(key, entry))
+            .map(|(key, entry)| record(key, entry, false))
             .collect();
         records.sort_by(|a, b| {
             b.received_at
@@ -308,4 +376,103 @@ impl InboxStore for MemoryInbox {
             });
         Ok(purged)
     }
+
+    async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut events = self.lock();
+        Ok(match events.get_mut(key) {
+            Some(entry) => replay(entry, now),
+            None => false,
+        })
+    }
+
+    async fn requeue_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        Ok(self.change_matching(selection, |entry| {
+            entry.status == EventStatus::Dead && entry.body.is_some() && {
+                entry.status = EventStatus::Pending;
+                entry.attempts = 0;
+                entry.next_attempt_at = now;
+                entry.updated_at = now;
+                true
+            }
+        }))
+    }
+
+    async fn replay_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        Ok(self.change_matching(selection, |entry| replay(entry, now)))
+    }
+
+    async fn counts(&self) -> Result<StatusCounts, StoreError> {
+        let events = self.lock();
+        let mut counts = StatusCounts::default();
+        for entry in events.values() {
+            match entry.status {
+                EventStatus::Pending => {
+                    counts.pending += 1;
+                    counts.oldest_pending = Some(
+                        counts
+                            .oldest_pending
+                            .map_or(entry.received_at, |oldest| oldest.min(entry.received_at)),
+                    );
+                }
+                EventStatus::Processing => counts.processing += 1,
+                EventStatus::Succeeded => counts.succeeded += 1,
+                EventStatus::Dead => counts.dead += 1,
+            }
+        }
+        Ok(counts)
+    }
 }
+
+/// A finished event with its payload back to `pending`, its next attempt a
+/// replay.
+fn replay(entry: &mut Entry, now: SystemTime) -> bool {
+    if !entry.finished() || entry.body.is_none() {
+        return false;
+    }
+    entry.status = EventStatus::Pending;
+    entry.attempts = 0;
+    entry.next_attempt_at = now;
+    entry.updated_at = now;
+    entry.replay_next = true;
+    true
+}
+
+impl MemoryInbox {
+    /// Applies `change` (which says whether it changed the entry) to the
+    /// entries in `selection`, oldest arrival first, up to its limit.
+    fn change_matching(
+        &self,
+        selection: &Selection,
+        mut change: impl FnMut(&mut Entry) -> bool,
+    ) -> u64 {
+        let limit = selection.limit.min(MAX_BULK);
+        let mut events = self.lock();
+        let mut chosen: Vec<(&EventKey, &mut Entry)> = events
+            .iter_mut()
+            .filter(|(key, entry)| {
+                selection
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|namespace| key.namespace == namespace)
+                    && entry.selected(selection)
+            })
+            .collect();
+        chosen.sort_by_key(|(_, entry)| entry.received_at);
+        let mut changed = 0;
+        for (_, entry) in chosen {
+            if changed as usize >= limit {
+                break;
+            }
+            if change(entry) {
+                changed += 1;
+            }
+        }
+        changed
+    }
+}
+
+/// The most events one bulk call changes.
+const MAX_BULK: usize = 10_000;

@@ -80,8 +80,9 @@ pub use self::postgres::{PostgresInbox, PostgresInboxBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use self::sqlite::{SqliteInbox, SqliteInboxBuilder};
 pub use self::store::{
-    ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
-    ListFilter, NewEvent, Purged, SignatureRecord, StoreError,
+    Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
+    InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, Purged, Selection, SignatureRecord,
+    StatusCounts, StoreError,
 };
 pub use self::worker::{Handler, HandlerError, InboxEvent, ServiceHandler, Worker, WorkerHandle};
 use crate::rejection::{Rejection, Responder};

@@ -684,6 +684,8 @@ fn to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
         next_attempt_at: (status == EventStatus::Pending).then(|| time(due_at)),
         last_error: row.get(7)?,
         body: row.get::<_, Option<Vec<u8>>>(8)?.map(Bytes::from),
+        traceparent: None,
+        history: Vec::new(),
     })
 }
 
@@ -776,6 +778,8 @@ impl InboxStore for SqliteInbox {
                     received_at: time(row.get(4)?),
                     attempt: row.get(5)?,
                     fence: row.get::<_, i64>(6)? as u64,
+                    traceparent: None,
+                    replay: false,
                 })
             })?;
             rows.collect()

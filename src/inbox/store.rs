@@ -96,6 +96,9 @@ pub struct NewEvent {
     /// For an event whose id the signature does not cover: the signature to
     /// admit with it (see [`InboxStore::insert`]).
     pub signature: Option<SignatureRecord>,
+    /// The W3C `traceparent` the request carried, kept so the worker's span
+    /// can follow the request's trace.
+    pub traceparent: Option<String>,
 }
 
 /// The outcome of [`InboxStore::insert`].
@@ -143,6 +146,181 @@ pub struct ClaimedEvent {
     /// The fence of this claim: every exit from `processing` presents it, and
     /// a newer claim has a higher one.
     pub fence: u64,
+    /// The `traceparent` recorded with the event.
+    pub traceparent: Option<String>,
+    /// Whether an operator asked for this run of a finished event
+    /// ([`InboxStore::replay`]).
+    pub replay: bool,
+}
+
+/// How one attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AttemptOutcome {
+    /// The handler succeeded.
+    Succeeded,
+    /// The handler failed (an error, a panic, a timeout); the event is tried
+    /// again later.
+    Failed,
+    /// The handler failed and the event went `dead` (a permanent error, or
+    /// the retry budget spent).
+    Dead,
+    /// A graceful shutdown gave the event back.
+    GivenBack,
+    /// The lease expired before the attempt ended (the worker crashed or
+    /// stalled).
+    Expired,
+}
+
+impl AttemptOutcome {
+    /// As stored and shown: `succeeded`, `failed`, `dead`, `given_back`,
+    /// `expired`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+            Self::GivenBack => "given_back",
+            Self::Expired => "expired",
+        }
+    }
+
+    /// Parses [`as_str`](Self::as_str)'s output.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "dead" => Self::Dead,
+            "given_back" => Self::GivenBack,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One attempt in an event's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Attempt {
+    /// The attempt's number within its retry budget (from 1; a requeue or a
+    /// replay starts a fresh budget, so numbers repeat: `fence` orders them).
+    pub number: u32,
+    /// The claim's fence: unique per attempt of an event, increasing.
+    pub fence: u64,
+    /// When a worker claimed it.
+    pub started_at: SystemTime,
+    /// When it ended (`None` while it runs).
+    pub ended_at: Option<SystemTime>,
+    /// How it ended (`None` while it runs).
+    pub outcome: Option<AttemptOutcome>,
+    /// The handler's error, for failed and dead attempts.
+    pub error: Option<String>,
+    /// Whether an operator's replay started it.
+    pub replay: bool,
+}
+
+impl Attempt {
+    /// An attempt that started at `started_at` and has not ended.
+    pub fn new(number: u32, fence: u64, started_at: SystemTime, replay: bool) -> Self {
+        Self {
+            number,
+            fence,
+            started_at,
+            ended_at: None,
+            outcome: None,
+            error: None,
+            replay,
+        }
+    }
+
+    /// The attempt, ended at `ended_at` with `outcome` (and `error`).
+    #[must_use]
+    pub fn ended(
+        mut self,
+        ended_at: SystemTime,
+        outcome: AttemptOutcome,
+        error: Option<String>,
+    ) -> Self {
+        self.ended_at = Some(ended_at);
+        self.outcome = Some(outcome);
+        self.error = error;
+        self
+    }
+}
+
+/// How many attempts a store keeps per event: the most recent ones.
+pub const MAX_HISTORY: usize = 20;
+
+/// Events chosen for a bulk operation ([`InboxStore::requeue_matching`],
+/// [`InboxStore::replay_matching`]): every condition given must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Selection {
+    /// Only events of this namespace.
+    pub namespace: Option<String>,
+    /// Only events that arrived at or after this time.
+    pub received_after: Option<SystemTime>,
+    /// Only events that arrived before this time.
+    pub received_before: Option<SystemTime>,
+    /// Only events whose last error contains this text.
+    pub error_contains: Option<String>,
+    /// The most events one call changes (stores cap it at 10,000).
+    pub limit: usize,
+}
+
+impl Selection {
+    /// At most `limit` events, any namespace, any time.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            ..Self::default()
+        }
+    }
+
+    /// Only events of `namespace`.
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Only events that arrived in `[after, before)`.
+    #[must_use]
+    pub fn received_between(mut self, after: SystemTime, before: SystemTime) -> Self {
+        self.received_after = Some(after);
+        self.received_before = Some(before);
+        self
+    }
+
+    /// Only events whose last error contains `text`.
+    #[must_use]
+    pub fn error_contains(mut self, text: impl Into<String>) -> Self {
+        self.error_contains = Some(text.into());
+        self
+    }
+}
+
+/// The number of events in each status, and the arrival of the oldest
+/// pending one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatusCounts {
+    /// Waiting to be processed or retried.
+    pub pending: u64,
+    /// Claimed by a worker.
+    pub processing: u64,
+    /// Done.
+    pub succeeded: u64,
+    /// Given up on.
+    pub dead: u64,
+    /// When the oldest pending event arrived.
+    pub oldest_pending: Option<SystemTime>,
 }
 
 /// What the audit trail knows of an event.
@@ -165,6 +343,11 @@ pub struct EventRecord {
     pub last_error: Option<String>,
     /// The body, unless its payload was purged.
     pub body: Option<Bytes>,
+    /// The `traceparent` the request carried.
+    pub traceparent: Option<String>,
+    /// Its most recent attempts (at most [`MAX_HISTORY`]), oldest first.
+    /// [`InboxStore::get`] fills it; listings leave it empty.
+    pub history: Vec<Attempt>,
 }
 
 /// A query over the audit trail.
@@ -348,4 +531,56 @@ pub trait InboxStore: fmt::Debug + Send + Sync + 'static {
         events_before: SystemTime,
         payloads_before: SystemTime,
     ) -> Result<Purged, StoreError>;
+
+    /// `succeeded` or `dead` -> `pending`, due now, with a fresh retry
+    /// budget; the next attempt is recorded as a replay. Returns `false` if
+    /// the event is not finished or its payload was purged.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails, or if the store does not support
+    /// operator replays (the default).
+    async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let _ = key;
+        Err(unsupported("replay"))
+    }
+
+    /// [`requeue`](Self::requeue) of every `dead` event in `selection` (at
+    /// most its limit) in one operation; returns how many were requeued.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails, or if the store does not support
+    /// bulk operations (the default).
+    async fn requeue_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
+        let _ = selection;
+        Err(unsupported("bulk requeue"))
+    }
+
+    /// [`replay`](Self::replay) of every `succeeded` or `dead` event in
+    /// `selection` (at most its limit); returns how many were replayed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails, or if the store does not support
+    /// bulk operations (the default).
+    async fn replay_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
+        let _ = selection;
+        Err(unsupported("bulk replay"))
+    }
+
+    /// The number of events in each status and the arrival of the oldest
+    /// pending one, cheaply enough to sample every few seconds.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails, or if the store does not support
+    /// counting (the default).
+    async fn counts(&self) -> Result<StatusCounts, StoreError> {
+        Err(unsupported("counts"))
+    }
+}
+
+fn unsupported(what: &str) -> StoreError {
+    StoreError::backend(format!("this inbox store does not support {what}"))
 }

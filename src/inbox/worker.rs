@@ -28,6 +28,10 @@ pub struct InboxEvent {
     pub attempt: u32,
     /// When the event arrived.
     pub received_at: std::time::SystemTime,
+    /// The W3C `traceparent` the request carried, to continue its trace.
+    pub traceparent: Option<String>,
+    /// Whether an operator replayed this finished event on purpose.
+    pub replay: bool,
 }
 
 impl InboxEvent {
@@ -392,14 +396,27 @@ async fn process(
     let key = claimed.key.clone();
     let fence = claimed.fence;
     let attempt = claimed.attempt;
-    let span =
-        tracing::info_span!("inbox", provider = %key.namespace, event_id = %key.event_id, attempt);
+    // `traceparent` carries the request's W3C trace context across the
+    // acknowledgement: an OpenTelemetry layer can link this span to it.
+    let span = tracing::info_span!(
+        "inbox",
+        namespace = %key.namespace,
+        event_id = %key.event_id,
+        attempt,
+        replay = claimed.replay,
+        traceparent = tracing::field::Empty,
+    );
+    if let Some(traceparent) = &claimed.traceparent {
+        span.record("traceparent", traceparent.as_str());
+    }
     let event = InboxEvent {
         key: claimed.key,
         body: claimed.body,
         headers: claimed.headers,
         attempt,
         received_at: claimed.received_at,
+        traceparent: claimed.traceparent.clone(),
+        replay: claimed.replay,
     };
     let handler_span = span.clone();
     // Its own task, so a panic is caught (as a JoinError) and the handler

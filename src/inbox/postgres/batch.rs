@@ -514,6 +514,7 @@ mod tests {
                 signature: Bytes::from_static(signature),
                 keep: Some(Duration::from_secs(300)),
             }),
+            traceparent: None,
         };
         let mut job = Job::new(event, oneshot::channel().0);
         job.arrival = arrival;

@@ -34,6 +34,8 @@ pub(super) fn record(row: &Row, table: &str) -> Result<EventRecord, StoreError> 
         },
         last_error: read.get(7, "last_error")?,
         body: read.get::<Option<Vec<u8>>>(8, "body")?.map(Bytes::from),
+        traceparent: None,
+        history: Vec::new(),
         key,
     })
 }
@@ -55,6 +57,8 @@ pub(super) fn claimed(row: &Row, table: &str) -> Result<ClaimedEvent, StoreError
         received_at: read.get(4, "received_at")?,
         attempt: read.count(5, "attempts")?,
         fence: read.get::<i64>(6, "fence")?.unsigned_abs(),
+        traceparent: None,
+        replay: false,
     })
 }
 
