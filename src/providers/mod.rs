@@ -23,7 +23,7 @@
 //! | [`GitLab`] | `"gitlab"` | `GitLab::new(env("GITLAB_WEBHOOK_TOKEN")).unwrap()` | none (a static token, not a signature) | `Idempotency-Key` if present (unsigned) |
 //! | [`Zoom`] | `"zoom"` | `Zoom::new(env("ZOOM_WEBHOOK_SECRET_TOKEN")).unwrap()` | `x-zm-request-timestamp`, ±300 s | none (derived from the body) |
 //! | [`Typeform`] | `"typeform"` | `Typeform::new(env("TYPEFORM_WEBHOOK_SECRET")).unwrap()` | none | body `event_id` (signed) |
-//! | [`Bitbucket`] | `"bitbucket"` | `Bitbucket::new(env("BITBUCKET_WEBHOOK_SECRET")).unwrap()` | none | `X-Request-UUID` (unsigned) |
+//! | [`Bitbucket`] | `"bitbucket"` | `Bitbucket::new(env("BITBUCKET_WEBHOOK_SECRET")).unwrap()` | none | none (derived from the body; `X-Request-UUID` is not used) |
 //! | [`Jira`] | `"jira"` | `Jira::new(env("JIRA_WEBHOOK_SECRET")).unwrap()` | none | `X-Atlassian-Webhook-Identifier` (unsigned) |
 //! | [`Vercel`] | `"vercel"` | `Vercel::new(env("VERCEL_WEBHOOK_SECRET")).unwrap()` | none | body `id` (signed) |
 //! | [`Intercom`] | `"intercom"` | `Intercom::new(env("INTERCOM_CLIENT_SECRET")).unwrap()` | none | body `id` (signed) |
