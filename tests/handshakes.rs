@@ -1,5 +1,6 @@
-//! Endpoint handshakes, through axum: answered by the layer after the
-//! sender's own verification, never handled, recorded or deduplicated; forged
+//! Endpoint handshakes, through axum: answered by the layer only after the
+//! sender's own checks (its signature, credential or verify token; unsigned
+//! challenges are bounded), never handled, recorded or deduplicated; forged
 //! ones and ones on routes that did not enable them are not answered.
 #![cfg(all(feature = "test-util", feature = "ed25519"))]
 
