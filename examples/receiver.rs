@@ -12,12 +12,43 @@
 //!
 //! - `POST /webhooks/provider`: the reference scheme (`X-Webhook-Timestamp`,
 //!   `X-Webhook-Signature`, `X-Event-Id`) with `WEBHOOK_SECRET`;
-//! - `POST /webhooks/<name>` for each preset whose secret is set: `stripe`
-//!   (`STRIPE_WEBHOOK_SECRET`), `github` (`GITHUB_WEBHOOK_SECRET`), `shopify`
-//!   (`SHOPIFY_WEBHOOK_SECRET`), `slack` (`SLACK_SIGNING_SECRET`), `standard`
-//!   (`STANDARD_WEBHOOK_SECRET`, a `whsec_` secret), `paddle`
-//!   (`PADDLE_WEBHOOK_SECRET`), `discord` (`DISCORD_PUBLIC_KEY`, hex);
+//! - `POST /webhooks/<name>` for each preset whose secret variable is set
+//!   (table below), with the sender's handshake answered by the layer where
+//!   it has one; the routes marked `GET` also accept `GET`, for a `GET`
+//!   handshake;
 //! - `GET /health`.
+//!
+//! | route | secret variable | handshake |
+//! |---|---|---|
+//! | `stripe` | `STRIPE_WEBHOOK_SECRET` | — |
+//! | `github` | `GITHUB_WEBHOOK_SECRET` | — |
+//! | `shopify` | `SHOPIFY_WEBHOOK_SECRET` | — |
+//! | `slack` | `SLACK_SIGNING_SECRET` | `url_verification` |
+//! | `standard` | `STANDARD_WEBHOOK_SECRET` (`whsec_…`; OpenAI, GitLab signing tokens) | — |
+//! | `svix` | `SVIX_WEBHOOK_SECRET` (`whsec_…`; Clerk, Resend) | — |
+//! | `paddle` | `PADDLE_WEBHOOK_SECRET` | — |
+//! | `discord` | `DISCORD_PUBLIC_KEY` (hex) | `PING` |
+//! | `twilio` | `TWILIO_AUTH_TOKEN` (+ `WEBHOOK_PUBLIC_URL`) | — |
+//! | `square` | `SQUARE_SIGNATURE_KEY` (+ `WEBHOOK_PUBLIC_URL`) | — |
+//! | `linear` | `LINEAR_WEBHOOK_SECRET` | — |
+//! | `gitlab` | `GITLAB_WEBHOOK_TOKEN` | — |
+//! | `zoom` | `ZOOM_WEBHOOK_SECRET_TOKEN` | `endpoint.url_validation` |
+//! | `typeform` | `TYPEFORM_WEBHOOK_SECRET` | — |
+//! | `bitbucket` | `BITBUCKET_WEBHOOK_SECRET` | — |
+//! | `jira` | `JIRA_WEBHOOK_SECRET` | — |
+//! | `vercel` | `VERCEL_WEBHOOK_SECRET` | — |
+//! | `intercom` | `INTERCOM_CLIENT_SECRET` | — |
+//! | `meta` | `META_APP_SECRET` | `GET ?hub.mode=subscribe`, only with `META_VERIFY_TOKEN` set |
+//! | `dropbox` | `DROPBOX_APP_SECRET` | `GET ?challenge=` |
+//! | `calendly` | `CALENDLY_WEBHOOK_SIGNING_KEY` | — |
+//! | `mux` | `MUX_WEBHOOK_SECRET` | — |
+//! | `docusign` | `DOCUSIGN_CONNECT_HMAC_KEY` | — |
+//! | `hubspot` | `HUBSPOT_CLIENT_SECRET` (+ `WEBHOOK_PUBLIC_URL`) | — |
+//! | `twitch` | `TWITCH_EVENTSUB_SECRET` | `webhook_callback_verification` |
+//! | `mailgun` | `MAILGUN_WEBHOOK_SIGNING_KEY` | — |
+//! | `postmark` | `POSTMARK_WEBHOOK_CREDENTIALS` (`user:password`) | — |
+//! | `okta` | `OKTA_EVENT_HOOK_SECRET` | `GET` one-time verification |
+//! | `msgraph` | `MSGRAPH_CLIENT_STATE` | `POST ?validationToken=` |
 //!
 //! Admin listener (`ADMIN_BIND`, inbox mode only), the audit trail:
 //! `GET /events/{id}` (`?namespace=`, default `generic`; presets record under
@@ -36,6 +67,9 @@
 //! |---|---|---|
 //! | `BIND` | the webhook listener's address | `127.0.0.1:8000` |
 //! | `WEBHOOK_SECRET` | the reference route's secret | `dev_secret_change_me`, on a loopback `BIND` only |
+//! | `WEBHOOK_PUBLIC_URL` | the public base URL senders post to (`https://hooks.example.com`), which Twilio, Square (`<url>/webhooks/square`) and HubSpot sign; read only when one of their variables is set | `http://<BIND>`, on a loopback `BIND` only |
+//! | `META_VERIFY_TOKEN` | the verify token of Meta's subscription; enables Meta's `GET` verification on `/webhooks/meta` (needs `META_APP_SECRET`) | none (not answered) |
+//! | each preset's secret variable | see the table above | unset (route not mounted) |
 //! | `ADMIN_BIND` | the admin listener's address (inbox mode) | `127.0.0.1:8001` |
 //! | `ADMIN_TOKEN` | the bearer token admin requests need; required when `ADMIN_BIND` is not a loopback address | none |
 //! | `HEADER_READ_TIMEOUT_MS` | how long a client may take to send a request's head (and a kept-alive connection may sit idle) before it is disconnected | `10000` |
@@ -51,10 +85,13 @@
 //!
 //! Safe by default: the receiver refuses to start (exit status 1, one line on
 //! stderr naming the variable) when a secret variable (`WEBHOOK_SECRET`, a
-//! preset's, `ADMIN_TOKEN`) is set but empty or invalid, when
-//! `WEBHOOK_SECRET` is unset and `BIND` is not a loopback address (the
-//! development secret is public), and when `ADMIN_BIND` is not a loopback
-//! address and `ADMIN_TOKEN` is unset.
+//! preset's, `META_VERIFY_TOKEN`, `ADMIN_TOKEN`) is set but empty or
+//! invalid, when `WEBHOOK_SECRET` is unset and `BIND` is not a loopback
+//! address (the development secret is public), when `META_VERIFY_TOKEN` is
+//! set without `META_APP_SECRET`, when Twilio's, Square's or HubSpot's
+//! variable is set and `WEBHOOK_PUBLIC_URL` is invalid, or unset with a
+//! `BIND` that is not a loopback address, and when `ADMIN_BIND` is not a
+//! loopback address and `ADMIN_TOKEN` is unset.
 //!
 //! Stops cleanly on Ctrl-C or SIGTERM: stops accepting, finishes requests in
 //! progress, lets running handlers finish (10 s) and gives the rest back to
@@ -78,6 +115,7 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tower::ServiceBuilder;
+use tower_webhooks::VerifiedWebhook;
 use tower_webhooks::idempotency::{
     IdempotencyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore,
 };
@@ -86,7 +124,6 @@ use tower_webhooks::inbox::{
     MemoryInbox, PostgresInbox, SqliteInbox,
 };
 use tower_webhooks::layer::IdempotencyLayer;
-use tower_webhooks::{VerifiedWebhook, WebhookLayer};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -159,11 +196,16 @@ async fn open_inbox() -> Result<Inbox, BoxError> {
 
 fn inbox_app(routes: Vec<Route>, inbox: &Inbox) -> Router {
     let mut app = Router::new();
-    for (path, verifier) in routes {
+    for route in routes {
         let endpoint = ServiceBuilder::new()
-            .layer(WebhookLayer::from_shared(verifier))
+            .layer(route.layer())
             .service(inbox.accept());
-        app = app.route(&path, post_service(endpoint));
+        let methods = if route.get {
+            post_service(endpoint.clone()).get_service(endpoint)
+        } else {
+            post_service(endpoint)
+        };
+        app = app.route(&route.path, methods);
     }
     app
 }
@@ -329,10 +371,16 @@ async fn open_idempotency_store() -> Result<Arc<dyn IdempotencyStore>, BoxError>
 
 fn inline_app(routes: Vec<Route>, store: Arc<dyn IdempotencyStore>) -> Router {
     let mut app = Router::new();
-    for (path, verifier) in routes {
-        let layer = WebhookLayer::from_shared(verifier)
+    for route in routes {
+        let layer = route
+            .layer()
             .with_idempotency(IdempotencyLayer::from_shared(store.clone()));
-        app = app.route(&path, post(inline_handler).route_layer(layer));
+        let methods = if route.get {
+            post(inline_handler).get(inline_handler)
+        } else {
+            post(inline_handler)
+        };
+        app = app.route(&route.path, methods.route_layer(layer));
     }
     app
 }
@@ -355,7 +403,7 @@ async fn run() -> Result<(), BoxError> {
     let listener = common::listen("BIND", "127.0.0.1:8000").await?;
     let address = listener.local_addr()?;
     let routes = common::routes(address)?;
-    let paths: Vec<String> = routes.iter().map(|(path, _)| path.clone()).collect();
+    let paths: Vec<String> = routes.iter().map(|route| route.path.clone()).collect();
     let mode = env_or("RECEIVER_MODE", "inbox");
     let (app, admin, worker) = match mode.as_str() {
         "inbox" => {

@@ -7,9 +7,9 @@
 //!
 //! | flag | default |
 //! |---|---|
-//! | `--provider` | `generic` (the reference scheme); or `stripe`, `github`, `shopify`, `slack`, `standard`, `svix`, `paddle`, `discord`, `twilio`, `square`, `linear`: signs exactly as that provider does |
+//! | `--provider` | `generic` (the reference scheme); or a preset's lowercase name (`stripe`, `github`, `shopify`, `slack`, `standard`, `svix`, `paddle`, `discord`, `twilio`, `square`, `linear`, `gitlab`, `zoom`, `typeform`, `bitbucket`, `jira`, `vercel`, `intercom`, `meta`, `dropbox`, `calendly`, `mux`, `docusign`, `hubspot`, `twitch`, `mailgun`, `postmark`, `okta`, `msgraph`): signs exactly as that provider does (Twilio, Square and HubSpot sign `--url`) |
 //! | `--url` | `http://127.0.0.1:8000/webhooks/provider`, or `/webhooks/<name>` for a preset |
-//! | `--secret` | generic: `$WEBHOOK_SECRET`, else `dev_secret_change_me`; presets: the receiver's variable for that provider (`$STRIPE_WEBHOOK_SECRET`, ...); Discord: the hex Ed25519 private seed (`$DISCORD_PRIVATE_KEY`) |
+//! | `--secret` | generic: `$WEBHOOK_SECRET`, else `dev_secret_change_me`; presets: the receiver's variable for that provider (`$STRIPE_WEBHOOK_SECRET`, `$ZOOM_WEBHOOK_SECRET_TOKEN`, ..., the receiver's docs list them all); Discord: the hex Ed25519 private seed (`$DISCORD_PRIVATE_KEY`); Postmark: `user:password` |
 //! | `--id` | a fresh `evt_<random>` |
 //! | `--type` | `user.created` |
 //! | `--body` | a JSON event built from `--id` and `--type` (with the id as `id` and `event_id`, where the presets that read it from the body look) |
@@ -103,6 +103,24 @@ fn default_secret(provider: &str) -> Result<String, String> {
         "twilio" => "TWILIO_AUTH_TOKEN",
         "square" => "SQUARE_SIGNATURE_KEY",
         "linear" => "LINEAR_WEBHOOK_SECRET",
+        "gitlab" => "GITLAB_WEBHOOK_TOKEN",
+        "zoom" => "ZOOM_WEBHOOK_SECRET_TOKEN",
+        "typeform" => "TYPEFORM_WEBHOOK_SECRET",
+        "bitbucket" => "BITBUCKET_WEBHOOK_SECRET",
+        "jira" => "JIRA_WEBHOOK_SECRET",
+        "vercel" => "VERCEL_WEBHOOK_SECRET",
+        "intercom" => "INTERCOM_CLIENT_SECRET",
+        "meta" => "META_APP_SECRET",
+        "dropbox" => "DROPBOX_APP_SECRET",
+        "calendly" => "CALENDLY_WEBHOOK_SIGNING_KEY",
+        "mux" => "MUX_WEBHOOK_SECRET",
+        "docusign" => "DOCUSIGN_CONNECT_HMAC_KEY",
+        "hubspot" => "HUBSPOT_CLIENT_SECRET",
+        "twitch" => "TWITCH_EVENTSUB_SECRET",
+        "mailgun" => "MAILGUN_WEBHOOK_SIGNING_KEY",
+        "postmark" => "POSTMARK_WEBHOOK_CREDENTIALS",
+        "okta" => "OKTA_EVENT_HOOK_SECRET",
+        "msgraph" => "MSGRAPH_CLIENT_STATE",
         other => return Err(format!("unknown provider {other}")),
     };
     std::env::var(variable)

@@ -4,6 +4,17 @@
 //! Presets implement [`Handshake`] for their sender's handshake (for example
 //! [`SlackUrlVerification`](crate::providers::SlackUrlVerification)); enable one
 //! per route with [`WebhookLayer::handshake`](crate::WebhookLayer::handshake).
+//! The [`providers`](crate::providers) module lists them all.
+//!
+//! **Routing a `GET` handshake.** Dropbox's, Meta's and Okta's handshakes
+//! are `GET` requests, while events are `POST`s. An axum route built with
+//! `post(..)` answers 405 to a `GET` before any route layer runs, so the
+//! handshake would never be seen: route it with `post(h).get(h)` and
+//! `.route_layer(layer)`, or mount the layered service with
+//! `any_service(..)` (not `any(h).route_layer(..)`: axum's `any` is a
+//! fallback, to which a route layer does not apply, and axum panics). A `GET`
+//! that is not a handshake is then verified like any request (and, unsigned,
+//! refused).
 
 use std::fmt;
 

@@ -17,7 +17,7 @@ use http::{Request, StatusCode, header};
 use http_body_util::Full;
 use support::{http_send, try_http_send};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tower_webhooks::testing::{GenericSigner, Signer, unix_now};
+use tower_webhooks::testing::{DropboxSigner, GenericSigner, Signer, ZoomSigner, unix_now};
 
 const SECRET: &str = "receiver_test_secret";
 
@@ -45,6 +45,30 @@ const VARIABLES: &[&str] = &[
     "STANDARD_WEBHOOK_SECRET",
     "PADDLE_WEBHOOK_SECRET",
     "DISCORD_PUBLIC_KEY",
+    "SVIX_WEBHOOK_SECRET",
+    "TWILIO_AUTH_TOKEN",
+    "SQUARE_SIGNATURE_KEY",
+    "LINEAR_WEBHOOK_SECRET",
+    "GITLAB_WEBHOOK_TOKEN",
+    "ZOOM_WEBHOOK_SECRET_TOKEN",
+    "TYPEFORM_WEBHOOK_SECRET",
+    "BITBUCKET_WEBHOOK_SECRET",
+    "JIRA_WEBHOOK_SECRET",
+    "VERCEL_WEBHOOK_SECRET",
+    "INTERCOM_CLIENT_SECRET",
+    "META_APP_SECRET",
+    "META_VERIFY_TOKEN",
+    "DROPBOX_APP_SECRET",
+    "CALENDLY_WEBHOOK_SIGNING_KEY",
+    "MUX_WEBHOOK_SECRET",
+    "DOCUSIGN_CONNECT_HMAC_KEY",
+    "HUBSPOT_CLIENT_SECRET",
+    "TWITCH_EVENTSUB_SECRET",
+    "MAILGUN_WEBHOOK_SIGNING_KEY",
+    "POSTMARK_WEBHOOK_CREDENTIALS",
+    "OKTA_EVENT_HOOK_SECRET",
+    "MSGRAPH_CLIENT_STATE",
+    "WEBHOOK_PUBLIC_URL",
 ];
 
 /// The receiver example's binary, built once per test run with its features.
@@ -187,6 +211,46 @@ fn an_invalid_preset_secret_is_refused() {
             .env("STANDARD_WEBHOOK_SECRET", "whsec_not base64!"),
     );
     assert!(stderr.contains("STANDARD_WEBHOOK_SECRET"), "{stderr}");
+}
+
+#[test]
+fn an_empty_second_wave_secret_is_refused() {
+    let setup = Setup::new("empty-zoom");
+    let stderr = refused(
+        &setup,
+        setup
+            .command()
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("ZOOM_WEBHOOK_SECRET_TOKEN", ""),
+    );
+    assert!(stderr.contains("ZOOM_WEBHOOK_SECRET_TOKEN"), "{stderr}");
+}
+
+#[test]
+fn a_meta_verify_token_needs_the_app_secret() {
+    let setup = Setup::new("meta-token");
+    let stderr = refused(
+        &setup,
+        setup
+            .command()
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("META_VERIFY_TOKEN", "meatyhamhock"),
+    );
+    assert!(stderr.contains("META_APP_SECRET"), "{stderr}");
+}
+
+#[test]
+fn a_signed_url_needs_a_public_url_off_loopback() {
+    let setup = Setup::new("public-url");
+    let stderr = refused(
+        &setup,
+        setup
+            .command()
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("BIND", format!("0.0.0.0:{}", setup.address.port()))
+            .env("TWILIO_AUTH_TOKEN", "twilio_token"),
+    );
+    assert!(stderr.contains("WEBHOOK_PUBLIC_URL"), "{stderr}");
 }
 
 #[test]
@@ -383,4 +447,55 @@ async fn a_stalled_request_head_is_cut_while_others_are_served() {
             String::from_utf8_lossy(&received)
         );
     }
+}
+
+#[tokio::test]
+async fn preset_routes_answer_their_handshakes_and_events() {
+    let setup = Setup::new("handshakes");
+    let _receiver = Running::start(
+        setup
+            .command()
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("ZOOM_WEBHOOK_SECRET_TOKEN", "zoom_secret_token")
+            .env("DROPBOX_APP_SECRET", "dropbox_app_secret")
+            .env("META_APP_SECRET", "meta_app_secret"),
+        setup.address,
+    )
+    .await;
+    // Zoom's validation, signed: answered by the layer.
+    let validation =
+        br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event":"endpoint.url_validation"}"#;
+    let request = ZoomSigner::new("zoom_secret_token")
+        .request("/webhooks/zoom", "", unix_now(), validation)
+        .map(Full::new);
+    let (status, body) = http_send(setup.address, request).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(answer["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+    assert_eq!(answer["encryptedToken"].as_str().map(str::len), Some(64));
+    // Dropbox's GET challenge: answered on the GET-accepting route.
+    let (status, body) = http_send(
+        setup.address,
+        get("/webhooks/dropbox?challenge=abc123", None),
+    )
+    .await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"abc123"[..]));
+    // Meta without META_VERIFY_TOKEN: no GET route, so no answer.
+    let verification = "/webhooks/meta?hub.mode=subscribe&hub.verify_token=t&hub.challenge=1";
+    let (status, _) = http_send(setup.address, get(verification, None)).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    // A signed Dropbox event is accepted; a forged one is not.
+    let event = br#"{"list_folder":{"accounts":["dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc"]}}"#;
+    let request = DropboxSigner::new("dropbox_app_secret")
+        .request("/webhooks/dropbox", "", unix_now(), event)
+        .map(Full::new);
+    let (status, body) = http_send(setup.address, request).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let forged = DropboxSigner::new("guess")
+        .request("/webhooks/dropbox", "", unix_now(), event)
+        .map(Full::new);
+    assert_eq!(
+        http_send(setup.address, forged).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -16,11 +16,16 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
+use tower_webhooks::handshake::Handshake;
 use tower_webhooks::providers::{
-    Discord, GitHub, Paddle, Shopify, Slack, StandardWebhooks, Stripe,
+    Bitbucket, Calendly, Discord, DiscordPing, DocuSign, Dropbox, DropboxChallenge, GitHub, GitLab,
+    HubSpot, Intercom, Jira, Linear, Mailgun, Meta, MetaVerifyToken, MicrosoftGraph,
+    MicrosoftGraphValidation, Mux, Okta, OktaVerification, Paddle, Postmark, Shopify, Slack,
+    SlackUrlVerification, Square, StandardWebhooks, Stripe, Twilio, Twitch,
+    TwitchCallbackVerification, Typeform, Vercel, Zoom, ZoomUrlValidation,
 };
 use tower_webhooks::verify::ConfigError;
-use tower_webhooks::{HmacVerifier, SignatureVerifier};
+use tower_webhooks::{HmacVerifier, SignatureVerifier, WebhookLayer};
 
 /// The examples' error type: its message is printed as one line by [`exit`].
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -73,45 +78,261 @@ fn handler_delay() -> Duration {
 
 /// The webhook routes to mount: `/webhooks/provider` (the reference scheme,
 /// always) and `/webhooks/<name>` for each preset whose secret is in the
-/// environment. `listening_on` is the webhook listener's address (see
-/// [`webhook_secret`]).
+/// environment, with the sender's handshake enabled where it
+/// has one. `listening_on` is the webhook listener's address (see
+/// [`webhook_secret`] and [`public_base_url`]).
 ///
 /// # Errors
 ///
-/// A secret variable is set but empty or invalid (the message names it), or
-/// [`webhook_secret`] refuses.
+/// A secret variable is set but empty or invalid (the message names it),
+/// `META_VERIFY_TOKEN` is set without `META_APP_SECRET`, or
+/// [`webhook_secret`] or [`public_base_url`] refuses.
 pub fn routes(listening_on: SocketAddr) -> Result<Vec<Route>, BoxError> {
     let generic = HmacVerifier::generic(webhook_secret(listening_on)?)
         .map_err(|error| format!("WEBHOOK_SECRET is invalid: {error}"))?;
-    let mut routes: Vec<Route> = vec![("/webhooks/provider".to_owned(), Arc::new(generic))];
+    let mut routes = vec![Route::new("provider", generic)];
+    // The senders that sign the URL they post to need the public one.
+    let needs_url = [
+        "TWILIO_AUTH_TOKEN",
+        "SQUARE_SIGNATURE_KEY",
+        "HUBSPOT_CLIENT_SECRET",
+    ]
+    .iter()
+    .any(|variable| std::env::var_os(variable).is_some());
+    let base = if needs_url {
+        public_base_url(listening_on)?
+    } else {
+        String::new()
+    };
+    let meta_verify_token = secret_var("META_VERIFY_TOKEN")?
+        .map(|token| {
+            MetaVerifyToken::new(token)
+                .map_err(|error| format!("META_VERIFY_TOKEN is invalid: {error}"))
+        })
+        .transpose()?;
+    if meta_verify_token.is_some() && std::env::var_os("META_APP_SECRET").is_none() {
+        return Err(
+            "META_VERIFY_TOKEN is set but META_APP_SECRET is not; set both, or unset \
+                    META_VERIFY_TOKEN"
+                .into(),
+        );
+    }
     let presets = [
-        preset("stripe", "STRIPE_WEBHOOK_SECRET", Stripe::new)?,
-        preset("github", "GITHUB_WEBHOOK_SECRET", GitHub::new)?,
-        preset("shopify", "SHOPIFY_WEBHOOK_SECRET", Shopify::new)?,
-        preset("slack", "SLACK_SIGNING_SECRET", Slack::new)?,
-        preset("standard", "STANDARD_WEBHOOK_SECRET", StandardWebhooks::new)?,
-        preset("paddle", "PADDLE_WEBHOOK_SECRET", Paddle::new)?,
-        preset("discord", "DISCORD_PUBLIC_KEY", Discord::new)?,
+        preset("stripe", "STRIPE_WEBHOOK_SECRET", |s| {
+            plain("stripe", Stripe::new(s))
+        })?,
+        preset("github", "GITHUB_WEBHOOK_SECRET", |s| {
+            plain("github", GitHub::new(s))
+        })?,
+        preset("shopify", "SHOPIFY_WEBHOOK_SECRET", |s| {
+            plain("shopify", Shopify::new(s))
+        })?,
+        preset("slack", "SLACK_SIGNING_SECRET", |s| {
+            Ok(Route::new("slack", Slack::new(s)?).with_handshake(SlackUrlVerification))
+        })?,
+        preset("standard", "STANDARD_WEBHOOK_SECRET", |s| {
+            plain("standard", StandardWebhooks::new(s))
+        })?,
+        preset("svix", "SVIX_WEBHOOK_SECRET", |s| {
+            plain("svix", StandardWebhooks::svix(s))
+        })?,
+        preset("paddle", "PADDLE_WEBHOOK_SECRET", |s| {
+            plain("paddle", Paddle::new(s))
+        })?,
+        preset("discord", "DISCORD_PUBLIC_KEY", |s| {
+            Ok(Route::new("discord", Discord::new(s)?).with_handshake(DiscordPing))
+        })?,
+        preset("twilio", "TWILIO_AUTH_TOKEN", |s| {
+            plain("twilio", Twilio::new(s, base.as_str()))
+        })?,
+        preset("square", "SQUARE_SIGNATURE_KEY", |s| {
+            plain("square", Square::new(s, format!("{base}/webhooks/square")))
+        })?,
+        preset("linear", "LINEAR_WEBHOOK_SECRET", |s| {
+            plain("linear", Linear::new(s))
+        })?,
+        preset("gitlab", "GITLAB_WEBHOOK_TOKEN", |s| {
+            plain("gitlab", GitLab::new(s))
+        })?,
+        preset("zoom", "ZOOM_WEBHOOK_SECRET_TOKEN", |s| {
+            let validation = ZoomUrlValidation::new(s.as_str())?;
+            Ok(Route::new("zoom", Zoom::new(s)?).with_handshake(validation))
+        })?,
+        preset("typeform", "TYPEFORM_WEBHOOK_SECRET", |s| {
+            plain("typeform", Typeform::new(s))
+        })?,
+        preset("bitbucket", "BITBUCKET_WEBHOOK_SECRET", |s| {
+            plain("bitbucket", Bitbucket::new(s))
+        })?,
+        preset("jira", "JIRA_WEBHOOK_SECRET", |s| {
+            plain("jira", Jira::new(s))
+        })?,
+        preset("vercel", "VERCEL_WEBHOOK_SECRET", |s| {
+            plain("vercel", Vercel::new(s))
+        })?,
+        preset("intercom", "INTERCOM_CLIENT_SECRET", |s| {
+            plain("intercom", Intercom::new(s))
+        })?,
+        preset("meta", "META_APP_SECRET", |s| {
+            let route = Route::new("meta", Meta::new(s)?);
+            // The verification request is answered only with the verify token.
+            Ok(match meta_verify_token {
+                Some(handshake) => route.with_handshake(handshake).accepting_get(),
+                None => route,
+            })
+        })?,
+        preset("dropbox", "DROPBOX_APP_SECRET", |s| {
+            Ok(Route::new("dropbox", Dropbox::new(s)?)
+                .with_handshake(DropboxChallenge)
+                .accepting_get())
+        })?,
+        preset("calendly", "CALENDLY_WEBHOOK_SIGNING_KEY", |s| {
+            plain("calendly", Calendly::new(s))
+        })?,
+        preset("mux", "MUX_WEBHOOK_SECRET", |s| plain("mux", Mux::new(s)))?,
+        preset("docusign", "DOCUSIGN_CONNECT_HMAC_KEY", |s| {
+            plain("docusign", DocuSign::new(s))
+        })?,
+        preset("hubspot", "HUBSPOT_CLIENT_SECRET", |s| {
+            plain("hubspot", HubSpot::new(s, base.as_str()))
+        })?,
+        preset("twitch", "TWITCH_EVENTSUB_SECRET", |s| {
+            Ok(Route::new("twitch", Twitch::new(s)?).with_handshake(TwitchCallbackVerification))
+        })?,
+        preset("mailgun", "MAILGUN_WEBHOOK_SIGNING_KEY", |s| {
+            plain("mailgun", Mailgun::new(s))
+        })?,
+        preset("postmark", "POSTMARK_WEBHOOK_CREDENTIALS", |s| {
+            plain("postmark", Postmark::new(s))
+        })?,
+        preset("okta", "OKTA_EVENT_HOOK_SECRET", |s| {
+            Ok(Route::new("okta", Okta::new(s)?)
+                .with_handshake(OktaVerification)
+                .accepting_get())
+        })?,
+        preset("msgraph", "MSGRAPH_CLIENT_STATE", |s| {
+            Ok(Route::new("msgraph", MicrosoftGraph::new(s)?)
+                .with_handshake(MicrosoftGraphValidation))
+        })?,
     ];
     routes.extend(presets.into_iter().flatten());
     Ok(routes)
 }
 
-/// A webhook route: its path and its verifier.
-pub type Route = (String, Arc<dyn SignatureVerifier>);
+/// A webhook route: its path, its verifier, the sender's handshake if the
+/// route answers one, and whether it also accepts `GET` (for a `GET`
+/// handshake: an axum `post` route would answer 405 before the layer runs).
+#[derive(Clone)]
+pub struct Route {
+    /// `/webhooks/<name>`.
+    pub path: String,
+    /// The route's verifier.
+    pub verifier: Arc<dyn SignatureVerifier>,
+    handshake: Option<Arc<dyn Fn(WebhookLayer) -> WebhookLayer + Send + Sync>>,
+    /// Whether the route also accepts `GET`.
+    pub get: bool,
+}
+
+impl Route {
+    /// `/webhooks/<name>` with `verifier`, no handshake, `POST` only.
+    pub fn new(name: &str, verifier: impl SignatureVerifier + 'static) -> Self {
+        Self {
+            path: format!("/webhooks/{name}"),
+            verifier: Arc::new(verifier),
+            handshake: None,
+            get: false,
+        }
+    }
+
+    /// Answers `handshake` on this route.
+    #[must_use]
+    pub fn with_handshake(mut self, handshake: impl Handshake + Clone) -> Self {
+        self.handshake = Some(Arc::new(move |layer: WebhookLayer| {
+            layer.handshake(handshake.clone())
+        }));
+        self
+    }
+
+    /// Accepts `GET` too (a `GET` handshake).
+    #[must_use]
+    pub fn accepting_get(mut self) -> Self {
+        self.get = true;
+        self
+    }
+
+    /// The route's webhook layer: its verifier and its handshake.
+    pub fn layer(&self) -> WebhookLayer {
+        let layer = WebhookLayer::from_shared(self.verifier.clone());
+        match &self.handshake {
+            Some(enable) => enable(layer),
+            None => layer,
+        }
+    }
+
+    /// Whether the route answers a handshake.
+    pub fn has_handshake(&self) -> bool {
+        self.handshake.is_some()
+    }
+}
+
+/// A route without a handshake.
+fn plain<V: SignatureVerifier + 'static>(
+    name: &str,
+    verifier: Result<V, ConfigError>,
+) -> Result<Route, ConfigError> {
+    Ok(Route::new(name, verifier?))
+}
 
 /// `/webhooks/<name>` when `variable` is set. A set but empty or invalid
 /// secret is refused rather than leaving the route out.
-fn preset<V: SignatureVerifier + 'static>(
+fn preset(
     name: &str,
     variable: &str,
-    build: impl FnOnce(String) -> Result<V, ConfigError>,
+    build: impl FnOnce(String) -> Result<Route, ConfigError>,
 ) -> Result<Option<Route>, BoxError> {
     let Some(secret) = secret_var(variable)? else {
         return Ok(None);
     };
-    let verifier = build(secret).map_err(|error| format!("{variable} is invalid: {error}"))?;
-    Ok(Some((format!("/webhooks/{name}"), Arc::new(verifier))))
+    let route = build(secret).map_err(|error| match error {
+        ConfigError::InvalidUrl { .. } => {
+            format!("WEBHOOK_PUBLIC_URL is invalid for {name}: {error}")
+        }
+        error => format!("{variable} is invalid: {error}"),
+    })?;
+    Ok(Some(route))
+}
+
+/// The public base URL senders post to (`https://hooks.example.com`, no
+/// trailing slash), which Twilio, Square and HubSpot sign:
+/// `WEBHOOK_PUBLIC_URL`; when it is unset, `http://<listening_on>`, but only
+/// for a loopback listener (what `send` posts to by default).
+///
+/// # Errors
+///
+/// `WEBHOOK_PUBLIC_URL` is set but empty, not `http(s)://host[/prefix]`, or
+/// unset while `listening_on` is not a loopback address.
+pub fn public_base_url(listening_on: SocketAddr) -> Result<String, BoxError> {
+    match std::env::var("WEBHOOK_PUBLIC_URL") {
+        Ok(url) => {
+            let valid = (url.starts_with("http://") || url.starts_with("https://"))
+                && !url.contains(['?', '#']);
+            if !valid {
+                return Err(format!(
+                    "WEBHOOK_PUBLIC_URL={url}: expected http(s)://host[:port][/prefix], without \
+                     a query or fragment"
+                )
+                .into());
+            }
+            Ok(url.trim_end_matches('/').to_owned())
+        }
+        Err(_) if is_loopback(listening_on) => Ok(format!("http://{listening_on}")),
+        Err(_) => Err(format!(
+            "WEBHOOK_PUBLIC_URL is not set and the webhook listener ({listening_on}) is not on a \
+             loopback address; Twilio, Square and HubSpot sign the URL they post to: set \
+             WEBHOOK_PUBLIC_URL to it"
+        )
+        .into()),
+    }
 }
 
 /// A secret from the environment: `None` when unset.

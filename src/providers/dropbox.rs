@@ -3,6 +3,12 @@
 // Sources: Dropbox's developer documentation, "Webhooks" (sections
 // "Receiving notifications" and "Verifying requests",
 // dropbox.com/developers/reference/webhooks).
+//
+// The verification request (`DropboxChallenge`): the same page, section
+// "The verification request": a `GET` with a `challenge` query parameter
+// (not signed), answered by echoing the challenge with `Content-Type:
+// text/plain` and `X-Content-Type-Options: nosniff` (Dropbox asks for both,
+// against reflected XSS).
 
 use hmac::Hmac;
 use http::HeaderName;
@@ -28,6 +34,9 @@ use crate::verify::{
 /// Dropbox's notifications only say "something changed for these accounts":
 /// the handler fetches the changes itself, so a replayed notification costs
 /// a fetch, not a wrong state.
+///
+/// The one-time verification (`GET ?challenge=`) is not signed: enable
+/// [`DropboxChallenge`] on the route to have the layer answer it.
 ///
 /// ```
 /// use tower_webhooks::providers::Dropbox;
@@ -83,5 +92,57 @@ impl SignatureVerifier for Dropbox {
         Ok(VerifiedWebhook::new("dropbox")
             .with_secret_index(index)
             .with_signature(&tag))
+    }
+}
+
+/// Dropbox's verification request, answered by the layer: `GET
+/// ?challenge=<c>` is answered 200 with `c` as `text/plain`, with
+/// `X-Content-Type-Options: nosniff`, as Dropbox's webhook documentation
+/// asks.
+///
+/// Dropbox does not sign it, so it is answered **before verification**, and
+/// proves nothing either way: it only echoes. To bound what can be echoed,
+/// the challenge must be 1 to 1,024 URL-safe characters (letters, digits,
+/// `-`, `.`, `_`, `~`) and appear once; anything else is refused (400). Only
+/// a `GET` with a `challenge` parameter is answered; every other request is
+/// verified as usual.
+///
+/// **Routing**: the route must accept `GET`. An axum `post(..)` route
+/// answers 405 to a `GET` before any route layer runs: route it with
+/// `post(..).get(..)` (as below), or mount the layered service with
+/// `any_service(..)`.
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use tower_webhooks::WebhookLayer;
+/// use tower_webhooks::providers::{Dropbox, DropboxChallenge};
+///
+/// let app: Router = Router::new().route(
+///     "/webhooks/dropbox",
+///     post(|| async { "ok" }).get(|| async { "ok" }).route_layer(
+///         WebhookLayer::new(Dropbox::new("dropbox_app_secret").unwrap())
+///             .handshake(DropboxChallenge),
+///     ),
+/// );
+/// # let _ = app;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DropboxChallenge;
+
+impl crate::handshake::Handshake for DropboxChallenge {
+    fn before_verification(
+        &self,
+        parts: &Parts,
+        _: &[u8],
+    ) -> Option<Result<http::Response<bytes::Bytes>, crate::Rejection>> {
+        if parts.method != http::Method::GET {
+            return None;
+        }
+        let answer = super::query_param(parts, "challenge")
+            .transpose()?
+            .and_then(|challenge| super::challenge(&challenge, "`challenge`", super::url_safe))
+            .map(super::plain_nosniff)
+            .map_err(crate::Rejection::Verify);
+        Some(answer)
     }
 }

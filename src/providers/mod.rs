@@ -23,7 +23,7 @@
 //! | [`GitLab`] | `"gitlab"` | `GitLab::new(env("GITLAB_WEBHOOK_TOKEN")).unwrap()` | none (a static token, not a signature) | `Idempotency-Key` if present (unsigned) |
 //! | [`Zoom`] | `"zoom"` | `Zoom::new(env("ZOOM_WEBHOOK_SECRET_TOKEN")).unwrap()` | `x-zm-request-timestamp`, ±300 s | none (derived from the body) |
 //! | [`Typeform`] | `"typeform"` | `Typeform::new(env("TYPEFORM_WEBHOOK_SECRET")).unwrap()` | none | body `event_id` (signed) |
-//! | [`Bitbucket`] | `"bitbucket"` | `Bitbucket::new(env("BITBUCKET_WEBHOOK_SECRET")).unwrap()` | none | `X-Request-UUID` (unsigned) |
+//! | [`Bitbucket`] | `"bitbucket"` | `Bitbucket::new(env("BITBUCKET_WEBHOOK_SECRET")).unwrap()` | none | none (derived from the body; `X-Request-UUID` is not used) |
 //! | [`Jira`] | `"jira"` | `Jira::new(env("JIRA_WEBHOOK_SECRET")).unwrap()` | none | `X-Atlassian-Webhook-Identifier` (unsigned) |
 //! | [`Vercel`] | `"vercel"` | `Vercel::new(env("VERCEL_WEBHOOK_SECRET")).unwrap()` | none | body `id` (signed) |
 //! | [`Intercom`] | `"intercom"` | `Intercom::new(env("INTERCOM_CLIENT_SECRET")).unwrap()` | none | body `id` (signed) |
@@ -49,6 +49,24 @@
 //! | Resend | [`StandardWebhooks::svix`] (`whsec_…` signing secret; resend-node `src/webhooks/webhooks.ts` maps these headers) | `svix-id`, `svix-timestamp`, `svix-signature` |
 //! | OpenAI | [`StandardWebhooks::new`] (`whsec_…` webhook secret) | `webhook-id`, `webhook-timestamp`, `webhook-signature` |
 //! | GitLab signing token | [`StandardWebhooks::new`] (`whsec_…` signing token; [`GitLab`] covers the older `X-Gitlab-Token`) | `webhook-id`, `webhook-timestamp`, `webhook-signature` |
+//!
+//! Handshakes (see [`handshake`](crate::handshake)), each enabled per route
+//! with [`WebhookLayer::handshake`](crate::WebhookLayer::handshake):
+//!
+//! | sender | handshake | when it runs | what it checks |
+//! |---|---|---|---|
+//! | Slack | [`SlackUrlVerification`] | after verification | the request's signature |
+//! | Discord | `DiscordPing` | after verification | the request's signature |
+//! | Zoom | [`ZoomUrlValidation`] (built with the secret token) | after verification | the request's signature |
+//! | Twitch | [`TwitchCallbackVerification`] | after verification | the request's signature |
+//! | Okta | [`OktaVerification`] (`GET`) | after verification | the hook's authentication header |
+//! | Dropbox | [`DropboxChallenge`] (`GET`) | before verification | nothing: Dropbox does not sign it (the challenge is bounded) |
+//! | Meta | [`MetaVerifyToken`] (`GET`, built with the verify token) | before verification | the verify token, in constant time |
+//! | Microsoft Graph | [`MicrosoftGraphValidation`] | before verification | nothing: Graph sends no `clientState` with it (the token is bounded) |
+//!
+//! A route answering a `GET` handshake must accept `GET`: an axum `post(..)`
+//! route answers 405 before its layers run (route it with
+//! `post(..).get(..)`, or mount the layered service with `any_service(..)`).
 //!
 //! [`GitLab`], [`Postmark`], [`Okta`] and [`MicrosoftGraph`] check a static
 //! credential, not a signature: each one's docs say what that does not
@@ -174,7 +192,7 @@ pub use self::calendly::Calendly;
 #[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
 pub use self::discord::{Discord, DiscordPing};
 pub use self::docusign::DocuSign;
-pub use self::dropbox::Dropbox;
+pub use self::dropbox::{Dropbox, DropboxChallenge};
 pub use self::github::GitHub;
 pub use self::gitlab::GitLab;
 pub use self::hubspot::HubSpot;
@@ -182,10 +200,10 @@ pub use self::intercom::Intercom;
 pub use self::jira::Jira;
 pub use self::linear::Linear;
 pub use self::mailgun::Mailgun;
-pub use self::meta::Meta;
-pub use self::msgraph::MicrosoftGraph;
+pub use self::meta::{Meta, MetaVerifyToken};
+pub use self::msgraph::{MicrosoftGraph, MicrosoftGraphValidation};
 pub use self::mux::Mux;
-pub use self::okta::Okta;
+pub use self::okta::{Okta, OktaVerification};
 pub use self::paddle::Paddle;
 pub use self::postmark::Postmark;
 pub use self::shopify::Shopify;
@@ -196,10 +214,10 @@ pub use self::stripe::Stripe;
 pub use self::twilio::Twilio;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
-pub use self::twitch::Twitch;
+pub use self::twitch::{Twitch, TwitchCallbackVerification};
 pub use self::typeform::Typeform;
 pub use self::vercel::Vercel;
-pub use self::zoom::Zoom;
+pub use self::zoom::{Zoom, ZoomUrlValidation};
 
 use crate::verify::{
     Encoding, Tags, TimestampWindow, VerifyError, parse_unix_timestamp, single_header,
@@ -321,4 +339,92 @@ thread_local! {
     /// Ed25519 verifications run on this thread (see
     /// `testing::ed25519_checks`).
     pub(crate) static ED25519_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// The most bytes of a challenge the handshakes echo: every sender's is far
+/// shorter (Dropbox's and Meta's are tens of characters, Microsoft Graph's
+/// about a hundred).
+pub(crate) const MAX_CHALLENGE: usize = 1024;
+
+/// The percent-decoded value of query parameter `name` when it appears once;
+/// `None` when it does not appear.
+///
+/// # Errors
+///
+/// [`VerifyError::BadRequest`] when it appears several times: which one a
+/// sender meant is ambiguous.
+pub(crate) fn query_param<'a>(
+    parts: &'a http::request::Parts,
+    name: &str,
+) -> Result<Option<std::borrow::Cow<'a, [u8]>>, VerifyError> {
+    let query = parts.uri.query().unwrap_or_default().as_bytes();
+    let mut found = None;
+    for (key, value) in twilio::form_params(query) {
+        if *key == *name.as_bytes() {
+            if found.is_some() {
+                return Err(VerifyError::BadRequest(
+                    format!("the query parameter `{name}` appears more than once").into(),
+                ));
+            }
+            found = Some(value);
+        }
+    }
+    Ok(found)
+}
+
+/// A challenge to echo: 1 to [`MAX_CHALLENGE`] bytes, each one `allowed`.
+///
+/// # Errors
+///
+/// [`VerifyError::BadRequest`] naming `what` otherwise.
+pub(crate) fn challenge(
+    value: &[u8],
+    what: &'static str,
+    allowed: fn(u8) -> bool,
+) -> Result<String, VerifyError> {
+    if value.is_empty() || value.len() > MAX_CHALLENGE || !value.iter().all(|&byte| allowed(byte)) {
+        return Err(VerifyError::BadRequest(
+            format!(
+                "{what} is empty, longer than {MAX_CHALLENGE} bytes, or has characters a \
+                 challenge does not"
+            )
+            .into(),
+        ));
+    }
+    // Every allowed byte is ASCII.
+    Ok(value.iter().map(|&byte| char::from(byte)).collect())
+}
+
+/// The characters of a URL-safe token: letters, digits, `-`, `.`, `_`, `~`.
+pub(crate) fn url_safe(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+/// A `text/plain` answer that browsers will not sniff as anything else.
+pub(crate) fn plain_nosniff(text: String) -> http::Response<bytes::Bytes> {
+    let mut response = crate::handshake::plain(text);
+    response.headers_mut().insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        http::HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// The value of a header that must appear once, or `None` when it is absent
+/// or repeated or not visible ASCII.
+pub(crate) fn one_header<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()
+}
+
+/// Whether `needle` occurs in `haystack` (a cheap test before parsing a body
+/// that may be a handshake).
+pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }

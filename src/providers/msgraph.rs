@@ -7,6 +7,14 @@
 // notification of the `value` array; microsoftgraph/msgraph-sdk-dotnet-core
 // `src/Microsoft.Graph.Core/Extensions/ITokenValidableExtension.cs` (the
 // `validationTokens` of rich notifications, not checked here).
+//
+// The endpoint validation (`MicrosoftGraphValidation`): the same page,
+// section "Notification endpoint validation": a `POST` to the notification
+// URL with a `validationToken` query parameter (no `clientState`, no
+// notifications), answered within 10 seconds with 200, `text/plain` and the
+// URL-decoded token as the body; the docs also warn to escape the token, as
+// it is reflected (here: refused outside printable ASCII or with `<`/`>`,
+// answered with `X-Content-Type-Options: nosniff`).
 
 use std::borrow::Cow;
 
@@ -34,8 +42,8 @@ use crate::verify::{ConfigError, SignatureVerifier, VerifiedWebhook, VerifyError
 /// same bytes is a duplicate; a changed body is a new event. Rich
 /// notifications also carry `validationTokens` (JWTs signed by Microsoft):
 /// they are not checked here. The endpoint validation request
-/// (`?validationToken=`) has no notifications and is refused; answering it is
-/// the handler's job in this release.
+/// (`?validationToken=`) has no notifications and is refused here; enable
+/// [`MicrosoftGraphValidation`] on the route to have the layer answer it.
 ///
 /// The body is parsed before the check (the credential is in it); a body
 /// that is not a notification collection is 400, a `clientState` that does
@@ -121,4 +129,53 @@ impl SignatureVerifier for MicrosoftGraph {
             ))),
         }
     }
+}
+
+/// Microsoft Graph's endpoint validation, answered by the layer: `POST
+/// ?validationToken=<t>` is answered 200 with the URL-decoded `t` as
+/// `text/plain`, as Microsoft Graph's "Receive change notifications through
+/// webhooks" documentation asks (for the notification URL and the lifecycle
+/// notification URL alike).
+///
+/// Graph sends no `clientState` with it, so it is answered **before
+/// verification**, and proves nothing either way: it only echoes. To bound
+/// what can be echoed, the decoded token must be 1 to 1,024 printable ASCII
+/// characters without `<` or `>` and appear once (Graph's is a short
+/// sentence with a request id); anything else is refused (400), and the
+/// answer carries `X-Content-Type-Options: nosniff`. Only a `POST` with a
+/// `validationToken` parameter is answered; every other request is verified
+/// as usual.
+///
+/// ```
+/// use tower_webhooks::WebhookLayer;
+/// use tower_webhooks::providers::{MicrosoftGraph, MicrosoftGraphValidation};
+///
+/// let layer = WebhookLayer::new(MicrosoftGraph::new("secretClientValue").unwrap())
+///     .handshake(MicrosoftGraphValidation);
+/// # let _ = layer;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MicrosoftGraphValidation;
+
+impl crate::handshake::Handshake for MicrosoftGraphValidation {
+    fn before_verification(
+        &self,
+        parts: &Parts,
+        _: &[u8],
+    ) -> Option<Result<http::Response<bytes::Bytes>, crate::Rejection>> {
+        if parts.method != http::Method::POST {
+            return None;
+        }
+        let answer = super::query_param(parts, "validationToken")
+            .transpose()?
+            .and_then(|token| super::challenge(&token, "`validationToken`", printable))
+            .map(super::plain_nosniff)
+            .map_err(crate::Rejection::Verify);
+        Some(answer)
+    }
+}
+
+/// Printable ASCII, without the angle brackets of markup.
+fn printable(byte: u8) -> bool {
+    (0x20..=0x7e).contains(&byte) && !matches!(byte, b'<' | b'>')
 }

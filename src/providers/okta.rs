@@ -4,6 +4,11 @@
 // "Authentication" and "Event hook request", developer.okta.com/docs/
 // concepts/event-hooks) and the Event Hooks management API
 // (`channel.config.authScheme`: type `HEADER`, a header name and its value).
+//
+// The one-time verification (`OktaVerification`): the same "Event hooks"
+// page, section "One-time verification request": a `GET` carrying the
+// hook's authentication header and `X-Okta-Verification-Challenge`,
+// answered with the JSON `{"verification": "<the header's value>"}`.
 
 use http::HeaderName;
 use http::header::AUTHORIZATION;
@@ -32,8 +37,9 @@ use crate::verify::{
 /// Behind a [`WebhookLayer`](crate::WebhookLayer), a replay of the same
 /// bytes under another `eventId` is refused (the body's digest stands in for
 /// the missing signature), but a changed body is a new event. Hooks set up
-/// with OAuth 2.0 client credentials are not covered, nor is the one-time
-/// `GET` verification (answering it is the handler's job in this release).
+/// with OAuth 2.0 client credentials are not covered. The one-time `GET`
+/// verification carries the same header and verifies here; enable
+/// [`OktaVerification`] on the route to have the layer answer it.
 ///
 /// ```
 /// use tower_webhooks::providers::Okta;
@@ -108,5 +114,58 @@ impl SignatureVerifier for Okta {
             Err(VerifyError::InvalidBody { .. }) if body.is_empty() => Ok(verified),
             Err(error) => Err(error),
         }
+    }
+}
+
+/// Okta's one-time verification, answered by the layer: a `GET` with
+/// `X-Okta-Verification-Challenge: <c>` is answered 200 with
+/// `{"verification":"<c>"}` (`application/json`), as Okta's event hooks
+/// documentation asks.
+///
+/// It runs **after verification**: [`Okta`] checks the hook's
+/// authentication header on every method, so a verification request without
+/// the right credential is refused (401) like any event. Only a `GET` with
+/// the header once is answered; a `POST` carrying it is an event.
+///
+/// **Routing**: the route must accept `GET`. An axum `post(..)` route
+/// answers 405 to a `GET` before any route layer runs: route it with
+/// `post(..).get(..)` (as below), or mount the layered service with
+/// `any_service(..)`.
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use tower_webhooks::WebhookLayer;
+/// use tower_webhooks::providers::{Okta, OktaVerification};
+///
+/// let app: Router = Router::new().route(
+///     "/webhooks/okta",
+///     post(|| async { "ok" }).get(|| async { "ok" }).route_layer(
+///         WebhookLayer::new(Okta::new("okta-hook-secret").unwrap()).handshake(OktaVerification),
+///     ),
+/// );
+/// # let _ = app;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OktaVerification;
+
+impl OktaVerification {
+    /// The header carrying the challenge.
+    pub const CHALLENGE_HEADER: HeaderName =
+        HeaderName::from_static("x-okta-verification-challenge");
+}
+
+impl crate::handshake::Handshake for OktaVerification {
+    fn after_verification(
+        &self,
+        parts: &Parts,
+        _: &[u8],
+        _: &VerifiedWebhook,
+    ) -> Option<http::Response<bytes::Bytes>> {
+        if parts.method != http::Method::GET {
+            return None;
+        }
+        let challenge = super::one_header(&parts.headers, Self::CHALLENGE_HEADER.as_str())?;
+        let answer = serde_json::json!({ "verification": challenge });
+        Some(crate::handshake::json(answer.to_string()))
     }
 }

@@ -6,6 +6,14 @@
 // signed `message id + timestamp + body`, the RFC 3339 timestamp and the
 // ten-minute limit; twurple `packages/eventsub-http/src/EventSubHttpBase.ts`
 // (the same message id, timestamp and raw body, verified before parsing).
+//
+// The callback verification (`TwitchCallbackVerification`): the same page,
+// section "Responding to a challenge request" (a signed POST with
+// `Twitch-Eventsub-Message-Type: webhook_callback_verification` and the
+// body's `challenge`, answered 200 with the raw challenge as `text/plain`);
+// twurple `EventSubHttpBase.ts` answers it the same way, after verifying.
+// `revocation` messages (section "Revoking your subscription") are signed
+// events the application should see: they are not answered here.
 
 use std::time::Duration;
 
@@ -33,8 +41,9 @@ use crate::verify::{
 /// | event id | `Twitch-Eventsub-Message-Id`, covered by the signature (Twitch resends a message with the same id) |
 ///
 /// Notifications, revocations and the `webhook_callback_verification`
-/// challenge are all signed this way and verify here; answering the
-/// challenge is the handler's job in this release.
+/// challenge are all signed this way and verify here; enable
+/// [`TwitchCallbackVerification`] on the route to have the layer answer the
+/// challenge (without it, the handler must).
 ///
 /// ```
 /// use tower_webhooks::clock::FixedClock;
@@ -122,6 +131,57 @@ impl SignatureVerifier for Twitch {
             .with_timestamp(timestamp)
             .with_secret_index(index)
             .with_signature(&tag))
+    }
+}
+
+/// Twitch EventSub's callback verification, answered by the layer: a
+/// **signed** request with `Twitch-Eventsub-Message-Type:
+/// webhook_callback_verification` is answered 200 with its body's
+/// `challenge`, as `text/plain`, as Twitch's "Handling webhook events"
+/// documentation asks.
+///
+/// It runs after verification, so a challenge whose signature does not
+/// verify is refused like any event. Other message types (`notification`,
+/// and `revocation`, which tells the application a subscription ended) are
+/// events and go on to the handler. A verification message without a string
+/// `challenge` is not answered (it goes on as an event).
+///
+/// ```
+/// use tower_webhooks::WebhookLayer;
+/// use tower_webhooks::providers::{Twitch, TwitchCallbackVerification};
+///
+/// let layer = WebhookLayer::new(Twitch::new("twitch_secret_0123").unwrap())
+///     .handshake(TwitchCallbackVerification);
+/// # let _ = layer;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TwitchCallbackVerification;
+
+impl TwitchCallbackVerification {
+    /// The header naming the message type.
+    pub const MESSAGE_TYPE_HEADER: HeaderName =
+        HeaderName::from_static("twitch-eventsub-message-type");
+    /// The message type of the challenge.
+    pub const MESSAGE_TYPE: &'static str = "webhook_callback_verification";
+}
+
+impl crate::handshake::Handshake for TwitchCallbackVerification {
+    fn after_verification(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        _: &VerifiedWebhook,
+    ) -> Option<http::Response<bytes::Bytes>> {
+        #[derive(serde::Deserialize)]
+        struct Challenge {
+            challenge: String,
+        }
+        let kind = super::one_header(&parts.headers, Self::MESSAGE_TYPE_HEADER.as_str())?;
+        if kind != Self::MESSAGE_TYPE {
+            return None;
+        }
+        let message: Challenge = serde_json::from_slice(body).ok()?;
+        Some(crate::handshake::plain(message.challenge))
     }
 }
 

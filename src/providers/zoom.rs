@@ -5,10 +5,19 @@
 // developers.zoom.us/docs/api/webhooks); zoom/webhook-sample `index.js`
 // (which re-serializes the parsed JSON before signing it: this preset signs
 // the raw bytes, as Zoom does).
+//
+// The endpoint validation (`ZoomUrlValidation`): the same "Using webhooks"
+// page, section "Validate your webhook endpoint" (a POST signed like every
+// event, `{"event":"endpoint.url_validation","payload":{"plainToken":..}}`,
+// answered 200 with JSON `{"plainToken", "encryptedToken"}` where
+// `encryptedToken` is the hex HMAC-SHA256 of `plainToken` keyed with the
+// secret token); zoom/webhook-sample `index.js` (the same computation, then
+// `res.status(200).json(..)`); Zoom's changelog "Webhook URL validation"
+// (sent when the URL is set, then every 72 hours).
 
 use std::time::Duration;
 
-use hmac::Hmac;
+use hmac::{Hmac, Mac};
 use http::HeaderName;
 use http::request::Parts;
 use sha2::Sha256;
@@ -31,8 +40,8 @@ use crate::verify::{
 /// | event id | none: Zoom's events carry no id (behind a [`WebhookLayer`](crate::WebhookLayer), one is derived from the body, which includes `event_ts`) |
 ///
 /// Zoom's `endpoint.url_validation` request is signed the same way and
-/// verifies here; answering it (`{plainToken, encryptedToken}`) is the
-/// handler's job in this release.
+/// verifies here; enable [`ZoomUrlValidation`] on the route to have the
+/// layer answer it (without it, the handler must).
 ///
 /// ```
 /// use tower_webhooks::clock::FixedClock;
@@ -106,5 +115,98 @@ impl SignatureVerifier for Zoom {
             .with_timestamp(timestamp)
             .with_secret_index(index)
             .with_signature(&tag))
+    }
+}
+
+/// Zoom's endpoint validation, answered by the layer: a **signed**
+/// `{"event":"endpoint.url_validation","payload":{"plainToken":"<t>"}}` is
+/// answered 200 with `{"plainToken":"<t>","encryptedToken":"<hex
+/// HMAC-SHA256(secret token, t)>"}`, as Zoom's "Validate your webhook
+/// endpoint" documentation asks (Zoom sends it when the URL is saved, then
+/// every 72 hours).
+///
+/// It runs after verification, so a validation request whose
+/// `x-zm-signature` does not verify is refused like any event. It needs the
+/// secret token itself: build it with the same secret(s) as the route's
+/// [`Zoom`]. The answer is keyed with the secret whose signature verified
+/// the request (the first one when only one is configured), so it stays
+/// right while the token is being rotated.
+///
+/// ```
+/// use tower_webhooks::WebhookLayer;
+/// use tower_webhooks::providers::{Zoom, ZoomUrlValidation};
+///
+/// let secret = "zoom_secret_token";
+/// let layer = WebhookLayer::new(Zoom::new(secret).unwrap())
+///     .handshake(ZoomUrlValidation::new(secret).unwrap());
+/// # let _ = layer;
+/// ```
+#[derive(Clone, Debug)]
+pub struct ZoomUrlValidation {
+    secrets: SecretSet,
+}
+
+impl ZoomUrlValidation {
+    /// The `event` of the validation request.
+    pub const EVENT: &'static str = "endpoint.url_validation";
+
+    /// The handshake, with the route's secret token(s), in the same order as
+    /// the route's [`Zoom`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecret`] for no secret, [`ConfigError::InvalidSecret`]
+    /// for an empty one.
+    pub fn new(secrets: impl Into<SecretSet>) -> Result<Self, ConfigError> {
+        let secrets = secrets.into();
+        crate::verify::check_secrets(&secrets)?;
+        Ok(Self { secrets })
+    }
+
+    /// The hex HMAC-SHA256 of `plain_token` keyed with secret `index` (the
+    /// first secret if there is no such index).
+    fn encrypt(&self, index: usize, plain_token: &str) -> Option<String> {
+        let secret = self
+            .secrets
+            .iter()
+            .nth(index)
+            .or_else(|| self.secrets.iter().next())?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose()).ok()?;
+        mac.update(plain_token.as_bytes());
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+}
+
+impl crate::handshake::Handshake for ZoomUrlValidation {
+    fn after_verification(
+        &self,
+        _: &Parts,
+        body: &[u8],
+        webhook: &VerifiedWebhook,
+    ) -> Option<http::Response<bytes::Bytes>> {
+        #[derive(serde::Deserialize)]
+        struct Validation {
+            event: String,
+            payload: Payload,
+        }
+        #[derive(serde::Deserialize)]
+        struct Payload {
+            #[serde(rename = "plainToken")]
+            plain_token: String,
+        }
+        // Events are JSON objects too: parse only what can be the validation.
+        if !body.starts_with(b"{") || !super::contains(body, Self::EVENT.as_bytes()) {
+            return None;
+        }
+        let validation: Validation = serde_json::from_slice(body).ok()?;
+        if validation.event != Self::EVENT {
+            return None;
+        }
+        let encrypted = self.encrypt(webhook.secret_index(), &validation.payload.plain_token)?;
+        let answer = serde_json::json!({
+            "plainToken": validation.payload.plain_token,
+            "encryptedToken": encrypted,
+        });
+        Some(crate::handshake::json(answer.to_string()))
     }
 }
