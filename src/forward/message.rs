@@ -227,6 +227,10 @@ mod tests {
         assert!(headers.contains(&(header::SIGNATURE_VERIFIED, "true".to_owned())));
         assert!(headers.contains(&(header::TRACEPARENT, "00-abc-def-01".to_owned())));
         assert!(!headers.iter().any(|(name, _)| *name == header::TRACESTATE));
-        assert!(!headers.iter().any(|(name, _)| *name == header::CONTENT_TYPE));
+        assert!(
+            !headers
+                .iter()
+                .any(|(name, _)| *name == header::CONTENT_TYPE)
+        );
     }
 }

@@ -253,12 +253,10 @@ where
         .await
         .map_err(|_| Rejection::BodyReadFailed)?
         .to_bytes();
-    let provider = parts
-        .extensions
-        .get::<VerifiedWebhook>()
-        .map_or_else(|| ticket.namespace.as_str().to_owned(), |webhook| {
-            webhook.provider().to_owned()
-        });
+    let provider = parts.extensions.get::<VerifiedWebhook>().map_or_else(
+        || ticket.namespace.as_str().to_owned(),
+        |webhook| webhook.provider().to_owned(),
+    );
     let text = |headers: &HeaderMap, name: &str| {
         headers
             .get(name)
