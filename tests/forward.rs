@@ -404,6 +404,9 @@ async fn rabbitmq_round_trip_is_persistent_and_carries_the_message_id() {
 
 // ------------------------------------------------------------ Redis Streams
 
+/// An entry as `XRANGE` returns it: its id and its fields.
+type StreamEntry = (String, Vec<(String, Vec<u8>)>);
+
 #[tokio::test]
 #[cfg_attr(
     not(tower_webhooks_redis),
@@ -428,7 +431,7 @@ async fn redis_stream_adds_each_event_once_with_its_body_and_headers() {
     let client = redis::Client::open(redis_url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let stream = format!("{prefix}.github");
-    let entries: Vec<(String, Vec<(String, Vec<u8>)>)> = redis::cmd("XRANGE")
+    let entries: Vec<StreamEntry> = redis::cmd("XRANGE")
         .arg(&stream)
         .arg("-")
         .arg("+")

@@ -42,46 +42,52 @@
 //!
 //! # Example
 //!
-//! ```no_run
-//! use tower::ServiceBuilder;
-//! use tower_webhooks::forward::{Destinations, ForwardService, JetStreamPublisher};
-//! use tower_webhooks::idempotency::RedisStore;
+//! The direct form, here with a publisher that only records what it is
+//! given (put [`JetStreamPublisher`], [`RabbitMqPublisher`] or
+//! [`RedisStreamPublisher`] there, and a store every instance shares, such
+//! as `RedisStore` or `PostgresStore`):
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use async_trait::async_trait;
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_webhooks::forward::{ForwardError, ForwardService, Message, Publisher};
+//! use tower_webhooks::idempotency::MemoryStore;
+//! use tower_webhooks::testing::{GenericSigner, Signer, unix_now};
 //! use tower_webhooks::{HmacVerifier, WebhookLayer};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // Publishes to `webhooks.<namespace>`; a JetStream stream must capture
-//! // those subjects (for instance `webhooks.>`).
-//! let publisher = JetStreamPublisher::new("nats://127.0.0.1:4222")
-//!     .destinations(Destinations::new("webhooks"));
-//! let store = RedisStore::connect("redis://127.0.0.1:6379/").await?;
-//! let endpoint = ServiceBuilder::new()
-//!     .layer(WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me")?))
-//!     .service(ForwardService::new(publisher, store));
-//! let app: axum::Router = axum::Router::new().route_service("/webhooks/provider", endpoint);
-//! # let _ = app;
-//! # Ok(())
-//! # }
-//! ```
+//! #[derive(Debug, Default)]
+//! struct Recorder(Mutex<Vec<Message>>);
 //!
-//! The relay form, over a durable inbox:
-//!
-//! ```no_run
-//! use tower_webhooks::forward::{RabbitMqPublisher, Relay};
-//! use tower_webhooks::inbox::{Inbox, MemoryInbox};
+//! #[async_trait]
+//! impl Publisher for Recorder {
+//!     async fn publish(&self, message: &Message) -> Result<(), ForwardError> {
+//!         self.0.lock().unwrap().push(message.clone());
+//!         Ok(())
+//!     }
+//! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! //! // Keep the trace context, so the relay can pass it on.
-//! let inbox = Inbox::new(MemoryInbox::new())
-//!     .keep_header(http::HeaderName::from_static("traceparent"))
-//!     .keep_header(http::HeaderName::from_static("tracestate"));
-//! let publisher = RabbitMqPublisher::new("amqp://guest:guest@127.0.0.1:5672/%2f");
-//! let worker = inbox.worker(Relay::new(publisher)).spawn();
-//! // ... serve `inbox.accept()` behind a WebhookLayer ...
-//! worker.shutdown().await;
+//! let recorder = Arc::new(Recorder::default());
+//! let endpoint = ServiceBuilder::new()
+//!     .layer(WebhookLayer::new(HmacVerifier::generic("dev_secret_change_me").unwrap()))
+//!     .service(ForwardService::new(recorder.clone(), MemoryStore::new()));
+//!
+//! let signer = GenericSigner::new("dev_secret_change_me");
+//! let request = || signer.request("/hook", "evt-1", unix_now(), b"{}").map(http_body_util::Full::new);
+//! let response = endpoint.clone().oneshot(request()).await.unwrap();
+//! assert_eq!(response.status(), 200); // {"ok":true,"forwarded":true}
+//! let again = endpoint.oneshot(request()).await.unwrap();
+//! assert_eq!(again.status(), 200); // {"ok":true,"duplicate":true}: not published again
+//!
+//! let published = recorder.0.lock().unwrap();
+//! assert_eq!(published.len(), 1);
+//! assert_eq!(published[0].message_id(), "generic:evt-1");
 //! # }
 //! ```
+//!
+//! The relay form: `inbox.worker(Relay::new(publisher))` (see [`Relay`]).
 
 #[cfg(feature = "jetstream")]
 mod jetstream;

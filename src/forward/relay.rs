@@ -25,16 +25,23 @@ use crate::inbox::{Handler, HandlerError, InboxEvent};
 /// Its reception time is the inbox's.
 ///
 /// ```no_run
+/// # #[cfg(feature = "jetstream")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// use tower_webhooks::forward::{JetStreamPublisher, Relay};
 /// use tower_webhooks::inbox::{Inbox, MemoryInbox};
 ///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let inbox = Inbox::new(MemoryInbox::new());
+/// // Keep the trace context, so the relay passes it on.
+/// let inbox = Inbox::new(MemoryInbox::new())
+///     .keep_header(http::HeaderName::from_static("traceparent"))
+///     .keep_header(http::HeaderName::from_static("tracestate"));
 /// let relay = Relay::new(JetStreamPublisher::new("nats://127.0.0.1:4222"));
 /// let worker = inbox.worker(relay).spawn();
+/// // ... serve `inbox.accept()` behind a WebhookLayer ...
 /// worker.shutdown().await;
 /// # }
+/// # #[cfg(not(feature = "jetstream"))]
+/// # fn main() {}
 /// ```
 #[derive(Clone, Debug)]
 pub struct Relay {
