@@ -52,6 +52,9 @@
 //!   trait and its stores (memory; SQLite, Redis, PostgreSQL behind features).
 //! - [`inbox`]: acknowledge at once and process in the background from a
 //!   durable record, with retries, dead letters and an audit trail.
+//! - `forward` (features `jetstream`, `rabbitmq`, `redis-stream`): verified
+//!   events to a message broker, from the inbox or directly, confirmed
+//!   before they are acknowledged.
 //! - [`rejection`]: every answer the middleware gives itself, and how to
 //!   render it your way.
 //! - [`secret`] and [`clock`]: redacted secrets with rotation, and injectable time.
@@ -70,6 +73,9 @@
 //! | `redis` | `RedisStore` |
 //! | `postgres` | `PostgresStore` and `PostgresInbox` |
 //! | `test-util` | the `testing` module and the store conformance suites |
+//! | `jetstream` | `forward` with `JetStreamPublisher`: verified events to NATS JetStream |
+//! | `rabbitmq` | `forward` with `RabbitMqPublisher`: verified events to RabbitMQ |
+//! | `redis-stream` | `forward` with `RedisStreamPublisher`: verified events to Redis Streams |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
@@ -87,6 +93,12 @@ pub mod clock;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
+#[cfg(any(feature = "jetstream", feature = "rabbitmq", feature = "redis-stream"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "jetstream", feature = "rabbitmq", feature = "redis-stream")))
+)]
+pub mod forward;
 pub mod handshake;
 pub mod idempotency;
 pub mod inbox;
