@@ -20,6 +20,7 @@
 //! | [`Twilio`] | `"twilio"` | `Twilio::new(env("TWILIO_AUTH_TOKEN"), "https://example.com")?` | none | `I-Twilio-Idempotency-Token` if present (unsigned) |
 //! | [`Square`] | `"square"` | `Square::new(env("SQUARE_SIGNATURE_KEY"), "https://example.com/webhooks/square").unwrap()` | none | body `event_id` (signed) |
 //! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET")).unwrap()` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
+//! | `SendGrid` | `"sendgrid"` | `SendGrid::new(env("SENDGRID_VERIFICATION_KEY"))?` (feature `sendgrid`) | `X-Twilio-Email-Event-Webhook-Timestamp`, ±300 s | none for a batch (derived from the body); a JSON object's `sg_event_id` (signed) |
 //!
 //! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -106,6 +107,8 @@ mod discord;
 mod github;
 mod linear;
 mod paddle;
+#[cfg(feature = "sendgrid")]
+mod sendgrid;
 mod shopify;
 mod slack;
 mod square;
@@ -121,6 +124,9 @@ pub use self::discord::Discord;
 pub use self::github::GitHub;
 pub use self::linear::Linear;
 pub use self::paddle::Paddle;
+#[cfg(feature = "sendgrid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sendgrid")))]
+pub use self::sendgrid::SendGrid;
 pub use self::shopify::Shopify;
 pub use self::slack::Slack;
 pub use self::square::Square;

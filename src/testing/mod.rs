@@ -27,6 +27,10 @@ use crate::verify::HmacVerifier;
 
 mod providers;
 pub use providers::*;
+#[cfg(feature = "sendgrid")]
+mod pubkey;
+#[cfg(feature = "sendgrid")]
+pub use pubkey::*;
 
 /// Signs events the way one sender does.
 pub trait Signer: fmt::Debug + Send + Sync {
