@@ -291,3 +291,155 @@ O4BLVsb9gd0quvl1Z+EnUk77/FGhRANCAAR87ZmBAORXki3eKMS0003caXbUdDbh
         assert_eq!(response.status(), 401);
     }
 }
+
+#[cfg(feature = "ed25519")]
+mod telnyx {
+    use tower_webhooks::providers::Telnyx;
+    use tower_webhooks::testing::{Signer, TelnyxSigner};
+    use tower_webhooks::verify::ConfigError;
+
+    use super::*;
+
+    const SIGNATURE: &str = "telnyx-signature-ed25519";
+    const TIMESTAMP: &str = "telnyx-timestamp";
+
+    /// Derived vector (Telnyx publishes none): `scripts/vectors/telnyx.py`,
+    /// Python `cryptography`, a fixed test key.
+    const PUBLIC: &str = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg=";
+    const PKCS8: &str = "MC4CAQAwBQYDK2VwBCIEIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f";
+    const VECTOR_TIMESTAMP: &str = "1700000000";
+    const VECTOR_SIGNATURE: &str =
+        "IJlXiH+Z+VdZKXPW6KtaW3eul9MftzFsSTx9hfEcD29aGDusaj0ckhnU9blQ12VcM+GqYOiCnppeafWcf+YvBQ==";
+    const VECTOR_BODY: &[u8] = br#"{"data":{"event_type":"message.received","id":"b301ed3f-1490-491f-995f-6e64e69674d4","occurred_at":"2023-11-14T22:13:20.000+00:00","payload":{"text":"Hello"},"record_type":"event"},"meta":{"attempt":1,"delivered_to":"https://example.com/webhooks"}}"#;
+    const NOW: u64 = 1_700_000_000;
+
+    fn telnyx() -> Telnyx {
+        Telnyx::new(PUBLIC)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(NOW))
+    }
+
+    #[test]
+    fn derived_vector_verifies_with_its_signed_event_id() {
+        let request = parts(&[(SIGNATURE, VECTOR_SIGNATURE), (TIMESTAMP, VECTOR_TIMESTAMP)]);
+        let verified = telnyx().verify(&request, VECTOR_BODY).unwrap();
+        assert_eq!(verified.provider(), "telnyx");
+        assert_eq!(
+            verified.event_id(),
+            Some("b301ed3f-1490-491f-995f-6e64e69674d4")
+        );
+        assert!(verified.event_id_signed());
+        assert_eq!(verified.timestamp(), Some(NOW));
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_derived_vector() {
+        let signer = TelnyxSigner::from_pkcs8(PKCS8).unwrap();
+        assert_eq!(signer.public_key_base64(), PUBLIC);
+        let headers = signer.sign("", NOW, VECTOR_BODY);
+        assert_eq!(headers[SIGNATURE], VECTOR_SIGNATURE);
+        assert_eq!(headers[TIMESTAMP], VECTOR_TIMESTAMP);
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{PKCS8}\n-----END PRIVATE KEY-----\n");
+        assert_eq!(
+            TelnyxSigner::from_pkcs8(&pem).unwrap().public_key_base64(),
+            PUBLIC
+        );
+        assert!(TelnyxSigner::from_pkcs8("-----BEGIN PRIVATE KEY-----\nAAAA\n").is_err());
+        assert!(!format!("{signer:?}").contains(PKCS8));
+    }
+
+    #[test]
+    fn tampering_is_refused() {
+        let telnyx = telnyx();
+        let mismatch = |result: Result<_, VerifyError>| {
+            assert!(
+                matches!(result, Err(VerifyError::SignatureMismatch { .. })),
+                "{result:?}"
+            );
+        };
+        let good = parts(&[(SIGNATURE, VECTOR_SIGNATURE), (TIMESTAMP, VECTOR_TIMESTAMP)]);
+        let mut body = VECTOR_BODY.to_vec();
+        body[10] ^= 1;
+        mismatch(telnyx.verify(&good, &body));
+        // The timestamp is part of the signed content.
+        let moved = parts(&[(SIGNATURE, VECTOR_SIGNATURE), (TIMESTAMP, "1700000001")]);
+        mismatch(telnyx.verify(&moved, VECTOR_BODY));
+        let other = TelnyxSigner::new([9; 32]);
+        let forged = signed_parts(other.sign("", NOW, VECTOR_BODY));
+        mismatch(telnyx.verify(&forged, VECTOR_BODY));
+        // Old and future timestamps.
+        let old = Telnyx::new(PUBLIC)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(NOW + 301));
+        assert!(matches!(
+            old.verify(&good, VECTOR_BODY),
+            Err(VerifyError::TimestampTooOld { .. })
+        ));
+        let early = Telnyx::new(PUBLIC)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(NOW - 301));
+        assert!(matches!(
+            early.verify(&good, VECTOR_BODY),
+            Err(VerifyError::TimestampInFuture { .. })
+        ));
+        // Malformed signatures are 400.
+        for bad in ["!!", "AAAA", &"A".repeat(200)] {
+            let request = parts(&[(SIGNATURE, bad), (TIMESTAMP, VECTOR_TIMESTAMP)]);
+            assert!(matches!(
+                telnyx.verify(&request, VECTOR_BODY),
+                Err(VerifyError::MalformedHeader { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn round_trip_with_rotation_and_bodies_without_an_id() {
+        let signer = TelnyxSigner::new([3; 32]);
+        let telnyx = Telnyx::new([PUBLIC.to_owned(), signer.public_key_base64()])
+            .unwrap()
+            .with_clock(FixedClock::at_unix(NOW));
+        for body in [
+            &br#"{"data":{"id":"evt-1","event_type":"call.hangup"}}"#[..],
+            br#"{"data":{"event_type":"call.hangup"}}"#,
+            b"not json at all",
+        ] {
+            let verified = telnyx
+                .verify(&signed_parts(signer.sign("", NOW, body)), body)
+                .unwrap();
+            assert_eq!(verified.secret_index(), 1);
+            assert_eq!(
+                verified.event_id(),
+                body.starts_with(br#"{"data":{"id""#).then_some("evt-1")
+            );
+        }
+        // An id that is not a valid event id is refused, not passed on.
+        let body = br#"{"data":{"id":"has space"}}"#;
+        assert!(matches!(
+            telnyx.verify(&signed_parts(signer.sign("", NOW, body)), body),
+            Err(VerifyError::InvalidEventId { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_keys_are_refused_when_built() {
+        assert_eq!(
+            Telnyx::new(Vec::<String>::new()).unwrap_err(),
+            ConfigError::NoSecret
+        );
+        for (index, keys) in [
+            (0, vec!["", PUBLIC]),
+            (1, vec![PUBLIC, "not base64!"]),
+            (0, vec!["AAAA"]),
+            // The identity point: a weak key.
+            (0, vec!["AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]),
+        ] {
+            assert!(
+                matches!(
+                    Telnyx::new(keys.clone()).unwrap_err(),
+                    ConfigError::InvalidSecret { index: i, .. } if i == index
+                ),
+                "{keys:?}"
+            );
+        }
+    }
+}

@@ -20,9 +20,10 @@
 //! | [`Twilio`] | `"twilio"` | `Twilio::new(env("TWILIO_AUTH_TOKEN"), "https://example.com")?` | none | `I-Twilio-Idempotency-Token` if present (unsigned) |
 //! | [`Square`] | `"square"` | `Square::new(env("SQUARE_SIGNATURE_KEY"), "https://example.com/webhooks/square").unwrap()` | none | body `event_id` (signed) |
 //! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET")).unwrap()` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
+//! | `Telnyx` | `"telnyx"` | `Telnyx::new(env("TELNYX_PUBLIC_KEY"))?` | `telnyx-timestamp`, ±300 s | body `data.id` if present (signed) |
 //! | `SendGrid` | `"sendgrid"` | `SendGrid::new(env("SENDGRID_VERIFICATION_KEY"))?` (feature `sendgrid`) | `X-Twilio-Email-Event-Webhook-Timestamp`, ±300 s | none for a batch (derived from the body); a JSON object's `sg_event_id` (signed) |
 //!
-//! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
+//! (`Discord`, `Telnyx` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
 //!
 //! Every window checks both directions (too old, and too far in the future)
@@ -114,6 +115,8 @@ mod slack;
 mod square;
 mod standard;
 mod stripe;
+#[cfg(feature = "ed25519")]
+mod telnyx;
 mod twilio;
 
 use http::HeaderName;
@@ -132,6 +135,9 @@ pub use self::slack::Slack;
 pub use self::square::Square;
 pub use self::standard::StandardWebhooks;
 pub use self::stripe::Stripe;
+#[cfg(feature = "ed25519")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
+pub use self::telnyx::Telnyx;
 pub use self::twilio::Twilio;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;

@@ -27,9 +27,7 @@ use crate::verify::HmacVerifier;
 
 mod providers;
 pub use providers::*;
-#[cfg(feature = "sendgrid")]
 mod pubkey;
-#[cfg(feature = "sendgrid")]
 pub use pubkey::*;
 
 /// Signs events the way one sender does.

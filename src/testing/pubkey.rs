@@ -2,20 +2,20 @@
 //! PKCS#8, either PEM (`-----BEGIN PRIVATE KEY-----`) or the base64 of the
 //! DER bytes (the PEM body without its armor lines).
 
-#[cfg(feature = "sendgrid")]
+#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
 use base64::Engine as _;
-#[cfg(feature = "sendgrid")]
+#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
 use base64::engine::general_purpose::STANDARD as BASE64;
-#[cfg(feature = "sendgrid")]
+#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
 use http::{HeaderMap, HeaderValue};
 
-#[cfg(feature = "sendgrid")]
+#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
 use super::{Signer, SignerError};
-#[cfg(feature = "sendgrid")]
+#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
 use crate::providers;
 
 /// The DER bytes of a PKCS#8 private key given as PEM or as base64 DER.
-#[cfg(feature = "sendgrid")]
+#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
 fn pkcs8_der(text: &str) -> Result<Vec<u8>, SignerError> {
     let text = text.trim();
     let body: String = if text.starts_with("-----BEGIN") {
@@ -48,7 +48,7 @@ fn pkcs8_der(text: &str) -> Result<Vec<u8>, SignerError> {
         .map_err(|_| SignerError::InvalidSecret("the private key is neither PEM nor base64"))
 }
 
-#[cfg(feature = "sendgrid")]
+#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
 fn value(text: String) -> HeaderValue {
     HeaderValue::try_from(text).expect("signatures are valid header values")
 }
@@ -142,6 +142,89 @@ impl Signer for SendGridSigner {
         );
         headers.insert(
             providers::SendGrid::TIMESTAMP_HEADER,
+            HeaderValue::from(timestamp),
+        );
+        headers
+    }
+}
+
+/// Signs as Telnyx (feature `ed25519`): Ed25519 over `{timestamp}|{body}`,
+/// base64 in `telnyx-signature-ed25519`, the timestamp in
+/// `telnyx-timestamp`. `id` is ignored (Telnyx's id is the body's
+/// `data.id`).
+///
+/// The private key is PKCS#8, PEM or base64 DER (see
+/// [`from_pkcs8`](Self::from_pkcs8)), or a raw 32-byte seed
+/// ([`new`](Self::new)).
+#[cfg(feature = "ed25519")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
+#[derive(Clone)]
+pub struct TelnyxSigner {
+    key: ed25519_dalek::SigningKey,
+}
+
+#[cfg(feature = "ed25519")]
+impl std::fmt::Debug for TelnyxSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelnyxSigner")
+            .field("public_key", &self.public_key_base64())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "ed25519")]
+impl TelnyxSigner {
+    /// A signer with the Ed25519 private key `seed` (32 bytes).
+    pub fn new(seed: [u8; 32]) -> Self {
+        Self {
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// A signer with a PKCS#8 Ed25519 private key: PEM
+    /// (`-----BEGIN PRIVATE KEY-----`, what `openssl genpkey -algorithm
+    /// ed25519` writes) or the base64 of its DER bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`SignerError::InvalidSecret`] if it is neither, or not an Ed25519
+    /// key.
+    pub fn from_pkcs8(private_key: &str) -> Result<Self, SignerError> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey as _;
+        let der = pkcs8_der(private_key)?;
+        let key = ed25519_dalek::SigningKey::from_pkcs8_der(&der)
+            .map_err(|_| SignerError::InvalidSecret("not a PKCS#8 Ed25519 private key"))?;
+        Ok(Self { key })
+    }
+
+    /// The public key as Telnyx shows it (base64 of the raw 32 bytes): what
+    /// [`Telnyx::new`](crate::providers::Telnyx::new) takes.
+    pub fn public_key_base64(&self) -> String {
+        BASE64.encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// The base64 signature of `{timestamp}|{body}`.
+    pub fn signature(&self, timestamp: u64, body: &[u8]) -> String {
+        use ed25519_dalek::Signer as _;
+        let message = [timestamp.to_string().as_bytes(), b"|", body].concat();
+        BASE64.encode(self.key.sign(&message).to_bytes())
+    }
+}
+
+#[cfg(feature = "ed25519")]
+impl Signer for TelnyxSigner {
+    fn provider(&self) -> &'static str {
+        "telnyx"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Telnyx::SIGNATURE_HEADER,
+            value(self.signature(timestamp, body)),
+        );
+        headers.insert(
+            providers::Telnyx::TIMESTAMP_HEADER,
             HeaderValue::from(timestamp),
         );
         headers
