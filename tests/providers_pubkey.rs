@@ -3,6 +3,8 @@
 //! fetched keys, URL pinning before any fetch.
 #![cfg(feature = "test-util")]
 
+mod support;
+
 use http::request::Parts;
 use tower_webhooks::clock::FixedClock;
 use tower_webhooks::{SignatureVerifier, VerifyError};
@@ -441,5 +443,493 @@ mod telnyx {
                 "{keys:?}"
             );
         }
+    }
+}
+
+#[cfg(feature = "sns")]
+mod sns {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use http::StatusCode;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    use tower_webhooks::keys::{CachedKeys, Fetcher, KeyError, KeyedVerifier};
+    use tower_webhooks::providers::{Sns, SnsCertificates, SnsKey};
+    use tower_webhooks::testing::{Signer, SnsSigner};
+    use tower_webhooks::verify::ConfigError;
+    use tower_webhooks::{VerifiedWebhook, WebhookLayer};
+
+    use super::*;
+
+    /// Official: the certificate AWS served at `AWS_CERT_URL`, from
+    /// aws/aws-php-sns-message-validator `tests/FunctionalValidationsTest.php`
+    /// (also in aws-sdk-ruby `gems/aws-sdk-sns/spec/message_verifier_spec.rb`).
+    const AWS_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIF1zCCBL+gAwIBAgIQB9pYWG3Mi7xej22g9pobJTANBgkqhkiG9w0BAQsFADBG
+MQswCQYDVQQGEwJVUzEPMA0GA1UEChMGQW1hem9uMRUwEwYDVQQLEwxTZXJ2ZXIg
+Q0EgMUIxDzANBgNVBAMTBkFtYXpvbjAeFw0yMTA5MDcwMDAwMDBaFw0yMjA4MTcy
+MzU5NTlaMBwxGjAYBgNVBAMTEXNucy5hbWF6b25hd3MuY29tMIIBIjANBgkqhkiG
+9w0BAQEFAAOCAQ8AMIIBCgKCAQEAutFqueT3XgP13udzxE6UpbdjOtVO5DwoMpSM
+iDNMnGzF1TYH5/R2LPUOBeTB0SkKnR4kpNcUZhicpGD4aKciz/GEZ6wu65xncfT9
+H/KBOQwoXYTuClHwp6fYpGzcGFaFoEYMnijL/o4qmTSd+ukglQUgKpsDw4ofw6rU
+m2CttJo+GQSNQ9NfGR1h/0J+zsApkeSYrXRx5wNlu87z8os1C/6PBrUHwt3xXeaf
+Xzfwut8aRRYsS8BySOA9DAgLfNHlfdQCjKPXKrG/ussgReyWD6n/HH+j7Uha3xos
+TzQqJifcxlTq6MxWdPR6fDaJNvqw6DOE7UjUNxHguXHlVfxhlQIDAQABo4IC6TCC
+AuUwHwYDVR0jBBgwFoAUWaRmBlKge5WSPKOUByeWdFv5PdAwHQYDVR0OBBYEFAqz
+C+vyouneE7mWWLbi9i0UsWUbMBwGA1UdEQQVMBOCEXNucy5hbWF6b25hd3MuY29t
+MA4GA1UdDwEB/wQEAwIFoDAdBgNVHSUEFjAUBggrBgEFBQcDAQYIKwYBBQUHAwIw
+OwYDVR0fBDQwMjAwoC6gLIYqaHR0cDovL2NybC5zY2ExYi5hbWF6b250cnVzdC5j
+b20vc2NhMWIuY3JsMBMGA1UdIAQMMAowCAYGZ4EMAQIBMHUGCCsGAQUFBwEBBGkw
+ZzAtBggrBgEFBQcwAYYhaHR0cDovL29jc3Auc2NhMWIuYW1hem9udHJ1c3QuY29t
+MDYGCCsGAQUFBzAChipodHRwOi8vY3J0LnNjYTFiLmFtYXpvbnRydXN0LmNvbS9z
+Y2ExYi5jcnQwDAYDVR0TAQH/BAIwADCCAX0GCisGAQQB1nkCBAIEggFtBIIBaQFn
+AHYAKXm+8J45OSHwVnOfY6V35b5XfZxgCvj5TV0mXCVdx4QAAAF7vfDVkQAABAMA
+RzBFAiEA2XfHuy36aqRFiaL8c3md2mH451go8707+fRE0pEdSRACIE/g5FXTUXUZ
+PFcmOhm9TZ+uMY1i4CIQ/CKVWln6C3t+AHYAUaOw9f0BeZxWbbg3eI8MpHrMGyfL
+956IQpoN/tSLBeUAAAF7vfDVjAAABAMARzBFAiBF1MhhFP0+FQt3daDFfMYoWwnr
+muTInrjNpwfzlvQBugIhAPYadFzr+LaxSJoiZEbEHBvTts7bT0M3eCQONA2O7w6n
+AHUAQcjKsd8iRkoQxqE6CUKHXk4xixsD6+tLx2jwkGKWBvYAAAF7vfDVdAAABAMA
+RjBEAiAtPapmFAuA71ih4NoSd5hJelzAltNQpxDMcDfDyHyU8gIgWxmaa6+2KbBu
+9xdv379zvnJACFR7jc+4asl08Dn4aagwDQYJKoZIhvcNAQELBQADggEBAA54QX0u
+oFWXfMmv02CGZv4NWo5TapyeeixQ2kKpZHRdVZjxZrw+hoF6HD7P3kGjH8ztyJll
+tDxB0qgMltbPhQdScwhA6iTgoaBYqEUC/VHKd4PmmPT6yIsM36NBZVmkGlzl5uNo
+/dBgBaG0SsVJnhr5zro3c2quC7n6fVGEZhf/UgQwRnnvThnvbNKguglDMq4uEqv8
+njKyleht+glkcmXO0m9qLKt6BOS0amy6U2GlAwRn0Wx02ndJtnRCSC6kPuRWK/SQ
+FEjB7gCK4hdKaAOuWdZpI55vF6ifOeM8toC3g7ofO8qLTnJupAG+ZitY5J3cvHWr
+HqOUdKigPDHYLRo=
+-----END CERTIFICATE-----";
+    const AWS_CERT_URL: &str = "https://sns.us-east-2.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem";
+    const AWS_TOPIC: &str = "arn:aws:sns:us-east-2:295079676684:publish-and-verify-892f85fe-4836-424d-8188-ab85bef0f362";
+
+    /// Official: the four HTTP fixtures of the same PHP test file
+    /// (SignatureVersion 1 and 2, without and with `Subject`), as JSON.
+    const AWS_MESSAGES: [&str; 4] = [
+        r#"{"Type":"Notification","MessageId":"792cda85-518f-5dd3-9163-81d851212f3a","TopicArn":"arn:aws:sns:us-east-2:295079676684:publish-and-verify-892f85fe-4836-424d-8188-ab85bef0f362","Message":"Hello world","Timestamp":"2022-07-28T21:23:58.317Z","SignatureVersion":"1","Signature":"ghtf+deOBAzHJJZ6s6CdRLfTQAlcGzq9naoFM1wi0CJiq//uVRuZnamrkWNF0fhouMFvuLVRwcz8PZLUMSfnmd5VpdTKpTyiKmy1qJAZXma0w+yi7G+I33hD1Jyk1Nbym2n0kqp3fVu2aoooiN2ZeLAT2bH0/BtjLSfN1yAOKNoprco4qV9gGUZinXJdj9a1YdNhDR2jKi33ldlsVtEXAtiaDklGEk7DgRKX38GerBPiLg3FdtgY6KC7cdeGpU/dGK+4hjc83Ive1HoFkAwqhpgInM2sMytBosoiXfCmOKmU4xeGD0gHDNZTlJUJQDlzw8Eag0H9f/5zXF9d3uy0YQ==","SigningCertURL":"https://sns.us-east-2.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem","UnsubscribeURL":"https://sns.us-east-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-east-2:295079676684:publish-and-verify-892f85fe-4836-424d-8188-ab85bef0f362:2296bc94-7992-4be1-b15f-b97229b5c1d8"}"#,
+        r#"{"Type":"Notification","MessageId":"17dea24b-55c2-540b-8362-f916557af765","TopicArn":"arn:aws:sns:us-east-2:295079676684:publish-and-verify-62674b1d-4295-426b-88e7-5fb75652a04e","Message":"Hello world","Timestamp":"2022-07-28T21:24:08.324Z","SignatureVersion":"2","Signature":"CXVqp9PfZAL+4JHS3Zxo1PFbQsvnOjvmYhtIf17TWpwc+iIVas8kZ8GopuzVzVMdatE7rCl/O4P91Zp05Dwz8lk8dLhfp8gSu3Njlzxlyrmzo9x3va3Jb7zFnedgS2GKnZWHGBdwTXho+TosNUE+3e10OMSlwN5XGDwX7+R3WL+rn+AXmFAqp3alg27sYa55h1dLE9cGszGPjScPdtF3BmZsUDMx9wSdNKsCk+vSvE8yBjnCmUl7laSFj3LzPVrlSwgNYCF3kYnNAkah7NplK4SFhJYLwS0HCVCQJKa8rVbQLf9cBTu60U402mrgy0bN8xWoyimzbYbrOMJjalqkUg==","SigningCertURL":"https://sns.us-east-2.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem","UnsubscribeURL":"https://sns.us-east-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-east-2:295079676684:publish-and-verify-62674b1d-4295-426b-88e7-5fb75652a04e:ad7d16e3-0a7c-46aa-b23e-ffaf02250cbe"}"#,
+        r#"{"Type":"Notification","MessageId":"11405cc3-9ac7-56d5-b45d-079e8f7a8edf","TopicArn":"arn:aws:sns:us-east-2:295079676684:publish-and-verify-6e11fed2-fcdf-4c52-9dc4-36ef43f37f84","Subject":"Hello world","Message":"Hello world","Timestamp":"2022-07-28T22:53:49.654Z","SignatureVersion":"1","Signature":"AItkS26d8yvnIKJevdirIPW7eM/yKbZy3/CF2EreCHmXWB3etWaV5Fb7SYpGABMpugpDZzNyGY1wCVWaopDoQ+7Q/kI2TpDu8bw1eExbi8U3kduvc/2m2fIrI4gDEY8/v3nzoLcr8pPodqMzrX6SzQou4klfaqbNK+rFmH0LVf2Q1VyOROODoSXmo4jg2Yu12jfxccBl96Drr/ihq4MJ4OcrWh6UzXXlVYjJHx2Ui4anNwNEb+Z4C2CAF1DjQUbhDtaoajDBPY+4d9C1OwbqwQpXsd6tyVcI9nFyEsVK8lfnAV+/3GZQcdXHbIUYBRGcBa4X5TlWJku5nDH2ERtHHw==","SigningCertURL":"https://sns.us-east-2.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem","UnsubscribeURL":"https://sns.us-east-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-east-2:295079676684:publish-and-verify-6e11fed2-fcdf-4c52-9dc4-36ef43f37f84:adb318c3-2234-4c56-905d-c324cf0df874"}"#,
+        r#"{"Type":"Notification","MessageId":"4504e649-d933-5aa9-8199-bd14ccf05f0b","TopicArn":"arn:aws:sns:us-east-2:295079676684:publish-and-verify-530b26da-0687-4fe4-9f71-780bad3181e2","Subject":"Hello world","Message":"Hello world","Timestamp":"2022-07-28T22:53:55.086Z","SignatureVersion":"2","Signature":"cETcSvmmkt+My05qCLKexyl0+RyG83mSryKPqTfS+tYcxDJWVcjPJAr+qdpElzVaBl1aTGYVWMY64i9JqZ/JES8pylNj8LGvdhuNQKO59/WCoIimZAsNhn0xEgOeeDU+W/0BU4sdpCGMNjo0S/FuIiWaRe4E0YWRVrxeQevaQ70euDdfWgd5v1eCKQz8b367b9XBmMztL/CWUFI6YaKK/MV21eyvJe3Y7CtVYiOKEYiAZnAEkynK7gUGO5TsgDjGNYhj6U3xYsWgI03bmioSl7kdFSUj+AZ7ugas5fghqxgoDsdfqsjMYKRm5KKHQWsgzI619yIzpNKUiSMHxdZXpQ==","SigningCertURL":"https://sns.us-east-2.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem","UnsubscribeURL":"https://sns.us-east-2.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=arn:aws:sns:us-east-2:295079676684:publish-and-verify-530b26da-0687-4fe4-9f71-780bad3181e2:db0ad2ad-03d1-48ca-a5da-51f317800a57"}"#,
+    ];
+
+    /// Derived: a self-signed test certificate and its key, made by
+    /// `scripts/vectors/sns_test_cert.py` (Python `cryptography`).
+    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDBGCCKV4SiFFiT
+gvs3XtjptCGB2az2PDveTHAZqh4q/dZfxtrYXc/5WQtJtTEMmsbajJMeyxlYNm5O
+AnTwv11S6WcwZAQDtnvyZm9SWrJmvpMH7YRa2DagC3KRirXG+1F5Vbb4M7bPOL0c
+Ww/Nm7mXkv7U3M3q5MbngodimW+832QkOwwKLxE9t9TWsZiJSBhg/EhESFQnzmH9
+TcXpaVdTvpmEaY5xT7HQsHeUC62bf+J65Ah4QHEEKbnQ/anDvCgGZH9ANNMawEa0
+/WZgP+AC4YoWXR3bPDvlHOaiLBKeyAI9dk7m7ZFNgtXs4ArNHVsMiV3aiueYddG9
+JHZwoCJ9AgMBAAECggEAPZ5G6A60lwo6F9yg8RL10mI2nRrLDIq9KhunXDFCzkJR
+kh/Bf3E0aGQna36EJ/sOQPjCC/4Q2OsJuSAklBzlGYu8757C/zJRDFHu7U9fBdWD
+0vBTH7BGgj0U8ufaSSSy467cJAlQqYD4LB/NA7ZRe9KfOms51N7rsD4hmO/QzerH
+slz5s0G+O3XbFx/pXmrlpd/HaWnAtyiipDf/g3qNi6E0iBY3qQtRn+CfWpfqM0uD
++hKijxcnDRZHOko1sKn0jHuYNRcPg3AS1fN60bfo66rHLSGSGUbKpaFonKqJ1c7W
+jDKsTf+Iaf1Yh+IHVFxFdg2JFh/7tpcFJ5E7ki7HGwKBgQDlBFqk1fDcZFWFugNL
+6Gw6WQPyEQKimPbwj2AxqLHpbYeEx9RFJjwbLQdwF/bHxRaOFES1/+yACS4fMrN1
+dsWBulPtLV6AmRIACvaXxrdEBJIjbyD65CF+Ot34/fofsGXgf5Zf888d3EefkKQf
+a0mmLyZeI3mKt1HdsuuBYnvFEwKBgQDX2EPleOJvwxkv+kDY8RUa3XVUxZkQlDq5
+rt7Tc+zthtlxOa0K+L6XebOaQBqkLL/97hptX21lALhDUL6abZC5IWjZgMmriN13
+q5h+sFE3s+nmwV9QaVTsPIk9Y9GCT4mGV9NnoW5qahRVwvJa7b08AaaBd3aY1aAB
+cuIvmr+8LwKBgQC6i5RmJlpeu1+qYP1kbHsUAAQlvlNeLKkhBDi/2oCo+m3j633t
+oZpeLIydcveye8jGjJ33ffKfzFqEUSE68jcpV6QbUtRifczauhNpSBVp0ytSr6e2
+lfLuRnce5YpDG8WwW10a5Zb05MR2pjP538OLGWbwUYckRfTqWF5a8uSMfwKBgQCW
+L5vmsrtUKrt+37F5gh4+SDPY3XkIySsngl73YOVNzRPFre0TAkuTmJH41Xv0GlMo
+/CEVU14J9ntAE5HcYDpgJrgPB4bLvXrkRtjf5g1NJfmtn4WTrQbzLZgMyETCWFeH
+y9qEdBYhI1is5+28iUmv1DIoSZiS9anU+DwcBaA97wKBgFABYtqG+PnIFJAUxAA2
+DB7OECNGNgHrwPXWx9cF6OHGHjMU/PayA6sxqcBJhR1ZjAY06kKwOwe5pK7/amQE
+FphinTR7S9Rm6HeJXMI9ZJMkT33zUg05YSB2qhC7vPYsYa2/21yzpJI+usUaNz5t
+mGBhrmMhKqG88pcBAurSUO6e
+-----END PRIVATE KEY-----";
+    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIC0zCCAbugAwIBAgIBATANBgkqhkiG9w0BAQsFADAtMSswKQYDVQQDDCJzbnMu
+dXMtZWFzdC0xLmFtYXpvbmF3cy5jb20gKHRlc3QpMB4XDTI1MDEwMTAwMDAwMFoX
+DTM0MTIzMDAwMDAwMFowLTErMCkGA1UEAwwic25zLnVzLWVhc3QtMS5hbWF6b25h
+d3MuY29tICh0ZXN0KTCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAMEY
+IIpXhKIUWJOC+zde2Om0IYHZrPY8O95McBmqHir91l/G2thdz/lZC0m1MQyaxtqM
+kx7LGVg2bk4CdPC/XVLpZzBkBAO2e/Jmb1Jasma+kwfthFrYNqALcpGKtcb7UXlV
+tvgzts84vRxbD82buZeS/tTczerkxueCh2KZb7zfZCQ7DAovET231NaxmIlIGGD8
+SERIVCfOYf1NxelpV1O+mYRpjnFPsdCwd5QLrZt/4nrkCHhAcQQpudD9qcO8KAZk
+f0A00xrARrT9ZmA/4ALhihZdHds8O+Uc5qIsEp7IAj12TubtkU2C1ezgCs0dWwyJ
+XdqK55h10b0kdnCgIn0CAwEAATANBgkqhkiG9w0BAQsFAAOCAQEApUEV2RUJnbQa
+XeQcezC9aRcvH9Q+5W/pUUbYDiYynUxK159E4OyerT1lQ9LZoO5jgBQM9mpmKsXr
+5T56zG3UCG4AOmbQmprB9/8rjGkhbtX0wvNDC1pgPAJG1pLIWyEdoeQLLdmOV9aa
+/O0nfzbiZIw7JUvIFV2slqAvl53LT1OUMFvY2MFqwQTpGYub74vXGjeQnfcNEPdu
+onKIyZ7YyPQl0e+Y2X63WHBQP3I5NEV5cB8RgtthCTOmul8VpG/Hddmyoqw4v+67
+3ZdcJhcmeLKRKeZwCWqrCvgDL+6gOs2LbC6S7RtMfh48Dupa3yiZhSkQskOTYZhL
+6GeWVvYVog==
+-----END CERTIFICATE-----";
+    const TEST_CERT_URL: &str =
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem";
+
+    /// Serves fixed documents by URL, counting fetches; can be switched off.
+    #[derive(Debug, Default)]
+    struct FakeFetcher {
+        documents: HashMap<String, Bytes>,
+        fetches: AtomicUsize,
+        down: AtomicBool,
+    }
+
+    impl FakeFetcher {
+        fn new(documents: &[(&str, &str)]) -> Arc<Self> {
+            Arc::new(Self {
+                documents: documents
+                    .iter()
+                    .map(|(url, body)| ((*url).to_owned(), Bytes::from(body.to_string())))
+                    .collect(),
+                ..Self::default()
+            })
+        }
+
+        fn fetches(&self) -> usize {
+            self.fetches.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Fetcher for FakeFetcher {
+        async fn get(&self, url: &str) -> Result<Bytes, KeyError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) {
+                return Err(KeyError::new("the network is down"));
+            }
+            self.documents
+                .get(url)
+                .cloned()
+                .ok_or_else(|| KeyError::new("404"))
+        }
+    }
+
+    fn no_parts() -> http::request::Parts {
+        parts(&[])
+    }
+
+    /// Locates, resolves from the PEM and verifies, without the layer.
+    fn verify_with(sns: &Sns, cert: &str, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
+        let locator = sns.locate(&no_parts(), body)?;
+        let key = SnsKey::from_certificate_pem(cert.as_bytes()).unwrap();
+        sns.verify(&no_parts(), body, &locator, &key)
+    }
+
+    #[test]
+    fn aws_official_messages_verify_v1_and_v2() {
+        let sns = Sns::any_topic();
+        for body in AWS_MESSAGES {
+            let verified = verify_with(&sns, AWS_CERT, body.as_bytes())
+                .unwrap_or_else(|error| panic!("{error}: {body}"));
+            assert_eq!(verified.provider(), "sns");
+            assert!(verified.event_id_signed());
+            let id = serde_json::from_str::<serde_json::Value>(body).unwrap()["MessageId"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert_eq!(verified.event_id(), Some(id.as_str()));
+        }
+        let locator = sns.locate(&no_parts(), AWS_MESSAGES[0].as_bytes()).unwrap();
+        assert_eq!(locator.as_str(), AWS_CERT_URL);
+    }
+
+    fn edit(body: &str, key: &str, value: serde_json::Value) -> Vec<u8> {
+        let mut message: serde_json::Value = serde_json::from_str(body).unwrap();
+        message[key] = value;
+        serde_json::to_vec(&message).unwrap()
+    }
+
+    #[test]
+    fn tampered_aws_messages_are_refused() {
+        let sns = Sns::any_topic();
+        let unauthorized = |result: Result<VerifiedWebhook, VerifyError>| {
+            let error = result.unwrap_err();
+            assert_eq!(error.status(), StatusCode::UNAUTHORIZED, "{error}");
+        };
+        for body in AWS_MESSAGES {
+            unauthorized(verify_with(
+                &sns,
+                AWS_CERT,
+                &edit(body, "Message", "Hello world!".into()),
+            ));
+            unauthorized(verify_with(
+                &sns,
+                AWS_CERT,
+                &edit(body, "MessageId", "other".into()),
+            ));
+            unauthorized(verify_with(
+                &sns,
+                AWS_CERT,
+                &edit(body, "Subject", "Injected".into()),
+            ));
+            // The version decides the hash: swapping it breaks the signature.
+            let version =
+                serde_json::from_str::<serde_json::Value>(body).unwrap()["SignatureVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+            let other = if version == "1" { "2" } else { "1" };
+            unauthorized(verify_with(
+                &sns,
+                AWS_CERT,
+                &edit(body, "SignatureVersion", other.into()),
+            ));
+            // Another key (the test certificate) does not verify AWS's signatures.
+            unauthorized(verify_with(&sns, TEST_CERT, body.as_bytes()));
+        }
+        // As the Ruby SDK's tests: a SignatureVersion 3 and a bad signature.
+        let body = AWS_MESSAGES[0];
+        for (key, value) in [("SignatureVersion", "3"), ("Signature", "bad")] {
+            let error = verify_with(&sns, AWS_CERT, &edit(body, key, value.into())).unwrap_err();
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{key}: {error}");
+        }
+        // An unknown Type is refused.
+        let error = verify_with(&sns, AWS_CERT, &edit(body, "Type", "Other".into())).unwrap_err();
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn only_configured_topics_are_accepted() {
+        let body = AWS_MESSAGES[0].as_bytes();
+        let sns = Sns::new([AWS_TOPIC]).unwrap();
+        assert!(verify_with(&sns, AWS_CERT, body).is_ok());
+        let other = Sns::new(["arn:aws:sns:us-east-2:295079676684:other"]).unwrap();
+        assert!(matches!(
+            verify_with(&other, AWS_CERT, body),
+            Err(VerifyError::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn the_message_type_header_must_match() {
+        let sns = Sns::any_topic();
+        let body = AWS_MESSAGES[0].as_bytes();
+        let key = SnsKey::from_certificate_pem(AWS_CERT.as_bytes()).unwrap();
+        let locator = sns.locate(&no_parts(), body).unwrap();
+        let good = parts(&[("x-amz-sns-message-type", "Notification")]);
+        assert!(sns.verify(&good, body, &locator, &key).is_ok());
+        let bad = parts(&[("x-amz-sns-message-type", "SubscriptionConfirmation")]);
+        assert!(matches!(
+            sns.verify(&bad, body, &locator, &key),
+            Err(VerifyError::MalformedHeader { .. })
+        ));
+    }
+
+    #[test]
+    fn certificates_that_are_not_one_pem_rsa_certificate_are_refused() {
+        assert!(SnsKey::from_certificate_pem(AWS_CERT.as_bytes()).is_ok());
+        // As the Ruby SDK's test: a certificate wrapped in other text.
+        let wrapped = format!("<xml><value>\n{AWS_CERT}\n<value></xml>");
+        assert!(SnsKey::from_certificate_pem(wrapped.as_bytes()).is_err());
+        assert!(SnsKey::from_certificate_pem(b"").is_err());
+        assert!(SnsKey::from_certificate_pem(TEST_KEY.as_bytes()).is_err());
+        let debug = format!(
+            "{:?}",
+            SnsKey::from_certificate_pem(TEST_CERT.as_bytes()).unwrap()
+        );
+        assert!(debug.contains("2048"), "{debug}");
+    }
+
+    #[test]
+    fn invalid_topics_are_refused_when_built() {
+        assert_eq!(
+            Sns::new(Vec::<String>::new()).unwrap_err(),
+            ConfigError::NoSecret
+        );
+        for (index, topics) in [
+            (0, vec![""]),
+            (1, vec![AWS_TOPIC, "arn:aws:sqs:us-east-1:1:q"]),
+            (0, vec!["arn:aws:sns:us-east-1:123"]),
+            (0, vec!["arn:aws:sns:us-east-1::name"]),
+        ] {
+            assert!(
+                matches!(
+                    Sns::new(topics.clone()).unwrap_err(),
+                    ConfigError::InvalidSecret { index: i, .. } if i == index
+                ),
+                "{topics:?}"
+            );
+        }
+    }
+
+    type Service = tower::util::BoxCloneService<
+        http::Request<http_body_util::Full<Bytes>>,
+        http::Response<tower_webhooks::layer::ResponseBody<axum::body::Body>>,
+        std::convert::Infallible,
+    >;
+
+    fn service(sns: Sns, fetcher: Arc<FakeFetcher>) -> Service {
+        let keys = CachedKeys::new(SnsCertificates::new(fetcher));
+        let layer = WebhookLayer::with_keys(sns, keys);
+        let handler = tower::service_fn(|request: http::Request<_>| async move {
+            let id = request
+                .extensions()
+                .get::<VerifiedWebhook>()
+                .and_then(|verified| verified.event_id().map(str::to_owned))
+                .unwrap_or_default();
+            Ok::<_, std::convert::Infallible>(http::Response::new(axum::body::Body::from(id)))
+        });
+        tower::util::BoxCloneService::new(
+            tower::ServiceBuilder::new().layer(layer).service(handler),
+        )
+    }
+
+    async fn send(service: &Service, body: Vec<u8>) -> (StatusCode, Option<String>, String) {
+        let request = http::Request::post("/webhooks/sns")
+            .body(http_body_util::Full::new(Bytes::from(body)))
+            .unwrap();
+        let response = service.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|value| value.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let text = if status.is_success() {
+            String::from_utf8(body.to_vec()).unwrap()
+        } else {
+            support::problem_kind(&body)
+        };
+        (status, retry_after, text)
+    }
+
+    fn signer(url: &str) -> SnsSigner {
+        SnsSigner::from_pkcs8(TEST_KEY, url).unwrap()
+    }
+
+    #[tokio::test]
+    async fn round_trip_through_the_layer_with_one_fetch() {
+        let fetcher = FakeFetcher::new(&[(TEST_CERT_URL, TEST_CERT)]);
+        let service = service(
+            Sns::new([SnsSigner::DEFAULT_TOPIC_ARN]).unwrap(),
+            fetcher.clone(),
+        );
+        let v1 = signer(TEST_CERT_URL);
+        let v2 = signer(TEST_CERT_URL).signature_version_2();
+        for (index, signer) in [v1, v2].iter().enumerate() {
+            let id = format!("msg-{index}");
+            let body = signer.notification(&id, Some("subject"), "{\"order\":1}", 1_700_000_000);
+            assert_eq!(
+                send(&service, body).await,
+                (StatusCode::OK, None, id.clone())
+            );
+            // Tampering: the Message, then the MessageId.
+            let body = signer.notification(&id, Some("subject"), "{\"order\":1}", 1_700_000_000);
+            let text = String::from_utf8(body).unwrap().replace("order", "ordex");
+            assert_eq!(
+                send(&service, text.into_bytes()).await.0,
+                StatusCode::UNAUTHORIZED
+            );
+            let body = signer.notification(&id, None, "m", 1_700_000_000);
+            let text = String::from_utf8(body).unwrap().replace(&id, "msg-9");
+            assert_eq!(
+                send(&service, text.into_bytes()).await.0,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        // Confirmations verify too (and reach the handler).
+        let body = signer(TEST_CERT_URL).confirmation(
+            "SubscriptionConfirmation",
+            "confirm-1",
+            "token-1",
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=token-1",
+            1_700_000_000,
+        );
+        assert_eq!(send(&service, body).await.0, StatusCode::OK);
+        // The certificate was fetched once for all of these.
+        assert_eq!(fetcher.fetches(), 1);
+
+        // The Signer trait's request carries the same scheme.
+        let request = signer(TEST_CERT_URL).request("/webhooks/sns", "evt-7", 1_700_000_000, b"hi");
+        let response = service
+            .clone()
+            .oneshot(request.map(http_body_util::Full::new))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn cert_urls_off_the_pinned_hosts_are_refused_without_a_fetch() {
+        let fetcher = FakeFetcher::new(&[]);
+        let service = service(Sns::any_topic(), fetcher.clone());
+        for url in [
+            "https://sns.evil.com/cert.pem",
+            "https://sns.us-east-1.amazonaws.com.evil.com/cert.pem",
+            "http://sns.us-east-1.amazonaws.com/cert.pem",
+            "https://sns.us-east-1.amazonaws.com/cert.key",
+            "https://sns.us-east-1.amazonaws.com/cert.pem?x=.pem",
+            "https://user@sns.us-east-1.amazonaws.com/x.pem",
+            "https://sns.us-east-1.amazonaws.com:8443/x.pem",
+            "https://sns.us-east-1.amazonaws.com@evil.com/x.pem",
+            "https://evil.com#@sns.us-east-1.amazonaws.com/x.pem",
+            "https://s3.amazonaws.com/bucket/x.pem",
+            "https://sns.amazonaws.com/x.pem",
+            "https://SNS.us-east-1.amazonaws.com/x.pem",
+            "https://sns.us-east-1.amazonaws.com./x.pem",
+            "https://sns.us.amazonaws.com/x.pem",
+        ] {
+            let body = signer(url).notification("m-1", None, "hello", 1_700_000_000);
+            let (status, _, kind) = send(&service, body).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{url}: {kind}");
+        }
+        assert_eq!(
+            fetcher.fetches(),
+            0,
+            "nothing may be fetched for a refused URL"
+        );
+
+        // The pinned hosts themselves are fetched (here: not found, 503).
+        for url in [
+            "https://sns.us-east-1.amazonaws.com/x.pem",
+            "https://sns.cn-north-1.amazonaws.com.cn/x.pem",
+            "https://sns.us-gov-west-1.amazonaws.com:443/x.pem",
+        ] {
+            let body = signer(url).notification("m-1", None, "hello", 1_700_000_000);
+            assert_eq!(
+                send(&service, body).await.0,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{url}"
+            );
+        }
+        assert_eq!(fetcher.fetches(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_503_with_retry_after_never_401() {
+        let fetcher = FakeFetcher::new(&[(TEST_CERT_URL, TEST_CERT)]);
+        fetcher.down.store(true, Ordering::SeqCst);
+        let service = service(Sns::any_topic(), fetcher.clone());
+        let body = signer(TEST_CERT_URL).notification("m-1", None, "hello", 1_700_000_000);
+        let (status, retry_after, kind) = send(&service, body.clone()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(kind, "key-unavailable");
+        assert!(retry_after.is_some());
+        // Errors are not cached: once the network is back, the same message verifies.
+        fetcher.down.store(false, Ordering::SeqCst);
+        assert_eq!(send(&service, body).await.0, StatusCode::OK);
+        assert_eq!(fetcher.fetches(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_document_that_is_not_a_certificate_is_503() {
+        let fetcher = FakeFetcher::new(&[(TEST_CERT_URL, "<html>proxy error</html>")]);
+        let service = service(Sns::any_topic(), fetcher);
+        let body = signer(TEST_CERT_URL).notification("m-1", None, "hello", 1_700_000_000);
+        assert_eq!(
+            send(&service, body).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test]
+    async fn bodies_that_are_not_sns_messages_are_400_without_a_fetch() {
+        let fetcher = FakeFetcher::new(&[]);
+        let service = service(Sns::any_topic(), fetcher.clone());
+        for body in [&b"not json"[..], b"{}", b"[]", br#"{"SigningCertURL":1}"#] {
+            assert_eq!(
+                send(&service, body.to_vec()).await.0,
+                StatusCode::BAD_REQUEST
+            );
+        }
+        assert_eq!(fetcher.fetches(), 0);
     }
 }

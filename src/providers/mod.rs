@@ -21,6 +21,7 @@
 //! | [`Square`] | `"square"` | `Square::new(env("SQUARE_SIGNATURE_KEY"), "https://example.com/webhooks/square").unwrap()` | none | body `event_id` (signed) |
 //! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET")).unwrap()` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
 //! | `Telnyx` | `"telnyx"` | `Telnyx::new(env("TELNYX_PUBLIC_KEY"))?` | `telnyx-timestamp`, ±300 s | body `data.id` if present (signed) |
+//! | `Sns` | `"sns"` | `WebhookLayer::with_keys(Sns::new([topic_arn])?, CachedKeys::new(SnsCertificates::new(fetcher)))` (feature `sns`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | none (SNS retries with the original signature) | body `MessageId` (signed) |
 //! | `SendGrid` | `"sendgrid"` | `SendGrid::new(env("SENDGRID_VERIFICATION_KEY"))?` (feature `sendgrid`) | `X-Twilio-Email-Event-Webhook-Timestamp`, ±300 s | none for a batch (derived from the body); a JSON object's `sg_event_id` (signed) |
 //!
 //! (`Discord`, `Telnyx` and the `v1a` signatures of [`StandardWebhooks`] need the
@@ -112,6 +113,8 @@ mod paddle;
 mod sendgrid;
 mod shopify;
 mod slack;
+#[cfg(feature = "sns")]
+mod sns;
 mod square;
 mod standard;
 mod stripe;
@@ -132,6 +135,9 @@ pub use self::paddle::Paddle;
 pub use self::sendgrid::SendGrid;
 pub use self::shopify::Shopify;
 pub use self::slack::Slack;
+#[cfg(feature = "sns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
+pub use self::sns::{MAX_CERTIFICATE_LEN, Sns, SnsCertificates, SnsKey};
 pub use self::square::Square;
 pub use self::standard::StandardWebhooks;
 pub use self::stripe::Stripe;

@@ -230,3 +230,227 @@ impl Signer for TelnyxSigner {
         headers
     }
 }
+
+/// Signs as AWS SNS signs HTTP(S) notifications (features `sns` and
+/// `test-util`): the message is the JSON body, with `Signature` over the
+/// fields of its type (see [`Sns`](crate::providers::Sns)) by an RSA key
+/// whose certificate your test serves at `SigningCertURL` (through a test
+/// [`Fetcher`](crate::keys::Fetcher)).
+///
+/// The private key is PKCS#8, PEM or base64 DER (see
+/// [`from_pkcs8`](Self::from_pkcs8)). [`Signer::request`] builds a
+/// `Notification` whose `MessageId` is `id` and whose `Message` is `body`
+/// (as UTF-8, lossily); [`Signer::sign`] only gives the
+/// `x-amz-sns-message-type` header, as SNS signs no header.
+#[cfg(feature = "sns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
+#[derive(Clone)]
+pub struct SnsSigner {
+    key: rsa::RsaPrivateKey,
+    cert_url: String,
+    topic_arn: String,
+    version: u8,
+}
+
+#[cfg(feature = "sns")]
+impl std::fmt::Debug for SnsSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnsSigner")
+            .field("cert_url", &self.cert_url)
+            .field("topic_arn", &self.topic_arn)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "sns")]
+impl SnsSigner {
+    /// The topic the signer's messages come from unless
+    /// [`topic_arn`](Self::topic_arn) says otherwise.
+    pub const DEFAULT_TOPIC_ARN: &'static str = "arn:aws:sns:us-east-1:123456789012:test";
+
+    /// A signer with a PKCS#8 RSA private key (PEM
+    /// `-----BEGIN PRIVATE KEY-----`, or the base64 of its DER bytes),
+    /// naming `signing_cert_url` as its certificate, signing with
+    /// `SignatureVersion` 1 (SNS's default).
+    ///
+    /// # Errors
+    ///
+    /// [`SignerError::InvalidSecret`] if the key is not a PKCS#8 RSA key.
+    pub fn from_pkcs8(private_key: &str, signing_cert_url: &str) -> Result<Self, SignerError> {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        let der = pkcs8_der(private_key)?;
+        let key = rsa::RsaPrivateKey::from_pkcs8_der(&der)
+            .map_err(|_| SignerError::InvalidSecret("not a PKCS#8 RSA private key"))?;
+        Ok(Self {
+            key,
+            cert_url: signing_cert_url.to_owned(),
+            topic_arn: Self::DEFAULT_TOPIC_ARN.to_owned(),
+            version: 1,
+        })
+    }
+
+    /// Signs with `SignatureVersion` 2 (RSA-SHA256) instead of 1 (RSA-SHA1).
+    #[must_use]
+    pub fn signature_version_2(mut self) -> Self {
+        self.version = 2;
+        self
+    }
+
+    /// The `TopicArn` of the messages.
+    #[must_use]
+    pub fn topic_arn(mut self, arn: &str) -> Self {
+        arn.clone_into(&mut self.topic_arn);
+        self
+    }
+
+    /// A signed `Notification` body.
+    pub fn notification(
+        &self,
+        message_id: &str,
+        subject: Option<&str>,
+        message: &str,
+        timestamp: u64,
+    ) -> Vec<u8> {
+        let timestamp = iso8601(timestamp);
+        let mut fields = vec![
+            ("Message", message),
+            ("MessageId", message_id),
+            ("Timestamp", &timestamp),
+            ("TopicArn", &self.topic_arn),
+            ("Type", "Notification"),
+        ];
+        if let Some(subject) = subject {
+            fields.insert(2, ("Subject", subject));
+        }
+        self.body(&fields)
+    }
+
+    /// A signed `SubscriptionConfirmation` (or, with `kind`
+    /// `"UnsubscribeConfirmation"`, that) body.
+    pub fn confirmation(
+        &self,
+        kind: &str,
+        message_id: &str,
+        token: &str,
+        subscribe_url: &str,
+        timestamp: u64,
+    ) -> Vec<u8> {
+        let timestamp = iso8601(timestamp);
+        let message = format!(
+            "You have chosen to subscribe to the topic {}. To confirm the subscription, visit the SubscribeURL included in this message.",
+            self.topic_arn
+        );
+        self.body(&[
+            ("Message", &message),
+            ("MessageId", message_id),
+            ("SubscribeURL", subscribe_url),
+            ("Timestamp", &timestamp),
+            ("Token", token),
+            ("TopicArn", &self.topic_arn),
+            ("Type", kind),
+        ])
+    }
+
+    /// The JSON body of `fields` (in string-to-sign order), signed.
+    fn body(&self, fields: &[(&str, &str)]) -> Vec<u8> {
+        use rsa::signature::{SignatureEncoding as _, Signer as _};
+        let mut content = String::new();
+        for (key, value) in fields {
+            content.push_str(key);
+            content.push('\n');
+            content.push_str(value);
+            content.push('\n');
+        }
+        let signature = if self.version == 1 {
+            rsa::pkcs1v15::SigningKey::<sha1::Sha1>::new(self.key.clone())
+                .sign(content.as_bytes())
+                .to_vec()
+        } else {
+            rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(self.key.clone())
+                .sign(content.as_bytes())
+                .to_vec()
+        };
+        let mut object = serde_json::Map::new();
+        for (key, value) in fields {
+            object.insert((*key).to_owned(), (*value).into());
+        }
+        object.insert(
+            "SignatureVersion".to_owned(),
+            self.version.to_string().into(),
+        );
+        object.insert("Signature".to_owned(), BASE64.encode(signature).into());
+        object.insert("SigningCertURL".to_owned(), self.cert_url.clone().into());
+        serde_json::to_vec_pretty(&object).expect("a map of strings serializes")
+    }
+}
+
+/// `unix` seconds as SNS writes `Timestamp`: `2022-07-28T21:23:58.000Z`.
+#[cfg(feature = "sns")]
+fn iso8601(unix: u64) -> String {
+    let days = unix / 86_400;
+    let seconds = unix % 86_400;
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    )
+}
+
+#[cfg(feature = "sns")]
+impl Signer for SnsSigner {
+    fn provider(&self) -> &'static str {
+        "sns"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, _body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Sns::MESSAGE_TYPE_HEADER,
+            HeaderValue::from_static("Notification"),
+        );
+        headers
+    }
+
+    fn request(
+        &self,
+        uri: &str,
+        id: &str,
+        timestamp: u64,
+        body: &[u8],
+    ) -> http::Request<bytes::Bytes> {
+        let message = String::from_utf8_lossy(body);
+        let body = self.notification(id, None, &message, timestamp);
+        let mut request = http::Request::new(bytes::Bytes::from(body));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri.parse().unwrap_or_default();
+        let headers = request.headers_mut();
+        headers.extend(self.sign(id, timestamp, &[]));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=UTF-8"),
+        );
+        request
+    }
+}
+
+#[cfg(all(test, feature = "sns"))]
+mod tests {
+    #[test]
+    fn iso8601_matches_known_dates() {
+        assert_eq!(super::iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::iso8601(1_659_043_438), "2022-07-28T21:23:58.000Z");
+        assert_eq!(super::iso8601(951_782_400), "2000-02-29T00:00:00.000Z");
+    }
+}
