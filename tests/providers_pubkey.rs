@@ -933,3 +933,220 @@ onKIyZ7YyPQl0e+Y2X63WHBQP3I5NEV5cB8RgtthCTOmul8VpG/Hddmyoqw4v+67
         assert_eq!(fetcher.fetches(), 0);
     }
 }
+
+#[cfg(feature = "plaid")]
+mod plaid {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use bytes::Bytes;
+    use http::StatusCode;
+    use tower::ServiceExt;
+    use tower_webhooks::WebhookLayer;
+    use tower_webhooks::keys::{CachedKeys, KeyError, KeySource, KeyedVerifier};
+    use tower_webhooks::providers::{Plaid, PlaidKey};
+    use tower_webhooks::testing::{PlaidSigner, Signer};
+
+    use super::*;
+
+    /// Derived vector (Plaid publishes none): `scripts/vectors/plaid.py`,
+    /// Python `cryptography`, the test scalar 0x0101…01.
+    const KID: &str = "6c5516e1-92dc-479e-a8ff-5a51992e0001";
+    const JWK: &str = r#"{"alg":"ES256","created_at":1560466150,"crv":"P-256","expired_at":null,"kid":"6c5516e1-92dc-479e-a8ff-5a51992e0001","kty":"EC","use":"sig","x":"b_A7lJJBzh2t1DUZ5pYOCoW0GmmgXDKBA6orzhWUyhY","y":"PE91OlW_AdxT9sCwx-7ni0DG_30lqW4igrmJzvccFEo"}"#;
+    const JWT: &str = "eyJhbGciOiJFUzI1NiIsImtpZCI6IjZjNTUxNmUxLTkyZGMtNDc5ZS1hOGZmLTVhNTE5OTJlMDAwMSIsInR5cCI6IkpXVCJ9.eyJpYXQiOjE3MDAwMDAwMDAsInJlcXVlc3RfYm9keV9zaGEyNTYiOiJhYTU5ZWEzOGY2MWJkODk1YWE2NjcwYjJhMTRkYjJkYjVmZDcyMWZhM2U0OTIxYTIxM2UzNzJlNzc2MmM1NjUyIn0.1CXLuGkKXKw8zyVi0hAJ48j43I93kZvbeJtV0i8hNgkTe53Je8P9-m1719xpu9jldZvqhDuHoC-xrFheoYNc9w";
+    const BODY: &[u8] = b"{\n  \"environment\": \"sandbox\",\n  \"item_id\": \"Ed6bjNrDLJfGvZWwnkQlfxwoNz54B5C97ejBr\",\n  \"new_transactions\": 0,\n  \"webhook_code\": \"INITIAL_UPDATE\",\n  \"webhook_type\": \"TRANSACTIONS\"\n}";
+    const NOW: u64 = 1_700_000_000;
+
+    fn plaid(now: u64) -> Plaid {
+        Plaid::new().with_clock(FixedClock::at_unix(now))
+    }
+
+    fn check(
+        plaid: &Plaid,
+        jwt: &str,
+        body: &[u8],
+    ) -> Result<tower_webhooks::VerifiedWebhook, VerifyError> {
+        let request = parts(&[("plaid-verification", jwt)]);
+        let kid = plaid.locate(&request, body)?;
+        assert_eq!(kid, KID);
+        let key = PlaidKey::from_jwk(JWK.as_bytes()).unwrap();
+        plaid.verify(&request, body, &kid, &key)
+    }
+
+    #[test]
+    fn derived_vector_verifies() {
+        let verified = check(&plaid(NOW), JWT, BODY).unwrap();
+        assert_eq!(verified.provider(), "plaid");
+        assert_eq!(verified.timestamp(), Some(NOW));
+        assert_eq!(verified.event_id(), None);
+    }
+
+    #[test]
+    fn the_signer_matches_the_derived_key() {
+        let signer = PlaidSigner::new([1; 32], KID).unwrap();
+        let jwk: serde_json::Value = serde_json::from_str(&signer.jwk()).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(JWK).unwrap();
+        assert_eq!(jwk, expected);
+        let jwt = signer.jwt(NOW, BODY);
+        assert!(check(&plaid(NOW), &jwt, BODY).is_ok());
+        assert!(!format!("{signer:?}").contains("0101"));
+    }
+
+    #[test]
+    fn tampering_and_staleness_are_refused() {
+        let plaid = plaid(NOW);
+        // Another body: the hash claim differs.
+        let error = check(&plaid, JWT, b"{}").unwrap_err();
+        assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
+        // Claims rewritten (a fresh iat, the same hash): the signature breaks.
+        let (header, rest) = JWT.split_once('.').unwrap();
+        let (_, signature) = rest.split_once('.').unwrap();
+        let claims = URL_SAFE_NO_PAD.encode(
+            br#"{"iat":1700000100,"request_body_sha256":"aa59ea38f61bd895aa6670b2a14db2db5fd721fa3e4921a213e372e7762c5652"}"#,
+        );
+        let forged = format!("{header}.{claims}.{signature}");
+        assert!(matches!(
+            check(&plaid, &forged, BODY),
+            Err(VerifyError::SignatureMismatch { .. })
+        ));
+        // A token older than five minutes, or from the future.
+        assert!(matches!(
+            check(
+                &Plaid::new().with_clock(FixedClock::at_unix(NOW + 301)),
+                JWT,
+                BODY
+            ),
+            Err(VerifyError::TimestampTooOld { .. })
+        ));
+        assert!(matches!(
+            check(
+                &Plaid::new().with_clock(FixedClock::at_unix(NOW - 301)),
+                JWT,
+                BODY
+            ),
+            Err(VerifyError::TimestampInFuture { .. })
+        ));
+        // Another key.
+        let other = PlaidSigner::new([2; 32], KID).unwrap();
+        assert!(matches!(
+            check(&plaid, &other.jwt(NOW, BODY), BODY),
+            Err(VerifyError::SignatureMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn other_algorithms_and_malformed_tokens_are_refused_before_any_key() {
+        let plaid = plaid(NOW);
+        let claims = JWT.split('.').nth(1).unwrap();
+        for alg in ["none", "HS256", "RS256", "ES384"] {
+            let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","kid":"{KID}"}}"#));
+            let token = format!("{header}.{claims}.");
+            let error = plaid
+                .locate(&parts(&[("plaid-verification", &token)]), BODY)
+                .unwrap_err();
+            assert_eq!(error.status(), StatusCode::UNAUTHORIZED, "{alg}");
+        }
+        for token in ["", "a.b", "a.b.c.d", "!!.b.c", &"a".repeat(5000)] {
+            let error = plaid
+                .locate(&parts(&[("plaid-verification", token)]), BODY)
+                .unwrap_err();
+            assert_eq!(error.status(), StatusCode::BAD_REQUEST, "{token}");
+        }
+        assert!(matches!(
+            plaid.locate(&parts(&[]), BODY),
+            Err(VerifyError::MissingHeader { .. })
+        ));
+    }
+
+    #[test]
+    fn jwks_are_checked() {
+        assert!(PlaidKey::from_jwk(JWK.as_bytes()).is_ok());
+        let expired = JWK.replace(r#""expired_at":null"#, r#""expired_at":1700000000"#);
+        assert!(PlaidKey::from_jwk(expired.as_bytes()).is_err());
+        let rsa = JWK.replace(r#""kty":"EC""#, r#""kty":"RSA""#);
+        assert!(PlaidKey::from_jwk(rsa.as_bytes()).is_err());
+        // A point off the curve (y changed).
+        let off = JWK.replace("PE91OlW_", "PE91OlW-");
+        assert!(PlaidKey::from_jwk(off.as_bytes()).is_err());
+        assert!(PlaidKey::from_jwk(b"{}").is_err());
+    }
+
+    /// Plaid's key endpoint, faked: kid -> JWK, counting calls.
+    #[derive(Debug, Default)]
+    struct KeyEndpoint {
+        keys: HashMap<String, String>,
+        calls: AtomicUsize,
+    }
+
+    #[derive(Debug)]
+    struct Endpoint(Arc<KeyEndpoint>);
+
+    #[async_trait::async_trait]
+    impl KeySource<String, PlaidKey> for Endpoint {
+        async fn fetch(&self, kid: &String) -> Result<Option<PlaidKey>, KeyError> {
+            self.0.calls.fetch_add(1, Ordering::SeqCst);
+            self.0
+                .keys
+                .get(kid)
+                .map(|jwk| PlaidKey::from_jwk(jwk.as_bytes()))
+                .transpose()
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_through_the_layer() {
+        let signer = PlaidSigner::new([7; 32], "kid-7").unwrap();
+        let endpoint = Arc::new(KeyEndpoint {
+            keys: HashMap::from([("kid-7".to_owned(), signer.jwk())]),
+            ..KeyEndpoint::default()
+        });
+        let layer =
+            WebhookLayer::with_keys(Plaid::new(), CachedKeys::new(Endpoint(endpoint.clone())));
+        let service = tower::ServiceBuilder::new().layer(layer).service_fn(
+            |_request: http::Request<_>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            },
+        );
+        let now = tower_webhooks::testing::unix_now();
+        let send = |request: http::Request<Bytes>| {
+            let service = service.clone();
+            async move {
+                service
+                    .oneshot(request.map(http_body_util::Full::new))
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        let body = br#"{"webhook_type":"ITEM","webhook_code":"ERROR"}"#;
+        assert_eq!(
+            send(signer.request("/plaid", "", now, body)).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(signer.request("/plaid", "", now, br#"{"x":1}"#)).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            endpoint.calls.load(Ordering::SeqCst),
+            1,
+            "one fetch per kid"
+        );
+        // A body swapped under a valid token.
+        let mut request = signer.request("/plaid", "", now, body);
+        *request.body_mut() = Bytes::from_static(b"{}");
+        assert_eq!(send(request).await, StatusCode::UNAUTHORIZED);
+        // An unknown kid: 401 (Plaid says no such key), fetched once.
+        let stranger = PlaidSigner::new([8; 32], "kid-8").unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                send(stranger.request("/plaid", "", now, body)).await,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
+    }
+}

@@ -22,6 +22,7 @@
 //! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET")).unwrap()` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
 //! | `Telnyx` | `"telnyx"` | `Telnyx::new(env("TELNYX_PUBLIC_KEY"))?` | `telnyx-timestamp`, ±300 s | body `data.id` if present (signed) |
 //! | `Sns` | `"sns"` | `WebhookLayer::with_keys(Sns::new([topic_arn])?, CachedKeys::new(SnsCertificates::new(fetcher)))` (feature `sns`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | none (SNS retries with the original signature) | body `MessageId` (signed) |
+//! | `Plaid` | `"plaid"` | `WebhookLayer::with_keys(Plaid::new(), CachedKeys::new(your_plaid_key_source))` (feature `plaid`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | JWT `iat`, ±300 s | none (derived from the body) |
 //! | `SendGrid` | `"sendgrid"` | `SendGrid::new(env("SENDGRID_VERIFICATION_KEY"))?` (feature `sendgrid`) | `X-Twilio-Email-Event-Webhook-Timestamp`, ±300 s | none for a batch (derived from the body); a JSON object's `sg_event_id` (signed) |
 //!
 //! (`Discord`, `Telnyx` and the `v1a` signatures of [`StandardWebhooks`] need the
@@ -109,6 +110,8 @@ mod discord;
 mod github;
 mod linear;
 mod paddle;
+#[cfg(feature = "plaid")]
+mod plaid;
 #[cfg(feature = "sendgrid")]
 mod sendgrid;
 mod shopify;
@@ -130,6 +133,9 @@ pub use self::discord::Discord;
 pub use self::github::GitHub;
 pub use self::linear::Linear;
 pub use self::paddle::Paddle;
+#[cfg(feature = "plaid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plaid")))]
+pub use self::plaid::{Plaid, PlaidKey};
 #[cfg(feature = "sendgrid")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sendgrid")))]
 pub use self::sendgrid::SendGrid;

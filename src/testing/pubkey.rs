@@ -2,20 +2,50 @@
 //! PKCS#8, either PEM (`-----BEGIN PRIVATE KEY-----`) or the base64 of the
 //! DER bytes (the PEM body without its armor lines).
 
-#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
+#[cfg(any(
+    feature = "sendgrid",
+    feature = "ed25519",
+    feature = "sns",
+    feature = "plaid"
+))]
 use base64::Engine as _;
-#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
+#[cfg(any(
+    feature = "sendgrid",
+    feature = "ed25519",
+    feature = "sns",
+    feature = "plaid"
+))]
 use base64::engine::general_purpose::STANDARD as BASE64;
-#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
+#[cfg(any(
+    feature = "sendgrid",
+    feature = "ed25519",
+    feature = "sns",
+    feature = "plaid"
+))]
 use http::{HeaderMap, HeaderValue};
 
-#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
+#[cfg(any(
+    feature = "sendgrid",
+    feature = "ed25519",
+    feature = "sns",
+    feature = "plaid"
+))]
 use super::{Signer, SignerError};
-#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
+#[cfg(any(
+    feature = "sendgrid",
+    feature = "ed25519",
+    feature = "sns",
+    feature = "plaid"
+))]
 use crate::providers;
 
 /// The DER bytes of a PKCS#8 private key given as PEM or as base64 DER.
-#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
+#[cfg(any(
+    feature = "sendgrid",
+    feature = "ed25519",
+    feature = "sns",
+    feature = "plaid"
+))]
 fn pkcs8_der(text: &str) -> Result<Vec<u8>, SignerError> {
     let text = text.trim();
     let body: String = if text.starts_with("-----BEGIN") {
@@ -48,7 +78,12 @@ fn pkcs8_der(text: &str) -> Result<Vec<u8>, SignerError> {
         .map_err(|_| SignerError::InvalidSecret("the private key is neither PEM nor base64"))
 }
 
-#[cfg(any(feature = "sendgrid", feature = "ed25519", feature = "sns"))]
+#[cfg(any(
+    feature = "sendgrid",
+    feature = "ed25519",
+    feature = "sns",
+    feature = "plaid"
+))]
 fn value(text: String) -> HeaderValue {
     HeaderValue::try_from(text).expect("signatures are valid header values")
 }
@@ -452,5 +487,122 @@ mod tests {
         assert_eq!(super::iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(super::iso8601(1_659_043_438), "2022-07-28T21:23:58.000Z");
         assert_eq!(super::iso8601(951_782_400), "2000-02-29T00:00:00.000Z");
+    }
+}
+
+/// Signs as Plaid (features `plaid` and `test-util`): an ES256 JWT in
+/// `Plaid-Verification` with header `{"alg":"ES256","kid":…,"typ":"JWT"}`
+/// and claims `iat` (`timestamp`) and `request_body_sha256`. `id` is
+/// ignored (Plaid sends no event id).
+///
+/// The private key is PKCS#8, PEM or base64 DER (see
+/// [`from_pkcs8`](Self::from_pkcs8)); [`jwk`](Self::jwk) gives the public
+/// key as Plaid's `/webhook_verification_key/get` returns it, for a test
+/// [`KeySource`](crate::keys::KeySource).
+#[cfg(feature = "plaid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plaid")))]
+#[derive(Clone)]
+pub struct PlaidSigner {
+    key: p256::ecdsa::SigningKey,
+    kid: String,
+}
+
+#[cfg(feature = "plaid")]
+impl std::fmt::Debug for PlaidSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlaidSigner")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "plaid")]
+impl PlaidSigner {
+    /// A signer with a PKCS#8 P-256 private key (PEM or base64 DER) whose
+    /// JWTs name it `kid`.
+    ///
+    /// # Errors
+    ///
+    /// [`SignerError::InvalidSecret`] if the key is not a PKCS#8 P-256 key.
+    pub fn from_pkcs8(private_key: &str, kid: &str) -> Result<Self, SignerError> {
+        use p256::pkcs8::DecodePrivateKey as _;
+        let der = pkcs8_der(private_key)?;
+        let key = p256::ecdsa::SigningKey::from_pkcs8_der(&der)
+            .map_err(|_| SignerError::InvalidSecret("not a PKCS#8 P-256 private key"))?;
+        Ok(Self {
+            key,
+            kid: kid.to_owned(),
+        })
+    }
+
+    /// A signer with the P-256 private scalar `secret` (32 big-endian
+    /// bytes).
+    ///
+    /// # Errors
+    ///
+    /// [`SignerError::InvalidSecret`] if `secret` is zero or not below the
+    /// curve order.
+    pub fn new(secret: [u8; 32], kid: &str) -> Result<Self, SignerError> {
+        let key = p256::ecdsa::SigningKey::from_bytes(&secret.into())
+            .map_err(|_| SignerError::InvalidSecret("not a valid P-256 private scalar"))?;
+        Ok(Self {
+            key,
+            kid: kid.to_owned(),
+        })
+    }
+
+    /// The public key as a JWK, with `kid`, `alg`, `use` and a null
+    /// `expired_at`, as Plaid returns it: what
+    /// [`PlaidKey::from_jwk`](crate::providers::PlaidKey::from_jwk) takes.
+    pub fn jwk(&self) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let point = self.key.verifying_key().to_encoded_point(false);
+        let coordinate = |c: Option<&p256::FieldBytes>| {
+            URL_SAFE_NO_PAD.encode(c.expect("an uncompressed point has both coordinates"))
+        };
+        serde_json::json!({
+            "alg": "ES256",
+            "created_at": 1_560_466_150,
+            "crv": "P-256",
+            "expired_at": null,
+            "kid": self.kid,
+            "kty": "EC",
+            "use": "sig",
+            "x": coordinate(point.x()),
+            "y": coordinate(point.y()),
+        })
+        .to_string()
+    }
+
+    /// The JWT for `body` issued at `timestamp`.
+    pub fn jwt(&self, timestamp: u64, body: &[u8]) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use p256::ecdsa::signature::Signer as _;
+        use sha2::Digest as _;
+        let header = serde_json::json!({"alg": "ES256", "kid": self.kid, "typ": "JWT"});
+        let claims = serde_json::json!({
+            "iat": timestamp,
+            "request_body_sha256": hex::encode(sha2::Sha256::digest(body)),
+        });
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature: p256::ecdsa::Signature = self.key.sign(signed.as_bytes());
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+    }
+}
+
+#[cfg(feature = "plaid")]
+impl Signer for PlaidSigner {
+    fn provider(&self) -> &'static str {
+        "plaid"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(providers::Plaid::HEADER, value(self.jwt(timestamp, body)));
+        headers
     }
 }
