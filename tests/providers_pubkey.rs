@@ -1150,3 +1150,244 @@ mod plaid {
         assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
     }
 }
+
+#[cfg(feature = "pubsub")]
+mod pubsub {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use bytes::Bytes;
+    use http::StatusCode;
+    use tower::ServiceExt;
+    use tower_webhooks::keys::{CachedKeys, Fetcher, KeyError, KeyedVerifier};
+    use tower_webhooks::providers::{GoogleKey, GoogleKeys, PubSub};
+    use tower_webhooks::testing::{PubSubSigner, Signer};
+    use tower_webhooks::verify::ConfigError;
+    use tower_webhooks::{VerifiedWebhook, WebhookLayer};
+
+    use super::*;
+
+    /// Derived vector (Google publishes none): `scripts/vectors/pubsub.py`,
+    /// Python `cryptography`, a test RSA key.
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7Anli6YYw9Y7H
+Cm4onaQPTieK4JhCGV+kHNTPGv5BZeSZHVLneK1DLzu0A1cDTSqfqeI8nGJuL93k
+wK52iCkp4gF/Yx3+L2PmiSm4itUhUkQs2VMMBm8eN9MyS9uMwelPv4jHT5juoDaV
+rAn5LjvZb6u8qq+ES2rMe/3CUScrErM+uVqRj6zR852FN02z3afzrsYtw0410zd3
+nry8TsFCUcrTI/2R0+zpzdl/kyeiSirbu6mpkXZoWCH1f3dszLfJxrA0HkFbRUuE
+gdwy8FPXcD87bSljdT6t05I1R0iqbDBwzME/gXcHcdkBDYV9junFrW9BpHBguuC4
+kqHQUPLdAgMBAAECggEAAuXRarJypVyQt03WkiOLML+FxlWfllqdTEY0F/dznCDP
+j33QVIzepm1bb/kjRoZSFEJGIqlLryhnuE0yBt0qQh9h5Y7sHo2ubxqN/nGMRuVm
+8Aj4C/Ynj6DO0XcycjZo/pbZsDjwBjaOUfhl+Sn5vG9KCnTcnmCqyXtcXb/zKuwq
++dPjZwq/tQtYWLMEkm/NFrenPtckBxpk9z493g0oHv0/d68yo6d2VPxFfaBjxQcw
+0C24YxzS/DTYQpsjlETFfgJbWMVJEDJGV7ohlaRgscsFg5bv9mTSCvAFs8dl8xsO
+PKupSDsm+H/b9JzpTZCY53lGAwnT88olCttTTOfVMwKBgQDdo2iJrxfwbHIUnt9+
+gakxoh5V9kO/bfeormenMhxu5e1leJjLna9x/fun7ocKL7gh9uOjXacSnVSnlUNW
+n9d0l+CVq3ICcX1s0O2fA1pZN7yLex3flUSJyHlibz5/C9qcmwGXi8YL/xyrr1ZZ
+6omiGMEJW6zaC5NLDQSYu3/newKBgQDYALDuZaTMNFWyvGde5nusAnjgho7XszSn
+tV+kp48souKUQo2ibJ3+BcKyKNZRxwgN17oCTiGSzPJ4XyA5p6+egfnt4aDRQe2M
+RElqPdaukys+Hzwdu1aJWEpE/90+dpxUwUYR6A7PU8BT5XmuSlEq60WEMmQ90Ymw
+5VE91iNThwKBgBPEYC1vbU4nDeGi7cHlpIZltBjslsw67YygyWPTB1Aot4yGPfJj
+BOPAyDIJBwg0i1KUJ2dJkf4KBCPSHyhZpyih5wjSOp/XKV2MILU+4k70tp8mAtsP
+AAbd112dGFDSaNPwyyqN78LgJNl3ENeCIHZRiN3hzD/CKofWCGPqzRSDAoGARSkz
+faGd+qRnLCuXDZPO1WyVN47d/cKrgWdZkGb2ONyOn9oPb4pHrCY8CL96oASSV5xT
+Opm5tj9ZA6Gxt8QxPxdu5vPvghER9m+G8jWKn6sPlXx6yypIswFKBn3GYVGpDJo1
+zVX4J/oxAqvfIic5hfx+7a0U25ZT+Af000/VT9ECgYEA1cVCXnq7RYmklc6lVSJY
+wdszV9GN9v6k56TwLhibU9mAzDVELTHdybsqXEdWiD/Q8THXkcGktvo70y49HzHM
+iYW+9fNJdSTf0/0QZzb3g6w7Aqrqf1iiksMT5XFDNa9Yb9qVmgifO1lwTWPnIyoz
+b9QpG/yZBLg1Y6XWFpSP+RM=
+-----END PRIVATE KEY-----";
+    const JWKS: &str = r#"{"keys":[{"alg":"RS256","e":"AQAB","kid":"test-kid-1","kty":"RSA","n":"uwJ5YumGMPWOxwpuKJ2kD04niuCYQhlfpBzUzxr-QWXkmR1S53itQy87tANXA00qn6niPJxibi_d5MCudogpKeIBf2Md_i9j5okpuIrVIVJELNlTDAZvHjfTMkvbjMHpT7-Ix0-Y7qA2lawJ-S472W-rvKqvhEtqzHv9wlEnKxKzPrlakY-s0fOdhTdNs92n867GLcNONdM3d568vE7BQlHK0yP9kdPs6c3Zf5Mnokoq27upqZF2aFgh9X93bMy3ycawNB5BW0VLhIHcMvBT13A_O20pY3U-rdOSNUdIqmwwcMzBP4F3B3HZAQ2FfY7pxa1vQaRwYLrguJKh0FDy3Q","use":"sig"}]}"#;
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3Qta2lkLTEiLCJ0eXAiOiJKV1QifQ.eyJhdWQiOiJodHRwczovL2V4YW1wbGUuY29tL3B1c2giLCJhenAiOiIxMTM3NzQyNjQ0NjMwMzgzMjE5NjQiLCJlbWFpbCI6InB1c2hlckBteS1wcm9qZWN0LmlhbS5nc2VydmljZWFjY291bnQuY29tIiwiZW1haWxfdmVyaWZpZWQiOnRydWUsImV4cCI6MTcwMDAwMzYwMCwiaWF0IjoxNzAwMDAwMDAwLCJpc3MiOiJodHRwczovL2FjY291bnRzLmdvb2dsZS5jb20iLCJzdWIiOiIxMTM3NzQyNjQ0NjMwMzgzMjE5NjQifQ.B0OPoY4tVv_NFro5P_K5Evmolj6f8PjhsDBMIpOs5TNjYtpjRIq_nEBsgChR0tycJr-bNlPrCbMGa3-508X5bu9fCvtvkBmVKz09ulEMKGA8DeWlpcuBQN03RuYfTMEziXqOLnl6LEygvP3ZyV2pxbI30GCqLtYk2rdf2wlHkcmBRdbtwv5qgVCvcuRCzsWJqPIGE9opneA6I8XiR_U-VPJo85hoA9ersyTiaQNhEHYIXOBZ-giNHKzFZgvKS_fEuBl4VkGleFbWYJtI0HBZVw2aL9gDi1oQ-8m-utXlXBGwCmYPDIFA56X-Q3NMAF3IWaFFBsI2RDP86gJQKy54cA";
+    const AUDIENCE: &str = "https://example.com/push";
+    const EMAIL: &str = "pusher@my-project.iam.gserviceaccount.com";
+    const NOW: u64 = 1_700_000_000;
+
+    fn pubsub(now: u64) -> PubSub {
+        PubSub::new(AUDIENCE, EMAIL)
+            .unwrap()
+            .with_clock(FixedClock::at_unix(now))
+    }
+
+    fn check(pubsub: &PubSub, token: &str, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
+        let request = parts(&[("authorization", &format!("Bearer {token}"))]);
+        let kid = pubsub.locate(&request, body)?;
+        let key = GoogleKey::from_jwks(JWKS.as_bytes(), &kid)
+            .unwrap()
+            .expect("the kid is in the JWKS");
+        pubsub.verify(&request, body, &kid, &key)
+    }
+
+    fn signer() -> PubSubSigner {
+        PubSubSigner::from_pkcs8(KEY, "test-kid-1", AUDIENCE, EMAIL).unwrap()
+    }
+
+    #[test]
+    fn derived_vector_verifies_with_an_unsigned_message_id() {
+        let body = br#"{"message":{"data":"aGk=","messageId":"123456"},"subscription":"s"}"#;
+        let verified = check(&pubsub(NOW + 10), TOKEN, body).unwrap();
+        assert_eq!(verified.provider(), "pubsub");
+        assert_eq!(verified.event_id(), Some("123456"));
+        assert!(
+            !verified.event_id_signed(),
+            "the token does not cover the body"
+        );
+        // No message id: none (the layer derives one).
+        assert_eq!(check(&pubsub(NOW), TOKEN, b"{}").unwrap().event_id(), None);
+    }
+
+    #[test]
+    fn the_signer_matches_the_derived_key() {
+        let signer = signer();
+        let jwks: serde_json::Value = serde_json::from_str(&signer.jwks()).unwrap();
+        let expected: serde_json::Value = serde_json::from_str(JWKS).unwrap();
+        assert_eq!(jwks, expected);
+        assert!(check(&pubsub(NOW), &signer.token(NOW), b"{}").is_ok());
+        assert!(!format!("{signer:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn claims_are_checked() {
+        let unauthorized = |pubsub: &PubSub| {
+            let error = check(pubsub, TOKEN, b"{}").unwrap_err();
+            assert_eq!(error.status(), StatusCode::UNAUTHORIZED, "{error}");
+        };
+        unauthorized(
+            &PubSub::new("https://example.com/other", EMAIL)
+                .unwrap()
+                .with_clock(FixedClock::at_unix(NOW)),
+        );
+        unauthorized(
+            &PubSub::new(AUDIENCE, "other@my-project.iam.gserviceaccount.com")
+                .unwrap()
+                .with_clock(FixedClock::at_unix(NOW)),
+        );
+        // Expired (exp = iat + 3600, 60 s leeway), and issued in the future.
+        assert!(check(&pubsub(NOW + 3660), TOKEN, b"{}").is_ok());
+        assert!(matches!(
+            check(&pubsub(NOW + 3661), TOKEN, b"{}"),
+            Err(VerifyError::TimestampTooOld { .. })
+        ));
+        assert!(matches!(
+            check(&pubsub(NOW - 61), TOKEN, b"{}"),
+            Err(VerifyError::TimestampInFuture { .. })
+        ));
+    }
+
+    #[test]
+    fn forged_tokens_are_refused() {
+        let pubsub = pubsub(NOW);
+        let (header, rest) = TOKEN.split_once('.').unwrap();
+        let (claims, signature) = rest.split_once('.').unwrap();
+        // Claims rewritten to another audience: the signature breaks.
+        let raw = URL_SAFE_NO_PAD.decode(claims).unwrap();
+        let text = String::from_utf8(raw)
+            .unwrap()
+            .replace("example.com", "example.org");
+        let forged = format!("{header}.{}.{signature}", URL_SAFE_NO_PAD.encode(text));
+        assert!(matches!(
+            check(&pubsub, &forged, b"{}"),
+            Err(VerifyError::SignatureMismatch { .. })
+        ));
+        // alg "none" and HS256 are refused in locate, before any key.
+        for alg in ["none", "HS256", "ES256"] {
+            let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","kid":"test-kid-1"}}"#));
+            let token = format!("{header}.{claims}.");
+            let request = parts(&[("authorization", &format!("Bearer {token}"))]);
+            assert_eq!(
+                pubsub.locate(&request, b"{}").unwrap_err().status(),
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        for value in ["", "Basic abc", "Bearer", "Bearer a.b"] {
+            let request = parts(&[("authorization", value)]);
+            assert_eq!(
+                pubsub.locate(&request, b"{}").unwrap_err().status(),
+                StatusCode::BAD_REQUEST,
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn configuration_and_jwks_are_checked() {
+        assert_eq!(PubSub::new("", EMAIL).unwrap_err(), ConfigError::NoSecret);
+        assert!(matches!(
+            PubSub::new(AUDIENCE, "not an email").unwrap_err(),
+            ConfigError::InvalidSecret { .. }
+        ));
+        assert!(
+            GoogleKey::from_jwks(JWKS.as_bytes(), "other")
+                .unwrap()
+                .is_none()
+        );
+        assert!(GoogleKey::from_jwks(b"[]", "test-kid-1").is_err());
+        let ec = JWKS.replace(r#""kty":"RSA""#, r#""kty":"EC""#);
+        assert!(GoogleKey::from_jwks(ec.as_bytes(), "test-kid-1").is_err());
+    }
+
+    /// Serves the JWKS at Google's URL only, counting fetches.
+    #[derive(Debug)]
+    struct Google {
+        jwks: String,
+        fetches: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Fetcher for Google {
+        async fn get(&self, url: &str) -> Result<Bytes, KeyError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            if url != PubSub::CERTS_URL {
+                return Err(KeyError::new("unexpected URL"));
+            }
+            Ok(Bytes::from(self.jwks.clone()))
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_through_the_layer_with_one_fetch_per_kid() {
+        let signer = signer();
+        let google = Arc::new(Google {
+            jwks: signer.jwks(),
+            fetches: AtomicUsize::new(0),
+        });
+        let keys = CachedKeys::new(GoogleKeys::new(google.clone()));
+        let layer = WebhookLayer::with_keys(PubSub::new(AUDIENCE, EMAIL).unwrap(), keys);
+        let service = tower::ServiceBuilder::new().layer(layer).service_fn(
+            |request: http::Request<_>| async move {
+                let id = request
+                    .extensions()
+                    .get::<VerifiedWebhook>()
+                    .and_then(|verified| verified.event_id().map(str::to_owned))
+                    .unwrap_or_default();
+                Ok::<_, std::convert::Infallible>(http::Response::new(id))
+            },
+        );
+        let now = tower_webhooks::testing::unix_now();
+        for id in ["m-1", "m-2"] {
+            let request = signer
+                .request("/push", id, now, b"hello")
+                .map(http_body_util::Full::new);
+            let response = service.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let text = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            assert_eq!(text, id.as_bytes());
+        }
+        assert_eq!(google.fetches.load(Ordering::SeqCst), 1);
+        // A token signed by another key under an unknown kid: 401, after one fetch.
+        let stranger = PubSubSigner::from_pkcs8(KEY, "kid-unknown", AUDIENCE, EMAIL).unwrap();
+        let request = stranger
+            .request("/push", "m-3", now, b"x")
+            .map(http_body_util::Full::new);
+        assert_eq!(
+            service.clone().oneshot(request).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(google.fetches.load(Ordering::SeqCst), 2);
+    }
+}

@@ -23,6 +23,7 @@
 //! | `Telnyx` | `"telnyx"` | `Telnyx::new(env("TELNYX_PUBLIC_KEY"))?` | `telnyx-timestamp`, ±300 s | body `data.id` if present (signed) |
 //! | `Sns` | `"sns"` | `WebhookLayer::with_keys(Sns::new([topic_arn])?, CachedKeys::new(SnsCertificates::new(fetcher)))` (feature `sns`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | none (SNS retries with the original signature) | body `MessageId` (signed) |
 //! | `Plaid` | `"plaid"` | `WebhookLayer::with_keys(Plaid::new(), CachedKeys::new(your_plaid_key_source))` (feature `plaid`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | JWT `iat`, ±300 s | none (derived from the body) |
+//! | `PubSub` | `"pubsub"` | `WebhookLayer::with_keys(PubSub::new(audience, service_account)?, CachedKeys::new(GoogleKeys::new(fetcher)))` (feature `pubsub`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | token `exp`/`iat`, ±60 s leeway | body `message.messageId` (unsigned: the token does not cover the body) |
 //! | `SendGrid` | `"sendgrid"` | `SendGrid::new(env("SENDGRID_VERIFICATION_KEY"))?` (feature `sendgrid`) | `X-Twilio-Email-Event-Webhook-Timestamp`, ±300 s | none for a batch (derived from the body); a JSON object's `sg_event_id` (signed) |
 //!
 //! (`Discord`, `Telnyx` and the `v1a` signatures of [`StandardWebhooks`] need the
@@ -112,6 +113,8 @@ mod linear;
 mod paddle;
 #[cfg(feature = "plaid")]
 mod plaid;
+#[cfg(feature = "pubsub")]
+mod pubsub;
 #[cfg(feature = "sendgrid")]
 mod sendgrid;
 mod shopify;
@@ -136,6 +139,9 @@ pub use self::paddle::Paddle;
 #[cfg(feature = "plaid")]
 #[cfg_attr(docsrs, doc(cfg(feature = "plaid")))]
 pub use self::plaid::{Plaid, PlaidKey};
+#[cfg(feature = "pubsub")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pubsub")))]
+pub use self::pubsub::{GoogleKey, GoogleKeys, PubSub};
 #[cfg(feature = "sendgrid")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sendgrid")))]
 pub use self::sendgrid::SendGrid;
