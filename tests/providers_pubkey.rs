@@ -1391,3 +1391,336 @@ b9QpG/yZBLg1Y6XWFpSP+RM=
         assert_eq!(google.fetches.load(Ordering::SeqCst), 2);
     }
 }
+
+#[cfg(feature = "paypal")]
+mod paypal {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use http::StatusCode;
+    use tower::ServiceExt;
+    use tower_webhooks::keys::{CachedKeys, Fetcher, KeyError, KeyedVerifier};
+    use tower_webhooks::providers::{PayPal, PayPalCertificates, PayPalKey};
+    use tower_webhooks::testing::{PayPalSigner, Signer};
+    use tower_webhooks::verify::ConfigError;
+    use tower_webhooks::{VerifiedWebhook, WebhookLayer};
+
+    use super::*;
+
+    /// Derived vector (PayPal publishes none with its certificate):
+    /// `scripts/vectors/paypal.py`, Python `cryptography` and `zlib.crc32`.
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDiUPpc1zft3Qxx
+3c8ULr2d+UqRopELitGJXbnNNWTyD7RouT9O05oxRJQ/6+6PovnFfGSrOef6dZzl
+dsWmT4/G7HJK4PEEjTAA0CHk9UEHNr+/VTuCe5vSngt7gTN2sA975T1uouZDX9fG
+CPobddKHX2i1IQykDjcs32xaVuDyh2314I1vpwPwVJ4Mq5+dedJCflQc41aQyke8
+Qj5PbYZjJHnyGDhwlr95ju/rsC1cK5LilaxBWnleK93INniC/7vAQ+EkvcHMAW6v
+bt2Z2vGwGlMJIBr3yMP3CR8TRq+lscWyKpENQ5wN1OuaS6q8LO2ZTlEiBpBQTVbL
+MDW2IIZBAgMBAAECggEADfKdq3EcIk24QaBA7eZ/iyfc/6K8O7Dffw7Gr631vbFY
+Fggsraf+3cBzPolE15dcu14SOjdEY7wx4jZysfA/VSwnUxQP5o7pAXPSUvEGg/JM
+2PbgxwblMJLK9F6fFFZ/bcxP/+yMMmTKwIq3F1AonG0138vcopO5tMtEO0EVdfzj
+DLVJjByt8MAwHO5bAGPfGfa3ux4lO0EGyg1Y/d38po4Zj9Ul14Xi+0mL2chuMpB7
+vbUyOTCUpK9pEHjhxdn53/4fkLYZ0BI0k0Yi8IZriUKT+Eu7YAaz6S08fYzYMFbt
+CKneaEgR1cbeTo9KX683u8/0K9C6N/uzC7x/oVGKXQKBgQD3nMRxKQwvYwcpJBNM
+CBWd5SJgOVdoRwu1Ljgybapp3z9xvYEg01lV+uo2qgHzS1vWFXfQ3jSAfCqsIWmK
+z4iORwNLl+KLB+eJGVA2kVjeAD9ihVYdobBEGbUCOoZ/nj0mH5KSQreYdQ1/US3M
+x0fxkU9n9O/sFZ7wYKFQJppBZwKBgQDp+4ldaD8MvpsLfyk42jt7bScchvQLm87L
+qDUUfPxwdkiIz9TImQKwN8/xAwqTXwuM/8NJ1nPhGQRQx5KJw7UOSqqme9PkS4wi
+Nm5fn4ZR0lPr1SCG5ADMcAxy3p/Ap73OT6sh1PmH4oLWnQ9bU+4Vwy7D7BCeOe0F
+CKluOVBqFwKBgBgAwWY61WyOi/YoAhrfucC5opBzXo7EPFVO6rGwwdFLi+nptefJ
+tSJJlYTBDDlad8eUAy5jK/G8l6JiBsom/hTUu3QLgDF8DazToFv50QSMP5i8VjG/
+J8giOdLCe6FJZKIac2nsP8HuruVFqEvukYHQVUM9kjhvjB2/MEQFyfRHAoGBAJ05
+3vYbRLLFqd2x1vtS+cFYeX2b2YWrbuw+3VwlGGRhtx/nt+4Lk1jiSCKFjqe0qEhY
+3NtS9Y7+hn3ZfUiBb7poxf8VGi8/7KxYsxYiVdnJYYcJMdAyia7WZCcUHXkRvmNR
++YbEW+DJfm3EIDuYTFXnUBdrG0eXWQOW7HMapESFAoGAT+JIa7FrMtqGVWGmQgSI
+jIQEydJsTxkagtmepyrI2OIDL0/JRlFT2HB3XumncYpROK7bAzBd8dgZjKXQW+X3
+nNQPl3IqdaUyddPDASIxDdnCb73H5PPmuBMxewn3xhjCwGyAHLgZRaWHIBTIGeaf
+WD8N7Hi9/xXVievMoX20X3w=
+-----END PRIVATE KEY-----";
+    const CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIC4zCCAcugAwIBAgIBATANBgkqhkiG9w0BAQsFADA1MTMwMQYDVQQDDCptZXNz
+YWdldmVyaWZpY2F0aW9uY2VydHMucGF5cGFsLmNvbSAodGVzdCkwHhcNMjUwMTAx
+MDAwMDAwWhcNMzQxMjMwMDAwMDAwWjA1MTMwMQYDVQQDDCptZXNzYWdldmVyaWZp
+Y2F0aW9uY2VydHMucGF5cGFsLmNvbSAodGVzdCkwggEiMA0GCSqGSIb3DQEBAQUA
+A4IBDwAwggEKAoIBAQDiUPpc1zft3Qxx3c8ULr2d+UqRopELitGJXbnNNWTyD7Ro
+uT9O05oxRJQ/6+6PovnFfGSrOef6dZzldsWmT4/G7HJK4PEEjTAA0CHk9UEHNr+/
+VTuCe5vSngt7gTN2sA975T1uouZDX9fGCPobddKHX2i1IQykDjcs32xaVuDyh231
+4I1vpwPwVJ4Mq5+dedJCflQc41aQyke8Qj5PbYZjJHnyGDhwlr95ju/rsC1cK5Li
+laxBWnleK93INniC/7vAQ+EkvcHMAW6vbt2Z2vGwGlMJIBr3yMP3CR8TRq+lscWy
+KpENQ5wN1OuaS6q8LO2ZTlEiBpBQTVbLMDW2IIZBAgMBAAEwDQYJKoZIhvcNAQEL
+BQADggEBADnyAGDdUQXPrycmVkZ0VoJYDKNCzizqginhiYqgr5z1c3O7ShZdwSas
++TVTJuhz0R5y34tII7pi8W1EH7lCqdHqMH59WxXU9MwLFaggj0HRatko1RtiOeR6
+vbAQfJqEpXkZugvJscdH12DCfzEr04HEFA8sSa3lnXYa0YYtirSs6hoCHsbhJlAI
+2lluEhRW3USIptE+oCyZtKoESDLuQnryEq6X8LfzDAZ1cK6FEk4WrNufK8LTHpF6
+B7VQQNl2nRxatfriXTaMSyM31O4Gh3UsqgQcEbixHDSlOoa/e5YjosBYrJOtEeif
+QEU6ZQBsLYVUYV4wI5rcMWmLoC6aGw8=
+-----END CERTIFICATE-----";
+    const SIGNATURE: &str = "p00pt4cW1Y2Ush40ByI9TOddYKiZVA4X+95vjmgBLfF7GgQlm2kryo9M08W0j4coxRlHwd2TMevghobDwxcyw4HMRxRKYmOSNTUG7/gXBL1aYn0ZcZEBPnznKux/8rK1DfLYqh6BLHpevsR3ejVsuKTd0JPV6h2OQ3kKka2NtC9SMmU1GB07Z/07ZGnBPDVkxXO4+35SLS3ghAhyaG0oJxyGcgwlXXo/2fE3VO8d7LabyT1tsEMBAP3dT022GZ0kzICtOF+N2PC9PuHkhurxtdsFzUxWUOOQWCgSskIZDd5YjRhdEL0Y2ObSJIf+6j7OOEV334bGvD5aKK59+REzsg==";
+    const TRANSMISSION_ID: &str = "69cd13f0-d67a-11e5-baa3-778b53f4ae55";
+    const TRANSMISSION_TIME: &str = "2023-11-14T22:13:20Z";
+    const WEBHOOK_ID: &str = "1JE4291016473214C";
+    const BODY: &[u8] = br#"{"id":"WH-2WR32451HC0233532-67976317FL4543714","event_version":"1.0","create_time":"2023-11-14T22:13:20.000Z","resource_type":"sale","event_type":"PAYMENT.SALE.COMPLETED","summary":"A successful sale payment was made for $ 0.48 USD."}"#;
+    const CERT_URL: &str =
+        "https://api.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-test";
+
+    fn headers(signature: &str, cert_url: &str) -> http::request::Parts {
+        parts(&[
+            ("paypal-transmission-id", TRANSMISSION_ID),
+            ("paypal-transmission-time", TRANSMISSION_TIME),
+            ("paypal-transmission-sig", signature),
+            ("paypal-cert-url", cert_url),
+            ("paypal-auth-algo", "SHA256withRSA"),
+        ])
+    }
+
+    fn check(
+        paypal: &PayPal,
+        request: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<VerifiedWebhook, VerifyError> {
+        let url = paypal.locate(request, body)?;
+        let key = PayPalKey::from_certificate_pem(CERT.as_bytes()).unwrap();
+        paypal.verify(request, body, &url, &key)
+    }
+
+    #[test]
+    fn derived_vector_verifies_with_an_unsigned_event_id() {
+        let paypal = PayPal::new(WEBHOOK_ID).unwrap();
+        let verified = check(&paypal, &headers(SIGNATURE, CERT_URL), BODY).unwrap();
+        assert_eq!(verified.provider(), "paypal");
+        assert_eq!(
+            verified.event_id(),
+            Some("WH-2WR32451HC0233532-67976317FL4543714")
+        );
+        assert!(
+            !verified.event_id_signed(),
+            "a CRC32 does not authenticate the body"
+        );
+        assert!(!verified.signature().is_empty());
+    }
+
+    #[test]
+    fn the_signer_reproduces_the_derived_vector() {
+        // RSA PKCS#1 v1.5 is deterministic: the same key and content give
+        // the same signature.
+        let signer = PayPalSigner::from_pkcs8(KEY, CERT_URL, WEBHOOK_ID).unwrap();
+        let headers = signer.sign(TRANSMISSION_ID, 1_700_000_000, BODY);
+        assert_eq!(headers["paypal-transmission-sig"], SIGNATURE);
+        assert_eq!(headers["paypal-transmission-time"], TRANSMISSION_TIME);
+        assert!(!format!("{signer:?}").contains("PRIVATE"));
+    }
+
+    #[test]
+    fn tampering_is_refused() {
+        let paypal = PayPal::new(WEBHOOK_ID).unwrap();
+        let mismatch = |result: Result<VerifiedWebhook, VerifyError>| {
+            assert!(
+                matches!(result, Err(VerifyError::SignatureMismatch { .. })),
+                "{result:?}"
+            );
+        };
+        let good = headers(SIGNATURE, CERT_URL);
+        mismatch(check(&paypal, &good, &BODY[1..]));
+        // Another webhook id is part of the signed content.
+        mismatch(check(&PayPal::new("OTHERWEBHOOKID").unwrap(), &good, BODY));
+        let mut moved = headers(SIGNATURE, CERT_URL);
+        moved
+            .headers
+            .insert("paypal-transmission-id", "69cd13f0-0000".parse().unwrap());
+        mismatch(check(&paypal, &moved, BODY));
+        // A `|` in a field could shift the fields: refused as malformed.
+        let mut piped = headers(SIGNATURE, CERT_URL);
+        piped
+            .headers
+            .insert("paypal-transmission-time", "a|b".parse().unwrap());
+        assert!(matches!(
+            check(&paypal, &piped, BODY),
+            Err(VerifyError::MalformedHeader { .. })
+        ));
+        let mut algo = headers(SIGNATURE, CERT_URL);
+        algo.headers
+            .insert("paypal-auth-algo", "SHA1withRSA".parse().unwrap());
+        assert!(matches!(
+            check(&paypal, &algo, BODY),
+            Err(VerifyError::MalformedHeader { .. })
+        ));
+    }
+
+    #[test]
+    fn cert_urls_are_pinned_before_any_fetch() {
+        let live = PayPal::new(WEBHOOK_ID).unwrap();
+        for url in [
+            "https://api.paypal.com.evil.com/v1/notifications/certs/X",
+            "https://evil.com/v1/notifications/certs/X",
+            "http://api.paypal.com/v1/notifications/certs/X",
+            "https://api.paypal.com/v1/other/X",
+            "https://api.paypal.com/v1/notifications/certs/",
+            "https://user@api.paypal.com/v1/notifications/certs/X",
+            "https://api.paypal.com:8443/v1/notifications/certs/X",
+            "https://api.sandbox.paypal.com/v1/notifications/certs/X",
+        ] {
+            let error = live.locate(&headers(SIGNATURE, url), BODY).unwrap_err();
+            assert_eq!(error.status(), StatusCode::UNAUTHORIZED, "{url}");
+        }
+        let sandbox = PayPal::new(WEBHOOK_ID).unwrap().sandbox();
+        assert!(
+            sandbox
+                .locate(
+                    &headers(
+                        SIGNATURE,
+                        "https://api.sandbox.paypal.com/v1/notifications/certs/X"
+                    ),
+                    BODY
+                )
+                .is_ok()
+        );
+        assert!(sandbox.locate(&headers(SIGNATURE, CERT_URL), BODY).is_err());
+    }
+
+    #[test]
+    fn configuration_is_checked() {
+        assert_eq!(PayPal::new("").unwrap_err(), ConfigError::NoSecret);
+        assert!(matches!(
+            PayPal::new("a|b").unwrap_err(),
+            ConfigError::InvalidSecret { .. }
+        ));
+        assert!(PayPalKey::from_certificate_pem(b"not a certificate").is_err());
+        // A chain: the leaf comes first and is the one read.
+        let chain = format!("{CERT}\n{CERT}\n");
+        assert!(PayPalKey::from_certificate_pem(chain.as_bytes()).is_ok());
+    }
+
+    #[derive(Debug)]
+    struct PayPalHost {
+        fetches: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Fetcher for PayPalHost {
+        async fn get(&self, url: &str) -> Result<Bytes, KeyError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            if url == CERT_URL {
+                Ok(Bytes::from_static(CERT.as_bytes()))
+            } else {
+                Err(KeyError::new("404"))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_and_signature_replay_through_the_layer() {
+        let host = Arc::new(PayPalHost {
+            fetches: AtomicUsize::new(0),
+        });
+        let keys = CachedKeys::new(PayPalCertificates::new(host.clone()));
+        let layer = WebhookLayer::with_keys(PayPal::new(WEBHOOK_ID).unwrap(), keys)
+            .with_idempotency(tower_webhooks::layer::IdempotencyLayer::new(
+                tower_webhooks::idempotency::MemoryStore::new(),
+            ));
+        let service = tower::ServiceBuilder::new().layer(layer).service_fn(
+            |_request: http::Request<_>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            },
+        );
+        let signer = PayPalSigner::from_pkcs8(KEY, CERT_URL, WEBHOOK_ID).unwrap();
+        let now = tower_webhooks::testing::unix_now();
+        let body = br#"{"id":"WH-1","event_type":"PAYMENT.SALE.COMPLETED"}"#;
+        let request = signer.request("/paypal", "tx-1", now, body);
+        let response = service
+            .clone()
+            .oneshot(request.clone().map(http_body_util::Full::new))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(host.fetches.load(Ordering::SeqCst), 1);
+        // The same signature over a body with the same CRC32 but another id
+        // (a CRC32 collision is easy to make): refused as a replayed signature.
+        let forged = crc_twin(
+            body,
+            br#"{"id":"WH-2","event_type":"PAYMENT.SALE.COMPLETED"}"#,
+        );
+        assert_eq!(crc32(&forged), crc32(body));
+        let forged_request = request.map(|_| http_body_util::Full::new(Bytes::from(forged)));
+        let response = service.clone().oneshot(forged_request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let problem = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        assert_eq!(support::problem_kind(&problem), "replayed-signature");
+    }
+
+    /// CRC-32 (IEEE, reflected), bit by bit: the test's own, to check the
+    /// preset's.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for byte in bytes {
+            crc ^= u32::from(*byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn the_test_crc32_matches_the_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        // The derived vector's signed content names the body's CRC32.
+        assert_eq!(crc32(BODY), 1_476_031_550);
+    }
+
+    /// `prefix` followed by four bytes chosen so the CRC32 equals
+    /// `target`'s (CRC32 is linear: the last four bytes fix any value).
+    fn crc_twin(target: &[u8], prefix: &[u8]) -> Vec<u8> {
+        let want = crc32(target);
+        // Brute force over the four appended bytes is too slow; solve
+        // instead, bit by bit, using linearity over GF(2).
+        let base = {
+            let mut bytes = prefix.to_vec();
+            bytes.extend_from_slice(&[0; 4]);
+            crc32(&bytes)
+        };
+        let mut columns = [0u32; 32];
+        for (bit, column) in columns.iter_mut().enumerate() {
+            let mut bytes = prefix.to_vec();
+            let mut tail = [0u8; 4];
+            tail[bit / 8] = 1 << (bit % 8);
+            bytes.extend_from_slice(&tail);
+            *column = crc32(&bytes) ^ base;
+        }
+        // Solve columns * x = want ^ base by Gaussian elimination.
+        let mut rows: Vec<(u32, u32)> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, 1u32 << i))
+            .collect();
+        let mut target_value = want ^ base;
+        let mut solution = 0u32;
+        for bit in 0..32 {
+            let Some(pivot) = (0..rows.len()).find(|&i| rows[i].0 >> bit & 1 == 1) else {
+                continue;
+            };
+            let (value, mask) = rows.remove(pivot);
+            for row in &mut rows {
+                if row.0 >> bit & 1 == 1 {
+                    row.0 ^= value;
+                    row.1 ^= mask;
+                }
+            }
+            if target_value >> bit & 1 == 1 {
+                target_value ^= value;
+                solution ^= mask;
+            }
+        }
+        assert_eq!(target_value, 0, "the CRC32 map is invertible");
+        let mut bytes = prefix.to_vec();
+        bytes.extend_from_slice(&solution.to_le_bytes());
+        bytes
+    }
+}

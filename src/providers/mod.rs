@@ -22,6 +22,7 @@
 //! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET")).unwrap()` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
 //! | `Telnyx` | `"telnyx"` | `Telnyx::new(env("TELNYX_PUBLIC_KEY"))?` | `telnyx-timestamp`, ±300 s | body `data.id` if present (signed) |
 //! | `Sns` | `"sns"` | `WebhookLayer::with_keys(Sns::new([topic_arn])?, CachedKeys::new(SnsCertificates::new(fetcher)))` (feature `sns`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | none (SNS retries with the original signature) | body `MessageId` (signed) |
+//! | `PayPal` | `"paypal"` | `WebhookLayer::with_keys(PayPal::new(env("PAYPAL_WEBHOOK_ID"))?, CachedKeys::new(PayPalCertificates::new(fetcher)))` (feature `paypal`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | none | body `id` (unsigned: only a CRC32 binds the body) |
 //! | `Plaid` | `"plaid"` | `WebhookLayer::with_keys(Plaid::new(), CachedKeys::new(your_plaid_key_source))` (feature `plaid`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | JWT `iat`, ±300 s | none (derived from the body) |
 //! | `PubSub` | `"pubsub"` | `WebhookLayer::with_keys(PubSub::new(audience, service_account)?, CachedKeys::new(GoogleKeys::new(fetcher)))` (feature `pubsub`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | token `exp`/`iat`, ±60 s leeway | body `message.messageId` (unsigned: the token does not cover the body) |
 //! | `SendGrid` | `"sendgrid"` | `SendGrid::new(env("SENDGRID_VERIFICATION_KEY"))?` (feature `sendgrid`) | `X-Twilio-Email-Event-Webhook-Timestamp`, ±300 s | none for a batch (derived from the body); a JSON object's `sg_event_id` (signed) |
@@ -111,6 +112,8 @@ mod discord;
 mod github;
 mod linear;
 mod paddle;
+#[cfg(feature = "paypal")]
+mod paypal;
 #[cfg(feature = "plaid")]
 mod plaid;
 #[cfg(feature = "pubsub")]
@@ -136,6 +139,9 @@ pub use self::discord::Discord;
 pub use self::github::GitHub;
 pub use self::linear::Linear;
 pub use self::paddle::Paddle;
+#[cfg(feature = "paypal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "paypal")))]
+pub use self::paypal::{PayPal, PayPalCertificates, PayPalKey};
 #[cfg(feature = "plaid")]
 #[cfg_attr(docsrs, doc(cfg(feature = "plaid")))]
 pub use self::plaid::{Plaid, PlaidKey};

@@ -421,7 +421,7 @@ impl SnsSigner {
 }
 
 /// `unix` seconds as SNS writes `Timestamp`: `2022-07-28T21:23:58.000Z`.
-#[cfg(feature = "sns")]
+#[cfg(any(feature = "sns", feature = "paypal"))]
 fn iso8601(unix: u64) -> String {
     let days = unix / 86_400;
     let seconds = unix % 86_400;
@@ -754,5 +754,109 @@ impl Signer for PubSubSigner {
             HeaderValue::from_static("application/json"),
         );
         request
+    }
+}
+
+/// Signs as PayPal (features `paypal` and `test-util`): RSA-SHA256 over
+/// `{transmission id}|{transmission time}|{webhook id}|{CRC32 of the body}`,
+/// with `id` as the transmission id and `timestamp` as the transmission
+/// time (`2023-11-14T22:13:20Z`), and `PAYPAL-CERT-URL` naming the
+/// certificate your test serves (through a test
+/// [`Fetcher`](crate::keys::Fetcher)).
+///
+/// The private key is PKCS#8, PEM or base64 DER (see
+/// [`from_pkcs8`](Self::from_pkcs8)).
+#[cfg(feature = "paypal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "paypal")))]
+#[derive(Clone)]
+pub struct PayPalSigner {
+    key: rsa::RsaPrivateKey,
+    cert_url: String,
+    webhook_id: String,
+}
+
+#[cfg(feature = "paypal")]
+impl std::fmt::Debug for PayPalSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayPalSigner")
+            .field("cert_url", &self.cert_url)
+            .field("webhook_id", &self.webhook_id)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "paypal")]
+impl PayPalSigner {
+    /// A signer with a PKCS#8 RSA private key (PEM or base64 DER), naming
+    /// `cert_url` as its certificate, for the webhook `webhook_id`.
+    ///
+    /// # Errors
+    ///
+    /// [`SignerError::InvalidSecret`] if the key is not a PKCS#8 RSA key.
+    pub fn from_pkcs8(
+        private_key: &str,
+        cert_url: &str,
+        webhook_id: &str,
+    ) -> Result<Self, SignerError> {
+        use rsa::pkcs8::DecodePrivateKey as _;
+        let der = pkcs8_der(private_key)?;
+        let key = rsa::RsaPrivateKey::from_pkcs8_der(&der)
+            .map_err(|_| SignerError::InvalidSecret("not a PKCS#8 RSA private key"))?;
+        Ok(Self {
+            key,
+            cert_url: cert_url.to_owned(),
+            webhook_id: webhook_id.to_owned(),
+        })
+    }
+
+    /// The transmission time PayPal would send for `timestamp`.
+    pub fn transmission_time(timestamp: u64) -> String {
+        iso8601(timestamp).replace(".000Z", "Z")
+    }
+
+    /// The base64 signature for a transmission.
+    pub fn signature(&self, transmission_id: &str, timestamp: u64, body: &[u8]) -> String {
+        use rsa::signature::{SignatureEncoding as _, Signer as _};
+        let content = format!(
+            "{transmission_id}|{}|{}|{}",
+            Self::transmission_time(timestamp),
+            self.webhook_id,
+            crc32fast::hash(body)
+        );
+        let signature = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(self.key.clone())
+            .sign(content.as_bytes())
+            .to_vec();
+        BASE64.encode(signature)
+    }
+}
+
+#[cfg(feature = "paypal")]
+impl Signer for PayPalSigner {
+    fn provider(&self) -> &'static str {
+        "paypal"
+    }
+
+    fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        use providers::PayPal;
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = HeaderValue::try_from(id) {
+            headers.insert(PayPal::TRANSMISSION_ID_HEADER, value);
+        }
+        headers.insert(
+            PayPal::TRANSMISSION_TIME_HEADER,
+            value(Self::transmission_time(timestamp)),
+        );
+        headers.insert(
+            PayPal::TRANSMISSION_SIG_HEADER,
+            value(self.signature(id, timestamp, body)),
+        );
+        if let Ok(url) = HeaderValue::try_from(self.cert_url.as_str()) {
+            headers.insert(PayPal::CERT_URL_HEADER, url);
+        }
+        headers.insert(
+            PayPal::AUTH_ALGO_HEADER,
+            HeaderValue::from_static("SHA256withRSA"),
+        );
+        headers
     }
 }
