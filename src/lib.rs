@@ -73,10 +73,12 @@
 pub mod admission;
 mod backend;
 pub mod clock;
+pub mod handshake;
 pub mod idempotency;
 pub mod inbox;
 pub mod keys;
 pub mod layer;
+pub mod metrics;
 pub mod providers;
 pub mod rejection;
 pub mod secret;

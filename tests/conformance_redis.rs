@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use tower_webhooks::idempotency::{Claim, FenceToken, IdempotencyStore, RedisStore, StoreError};
+use tower_webhooks::idempotency::{
+    Claim, FenceToken, IdempotencyStore, RedisStore, SignatureClaim, StoreError,
+};
 
 fn url() -> Option<String> {
     std::env::var("TOWER_WEBHOOKS_REDIS_URL")
@@ -89,6 +91,26 @@ impl IdempotencyStore for TestStore {
     async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError> {
         self.store.release(key, token).await
     }
+
+    async fn renew(
+        &self,
+        key: &str,
+        token: FenceToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.store.renew(key, token, lease).await
+    }
+
+    // Forwarded, so the suite checks the store's own one-round-trip admit,
+    // not the trait's default.
+    async fn admit(
+        &self,
+        key: &str,
+        lease: Duration,
+        signature: Option<SignatureClaim<'_>>,
+    ) -> Result<Claim, StoreError> {
+        self.store.admit(key, lease, signature).await
+    }
 }
 
 tower_webhooks::idempotency_store_conformance!(
@@ -125,4 +147,44 @@ async fn a_foreign_value_under_the_prefix_is_an_error_not_a_claim() {
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Backend(_)), "{error}");
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_redis),
+    ignore = "set TOWER_WEBHOOKS_REDIS_URL to run against Redis"
+)]
+async fn a_foreign_value_at_the_signature_is_an_error_and_claims_nothing() {
+    let store = TestStore::new()
+        .await
+        .expect("TOWER_WEBHOOKS_REDIS_URL unset");
+    let mut conn = redis::Client::open(store.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let signature_key = format!("{}ns#sig:ab", store.store.key_prefix());
+    redis::cmd("SET")
+        .arg(&signature_key)
+        .arg("x")
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    let signature = SignatureClaim {
+        key: "ns#sig:ab",
+        event_id: "evt_1",
+        keep: Duration::from_secs(5),
+    };
+    let error = store
+        .admit("ns:evt_1", Duration::from_secs(5), Some(signature))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Backend(_)), "{error}");
+    let Claim::Acquired(_) = store
+        .claim("ns:evt_1", b"", Duration::from_secs(5))
+        .await
+        .unwrap()
+    else {
+        panic!("a failed admit claimed the key");
+    };
 }

@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use tower_webhooks::idempotency::{Claim, FenceToken, IdempotencyStore, SqliteStore, StoreError};
+use tower_webhooks::idempotency::{
+    Claim, FenceToken, IdempotencyStore, SignatureClaim, SqliteStore, StoreError,
+};
 
 /// A path no other test (in this process or another) uses.
 fn temp_path() -> PathBuf {
@@ -82,6 +84,26 @@ impl IdempotencyStore for TempStore {
 
     async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError> {
         self.store().release(key, token).await
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        token: FenceToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.store().renew(key, token, lease).await
+    }
+
+    // Forwarded, so the suite checks the store's own one-round-trip admit,
+    // not the trait's default.
+    async fn admit(
+        &self,
+        key: &str,
+        lease: Duration,
+        signature: Option<SignatureClaim<'_>>,
+    ) -> Result<Claim, StoreError> {
+        self.store().admit(key, lease, signature).await
     }
 }
 

@@ -327,6 +327,9 @@ impl IdempotencyStore for BrokenStore {
     async fn release(&self, _: &str, _: FenceToken) -> Result<bool, StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
+    async fn renew(&self, _: &str, _: FenceToken, _: Duration) -> Result<bool, StoreError> {
+        Err(StoreError::unavailable("connection refused"))
+    }
 }
 
 #[tokio::test]
@@ -436,6 +439,15 @@ impl IdempotencyStore for Flaky {
     async fn release(&self, key: &str, token: FenceToken) -> Result<bool, StoreError> {
         self.check()?;
         self.inner.release(key, token).await
+    }
+    async fn renew(
+        &self,
+        key: &str,
+        token: FenceToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        self.check()?;
+        self.inner.renew(key, token, lease).await
     }
 }
 

@@ -205,7 +205,8 @@ async fn a_full_inbox_sheds_load_before_writing() {
         .retry_after(Duration::from_secs(3));
     let address = app(&inbox).await;
     for id in ["evt_1", "evt_2"] {
-        assert_eq!(http_send(address, delivery(id, "{}")).await.1, QUEUED);
+        let body = format!(r#"{{"id":"{id}"}}"#);
+        assert_eq!(http_send(address, delivery(id, &body)).await.1, QUEUED);
     }
     // The estimate refreshes at most every 100 ms; after that it is exact.
     tokio::time::sleep(Duration::from_millis(150)).await;

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tower_webhooks::inbox::{
     ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, Inbox, InboxEvent, InboxStore,
-    Inserted, ListFilter, NewEvent, PostgresInbox, Purged, StoreError,
+    Inserted, ListFilter, NewEvent, PostgresInbox, Purged, SignatureRecord, StoreError,
 };
 
 fn url() -> Option<String> {
@@ -36,7 +36,7 @@ fn unique_table() -> String {
     )
 }
 
-/// Drops `table`, from a plain thread with its own runtime (`Drop` cannot
+/// Drops `table` and its signature records, from a plain thread with its own runtime (`Drop` cannot
 /// await, and blocking inside the test's runtime is not allowed).
 fn drop_table(url: String, table: String) {
     let cleanup = std::thread::spawn(move || {
@@ -49,7 +49,9 @@ fn drop_table(url: String, table: String) {
                 .map_err(std::io::Error::other)?;
             tokio::spawn(connection);
             client
-                .batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
+                .batch_execute(&format!(
+                    "DROP TABLE IF EXISTS \"{table}\", \"{table}_signatures\""
+                ))
                 .await
                 .map_err(std::io::Error::other)
         })
@@ -482,4 +484,376 @@ async fn a_retry_delay_is_kept_by_the_database() {
     assert_eq!((again.len(), again[0].attempt), (1, 2));
     assert!(again[0].fence > claimed[0].fence);
     assert_eq!(again[0].headers, event("", b"").headers);
+}
+
+/// A connection of its own, to look at (or damage) the tables directly.
+async fn raw_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// The signature records of `store`'s table: (signature, event id, kept
+/// until the event goes), in signature order.
+async fn signature_records(store: &TestInbox) -> Vec<(Vec<u8>, String, bool)> {
+    let client = raw_client(&store.url).await;
+    client
+        .query(
+            &format!(
+                "SELECT signature, event_id, expires_at IS NULL FROM \"{}_signatures\"
+                 ORDER BY signature",
+                store.store.table()
+            ),
+            &[],
+        )
+        .await
+        .expect("read the signature records")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect()
+}
+
+/// An event whose id the signature does not cover: `signature` is admitted
+/// with it, kept for `keep` (`None`: as long as the event).
+fn signed(id: &str, signature: &[u8], keep: Option<Duration>) -> NewEvent {
+    NewEvent {
+        signature: Some(SignatureRecord {
+            signature: Bytes::copy_from_slice(signature),
+            keep,
+        }),
+        ..event(id, b"{\"signed\":true}")
+    }
+}
+
+const WINDOW: Option<Duration> = Some(Duration::from_secs(300));
+
+/// A signature replayed under another id is refused and writes nothing; the
+/// same id again is a duplicate and keeps the record.
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn a_signature_replayed_under_another_id_is_refused() {
+    let store = TestInbox::new().await.expect("URL unset");
+    assert_eq!(
+        store
+            .insert(signed("evt_a", b"sig-1", WINDOW))
+            .await
+            .unwrap(),
+        Inserted::New
+    );
+    assert_eq!(
+        store
+            .insert(signed("evt_b", b"sig-1", WINDOW))
+            .await
+            .unwrap(),
+        Inserted::Replayed
+    );
+    assert!(
+        store
+            .get(&EventKey::new("pg", "evt_b"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .insert(signed("evt_a", b"sig-1", WINDOW))
+            .await
+            .unwrap(),
+        Inserted::Duplicate { same_body: true }
+    );
+    // Another namespace has its own records.
+    let mut other = signed("evt_b", b"sig-1", WINDOW);
+    other.key = EventKey::new("pg_other", "evt_b");
+    assert_eq!(store.insert(other).await.unwrap(), Inserted::New);
+    assert_eq!(store.pending_count().await.unwrap(), 2);
+    let records = signature_records(&store).await;
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records
+            .iter()
+            .all(|(signature, _, forever)| signature == b"sig-1" && !forever)
+    );
+    assert!(records.iter().any(|(_, id, _)| id == "evt_a"));
+}
+
+/// A record whose window ended is taken over by the next id that presents
+/// the signature; the old id is then the replay.
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn an_expired_signature_record_is_taken_over() {
+    let store = TestInbox::new().await.expect("URL unset");
+    // A zero window ends at once (on the database's clock).
+    assert_eq!(
+        store
+            .insert(signed("evt_a", b"sig-1", Some(Duration::ZERO)))
+            .await
+            .unwrap(),
+        Inserted::New
+    );
+    assert_eq!(
+        store
+            .insert(signed("evt_b", b"sig-1", WINDOW))
+            .await
+            .unwrap(),
+        Inserted::New
+    );
+    assert_eq!(
+        store
+            .insert(signed("evt_a", b"sig-1", WINDOW))
+            .await
+            .unwrap(),
+        Inserted::Replayed
+    );
+    let records = signature_records(&store).await;
+    assert_eq!(
+        records,
+        vec![(b"sig-1".to_vec(), "evt_b".to_owned(), false)]
+    );
+}
+
+/// A record kept for as long as its event outlives any window and goes with
+/// the event's purge; expired records go at any purge; live ones stay.
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn a_record_kept_with_its_event_lives_until_the_purge() {
+    let store = TestInbox::new().await.expect("URL unset");
+    let options = ClaimOptions {
+        limit: 10,
+        lease: Duration::from_secs(60),
+        max_attempts: 3,
+    };
+    for (id, signature, keep) in [
+        ("evt_done", &b"sig-done"[..], None),
+        ("evt_waiting", b"sig-waiting", None),
+        ("evt_expired", b"sig-expired", Some(Duration::ZERO)),
+        ("evt_windowed", b"sig-windowed", WINDOW),
+    ] {
+        assert_eq!(
+            store.insert(signed(id, signature, keep)).await.unwrap(),
+            Inserted::New
+        );
+    }
+    // Finish evt_done only.
+    for claimed in store.claim(options).await.unwrap() {
+        if claimed.key.event_id == "evt_done" {
+            assert!(store.complete(&claimed.key, claimed.fence).await.unwrap());
+        } else {
+            assert!(store.give_back(&claimed.key, claimed.fence).await.unwrap());
+        }
+    }
+    assert_eq!(
+        store
+            .insert(signed("evt_x", b"sig-done", None))
+            .await
+            .unwrap(),
+        Inserted::Replayed
+    );
+    let later = SystemTime::now() + Duration::from_secs(3_600);
+    let purged = store.purge(later, later).await.unwrap();
+    assert_eq!(purged.events, 1);
+    let records: Vec<(Vec<u8>, String, bool)> = signature_records(&store).await;
+    assert_eq!(
+        records,
+        vec![
+            (b"sig-waiting".to_vec(), "evt_waiting".to_owned(), true),
+            (b"sig-windowed".to_vec(), "evt_windowed".to_owned(), false),
+        ]
+    );
+    // Its event gone, the signature is free again.
+    assert_eq!(
+        store
+            .insert(signed("evt_x", b"sig-done", None))
+            .await
+            .unwrap(),
+        Inserted::New
+    );
+}
+
+/// 200 ids present one signature at once through two instances (two
+/// pools, grouped commits on both): exactly one is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn one_of_200_ids_racing_for_a_signature_wins() {
+    let table = unique_table();
+    let first = TestInbox::on(&table, true).await.expect("URL unset");
+    let second = TestInbox::on(&table, true).await.expect("URL unset");
+    let stores: [Arc<dyn InboxStore>; 2] = [Arc::new(first), Arc::new(second)];
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let store = stores[i % 2].clone();
+            tokio::spawn(async move {
+                let id = format!("evt_{i}");
+                (
+                    id.clone(),
+                    store.insert(signed(&id, b"sig-contested", WINDOW)).await,
+                )
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (id, outcome) = task.await.unwrap();
+        match outcome.expect("insert failed") {
+            Inserted::New => winners.push(id),
+            Inserted::Replayed => {}
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(stores[0].pending_count().await.unwrap(), 1);
+    let listed = stores[1].list(ListFilter::new(1_000)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key.event_id, winners[0]);
+    drop(stores); // both drop the (same) tables; the second finds them gone.
+}
+
+/// Inserts started together on a current-thread runtime reach the writer
+/// before it runs, so they share one batch, in the order they started.
+async fn insert_together(store: &Arc<dyn InboxStore>, events: Vec<NewEvent>) -> Vec<Inserted> {
+    let tasks: Vec<_> = events
+        .into_iter()
+        .map(|event| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert(event).await })
+        })
+        .collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.unwrap().expect("insert failed"));
+    }
+    outcomes
+}
+
+/// One batch holding several inserts of one signature: the first id claims
+/// it and the other id is the replay, repeats of the first id are
+/// duplicates; and when the first one's claim is refused because a recorded
+/// event holds the signature, that event's own retry in the batch is still
+/// a duplicate, not a replay.
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn one_batch_with_a_signature_under_two_ids() {
+    let store: Arc<dyn InboxStore> = Arc::new(TestInbox::new().await.expect("URL unset"));
+    assert_eq!(
+        store
+            .insert(signed("evt_held", b"sig-held", None))
+            .await
+            .unwrap(),
+        Inserted::New
+    );
+    let outcomes = insert_together(
+        &store,
+        vec![
+            signed("evt_b", b"sig-1", WINDOW),
+            signed("evt_a", b"sig-1", WINDOW),
+            signed("evt_b", b"sig-1", WINDOW),
+            event("evt_plain", b"{}"),
+            signed("evt_a", b"sig-2", WINDOW),
+            signed("evt_c", b"sig-held", None),
+            signed("evt_held", b"sig-held", None),
+            signed("evt_d", b"sig-held", None),
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        vec![
+            Inserted::New,
+            Inserted::Replayed,
+            Inserted::Duplicate { same_body: true },
+            Inserted::New,
+            // evt_a's other signature is its own: recorded with it.
+            Inserted::New,
+            Inserted::Replayed,
+            Inserted::Duplicate { same_body: true },
+            Inserted::Replayed,
+        ]
+    );
+    let mut ids: Vec<String> = store
+        .list(ListFilter::new(100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|record| record.key.event_id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["evt_a", "evt_b", "evt_held", "evt_plain"]);
+}
+
+/// A row the store cannot read is an error naming the column, for `get`,
+/// `list` and `claim`; never a guess, and never the payload.
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn an_unreadable_row_is_an_error() {
+    let store = TestInbox::new().await.expect("URL unset");
+    let table = store.store.table().to_owned();
+    let client = raw_client(&store.url).await;
+    for id in ["evt_status", "evt_headers"] {
+        assert_eq!(
+            store.insert(event(id, b"secret payload")).await.unwrap(),
+            Inserted::New
+        );
+    }
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE \"{table}\" DROP CONSTRAINT \"{table}_status_check\";
+             UPDATE \"{table}\" SET status = 'bogus' WHERE event_id = 'evt_status';
+             UPDATE \"{table}\" SET headers = '{{\"not\": \"pairs\"}}'
+                 WHERE event_id = 'evt_headers';"
+        ))
+        .await
+        .expect("damage the rows");
+
+    let unreadable = |result: Result<_, StoreError>, column: &str| {
+        let error = match result {
+            Err(error @ StoreError::Backend(_)) => error.to_string(),
+            other => panic!("{column}: wanted a backend error, got {other:?}"),
+        };
+        assert!(error.contains(&format!("`{column}`")), "{error}");
+        assert!(!error.contains("secret payload"), "{error}");
+        assert!(!error.contains("bogus"), "{error}");
+    };
+    unreadable(
+        store
+            .get(&EventKey::new("pg", "evt_status"))
+            .await
+            .map(|_| ()),
+        "status",
+    );
+    unreadable(store.list(ListFilter::new(10)).await.map(|_| ()), "status");
+    // The readable row still reads.
+    let record = store
+        .get(&EventKey::new("pg", "evt_headers"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, EventStatus::Pending);
+    let claimed = store
+        .claim(ClaimOptions {
+            limit: 10,
+            lease: Duration::from_secs(60),
+            max_attempts: 3,
+        })
+        .await
+        .map(|_| ());
+    unreadable(claimed, "headers");
 }

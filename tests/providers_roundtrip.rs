@@ -139,11 +139,37 @@ fn json_body(text: &str) -> Vec<u8> {
     .unwrap()
 }
 
+/// Presets whose round trips live in tests/providers_wave2.rs.
+const WAVE2: &[&str] = &[
+    "gitlab",
+    "zoom",
+    "typeform",
+    "bitbucket",
+    "jira",
+    "vercel",
+    "intercom",
+    "meta",
+    "dropbox",
+    "calendly",
+    "mux",
+    "docusign",
+    "hubspot",
+    "twitch",
+    "mailgun",
+    "postmark",
+    "okta",
+    "msgraph",
+];
+
 #[test]
 fn every_preset_is_covered() {
     let names: Vec<&str> = presets().iter().map(|p| p.verifier.provider()).collect();
     for name in tower_webhooks::testing::PROVIDERS {
         if *name == "discord" && cfg!(not(feature = "ed25519")) {
+            continue;
+        }
+        // The second wave's presets round-trip in tests/providers_wave2.rs.
+        if WAVE2.contains(name) {
             continue;
         }
         assert!(names.contains(name), "{name} has no round trip");

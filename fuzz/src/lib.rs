@@ -17,9 +17,9 @@
 //! body bytes ...           (everything after it, any bytes)
 //! ```
 //!
-//! - `presets`: `[preset]` then the request; `preset % 12` picks the verifier
+//! - `presets`: `[preset]` then the request; `preset % 30` picks the verifier
 //!   (see [`PRESETS`]).
-//! - `generic`: `[config, pos_lo, pos_hi, mask]` then the request; `config % 6`
+//! - `generic`: `[config, pos_lo, pos_hi, mask]` then the request; `config % 4`
 //!   picks an `HmacVerifier` configuration for the arbitrary request, and the
 //!   body also drives a differential check (signed with the testing signer, a
 //!   timestamp offset of `(config - 128) * 3` seconds, then one byte at `pos`
@@ -46,11 +46,16 @@ use tower_webhooks::clock::FixedClock;
 use tower_webhooks::idempotency::MemoryStore;
 use tower_webhooks::layer::IdempotencyLayer;
 use tower_webhooks::providers::{
-    Discord, GitHub, Linear, Paddle, Shopify, Slack, Square, StandardWebhooks, Stripe, Twilio,
+    Bitbucket, Calendly, Discord, DocuSign, Dropbox, GitHub, GitLab, HubSpot, Intercom, Jira,
+    Linear, Mailgun, Meta, MicrosoftGraph, Mux, Okta, Paddle, Postmark, Shopify, Slack, Square,
+    StandardWebhooks, Stripe, Twilio, Twitch, Typeform, Vercel, Zoom,
 };
 use tower_webhooks::testing::{
-    DiscordSigner, GenericSigner, GitHubSigner, LinearSigner, PaddleSigner, ShopifySigner, Signer,
-    SlackSigner, SquareSigner, StandardWebhooksSigner, StripeSigner, TwilioSigner,
+    BitbucketSigner, CalendlySigner, DiscordSigner, DocuSignSigner, DropboxSigner, GenericSigner,
+    GitHubSigner, GitLabSigner, HubSpotSigner, IntercomSigner, JiraSigner, LinearSigner,
+    MailgunSigner, MetaSigner, MicrosoftGraphSigner, MuxSigner, OktaSigner, PaddleSigner,
+    PostmarkSigner, ShopifySigner, Signer, SlackSigner, SquareSigner, StandardWebhooksSigner,
+    StripeSigner, TwilioSigner, TwitchSigner, TypeformSigner, VercelSigner, ZoomSigner,
 };
 use tower_webhooks::verify::{
     Encoding, HmacVerifier, SignatureVerifier, VerifiedWebhook, VerifyError, check_event_id,
@@ -68,6 +73,8 @@ pub const WHSEC: &str = "whsec_ZnV6el9zZWNyZXRfN2YzYTljX3N0YW5kYXJk";
 pub const DISCORD_SEED: [u8; 32] = [7; 32];
 /// The public base URL Twilio and Square sign.
 pub const BASE_URL: &str = "https://example.com";
+/// Postmark's basic auth credentials (`username:password`).
+pub const POSTMARK: &str = "fuzz:fuzz_secret_7f3a9c";
 /// The event id the differential check signs under.
 pub const DIFF_ID: &str = "evt_fuzz";
 
@@ -146,14 +153,43 @@ pub struct Preset {
     pub signer: Box<dyn Signer>,
     /// The request path.
     pub path: &'static str,
-    /// A body the preset accepts (some read the id or a timestamp from it).
+    /// A body the preset accepts (some read the id or a timestamp from it;
+    /// Mailgun's and Microsoft Graph's signers wrap it in the body they send).
     pub body: &'static [u8],
 }
 
 /// The order in which the `presets` target's selector byte picks them.
-pub const PRESETS: [&str; 12] = [
-    "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear",
+pub const PRESETS: [&str; 30] = [
+    "generic",
+    "stripe",
+    "github",
+    "shopify",
+    "slack",
+    "standard",
+    "svix",
+    "paddle",
+    "discord",
+    "twilio",
+    "square",
+    "linear",
+    "gitlab",
+    "zoom",
+    "typeform",
+    "bitbucket",
+    "jira",
+    "vercel",
+    "intercom",
+    "meta",
+    "dropbox",
+    "calendly",
+    "mux",
+    "docusign",
+    "hubspot",
+    "twitch",
+    "mailgun",
+    "postmark",
+    "okta",
+    "msgraph",
 ];
 
 fn clock() -> FixedClock {
@@ -278,6 +314,135 @@ pub fn preset_list() -> &'static [Preset] {
                 Box::new(LinearSigner::new(SECRET)),
                 "/webhooks/linear",
                 br#"{"action":"create","type":"Issue","webhookTimestamp":1700000000000}"#,
+            ),
+            preset(
+                "gitlab",
+                Arc::new(GitLab::new(SECRET).unwrap()),
+                Box::new(GitLabSigner::new(SECRET)),
+                "/webhooks/gitlab",
+                br#"{"object_kind":"push","ref":"refs/heads/main"}"#,
+            ),
+            preset(
+                "zoom",
+                Arc::new(Zoom::new(SECRET).unwrap().with_clock(clock())),
+                Box::new(ZoomSigner::new(SECRET)),
+                "/webhooks/zoom",
+                br#"{"event":"meeting.started","event_ts":1700000000123,"payload":{}}"#,
+            ),
+            preset(
+                "typeform",
+                Arc::new(Typeform::new(SECRET).unwrap()),
+                Box::new(TypeformSigner::new(SECRET)),
+                "/webhooks/typeform",
+                br#"{"event_id":"01HTF0RM5Q","event_type":"form_response"}"#,
+            ),
+            preset(
+                "bitbucket",
+                Arc::new(Bitbucket::new(SECRET).unwrap()),
+                Box::new(BitbucketSigner::new(SECRET)),
+                "/webhooks/bitbucket",
+                br#"{"push":{"changes":[]}}"#,
+            ),
+            preset(
+                "jira",
+                Arc::new(Jira::new(SECRET).unwrap()),
+                Box::new(JiraSigner::new(SECRET)),
+                "/webhooks/jira",
+                br#"{"webhookEvent":"jira:issue_created","issue":{"key":"PRJ-1"}}"#,
+            ),
+            preset(
+                "vercel",
+                Arc::new(Vercel::new(SECRET).unwrap()),
+                Box::new(VercelSigner::new(SECRET)),
+                "/webhooks/vercel",
+                br#"{"id":"uevt_9VnLx1","type":"deployment.created"}"#,
+            ),
+            preset(
+                "intercom",
+                Arc::new(Intercom::new(SECRET).unwrap()),
+                Box::new(IntercomSigner::new(SECRET)),
+                "/webhooks/intercom",
+                br#"{"type":"notification_event","id":"notif_1","topic":"ping"}"#,
+            ),
+            preset(
+                "meta",
+                Arc::new(Meta::new(SECRET).unwrap()),
+                Box::new(MetaSigner::new(SECRET)),
+                "/webhooks/meta",
+                br#"{"object":"page","entry":[{"id":"1","messaging":[]}]}"#,
+            ),
+            preset(
+                "dropbox",
+                Arc::new(Dropbox::new(SECRET).unwrap()),
+                Box::new(DropboxSigner::new(SECRET)),
+                "/webhooks/dropbox",
+                br#"{"list_folder":{"accounts":["dbid:AAH4f99"]}}"#,
+            ),
+            preset(
+                "calendly",
+                Arc::new(Calendly::new(SECRET).unwrap().with_clock(clock())),
+                Box::new(CalendlySigner::new(SECRET)),
+                "/webhooks/calendly",
+                br#"{"event":"invitee.created","payload":{}}"#,
+            ),
+            preset(
+                "mux",
+                Arc::new(Mux::new(SECRET).unwrap().with_clock(clock())),
+                Box::new(MuxSigner::new(SECRET)),
+                "/webhooks/mux",
+                br#"{"id":"3a56ac3d-33da-4366-855b-f592d898409d","type":"video.asset.ready"}"#,
+            ),
+            preset(
+                "docusign",
+                Arc::new(DocuSign::new(SECRET).unwrap()),
+                Box::new(DocuSignSigner::new(SECRET)),
+                "/webhooks/docusign",
+                br#"{"event":"envelope-completed","data":{"envelopeId":"93be49ab"}}"#,
+            ),
+            preset(
+                "hubspot",
+                Arc::new(HubSpot::new(SECRET, BASE_URL).unwrap().with_clock(clock())),
+                Box::new(HubSpotSigner::new(
+                    SECRET,
+                    format!("{BASE_URL}/webhooks/hubspot"),
+                )),
+                "/webhooks/hubspot",
+                br#"[{"eventId":1,"subscriptionType":"contact.creation"}]"#,
+            ),
+            preset(
+                "twitch",
+                Arc::new(Twitch::new(SECRET).unwrap().with_clock(clock())),
+                Box::new(TwitchSigner::new(SECRET)),
+                "/webhooks/twitch",
+                br#"{"subscription":{"type":"channel.follow"},"event":{}}"#,
+            ),
+            preset(
+                "mailgun",
+                Arc::new(Mailgun::new(SECRET).unwrap().with_clock(clock())),
+                Box::new(MailgunSigner::new(SECRET)),
+                "/webhooks/mailgun",
+                br#"{"event":"delivered","recipient":"a@example.com"}"#,
+            ),
+            preset(
+                "postmark",
+                Arc::new(Postmark::new(POSTMARK).unwrap()),
+                Box::new(PostmarkSigner::new(POSTMARK)),
+                "/webhooks/postmark",
+                br#"{"RecordType":"Delivery","MessageID":"883953f4"}"#,
+            ),
+            preset(
+                "okta",
+                Arc::new(Okta::new(SECRET).unwrap()),
+                Box::new(OktaSigner::new(SECRET)),
+                "/webhooks/okta",
+                br#"{"eventType":"com.okta.event_hook","eventId":"b5a188b9","data":{}}"#,
+            ),
+            preset(
+                "msgraph",
+                Arc::new(MicrosoftGraph::new(SECRET).unwrap()),
+                Box::new(MicrosoftGraphSigner::new(SECRET)),
+                "/webhooks/msgraph",
+                br#"{"id":"AAMkAGUwNjQ4ZjIxAAA="}"#,
             ),
         ]
     })
@@ -673,8 +838,14 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut seeds = Vec::new();
     for (index, preset) in preset_list().iter().enumerate() {
         let headers = preset.signer.sign("evt_seed_1", NOW, preset.body);
+        // Mailgun and Microsoft Graph put their signature or credential in
+        // the body their signer builds; every other body is sent as it is.
+        let body = preset
+            .signer
+            .request(preset.path, "evt_seed_1", NOW, preset.body)
+            .into_body();
         let mut input = vec![u8::try_from(index).expect("few presets")];
-        input.extend(encode_request(preset.path, &headers, preset.body));
+        input.extend(encode_request(preset.path, &headers, &body));
         seeds.push(("presets", format!("{}.req", preset.name), input));
     }
     let signer = GenericSigner::new(SECRET);

@@ -27,7 +27,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Claim, FenceToken, IdempotencyStore};
+use super::{Claim, FenceToken, IdempotencyStore, SignatureClaim};
 
 /// A lease short enough to wait out in a test.
 pub const SHORT: Duration = Duration::from_millis(400);
@@ -294,6 +294,322 @@ pub async fn concurrent_reclaims_have_one_winner<S: IdempotencyStore>(store: Arc
     );
 }
 
+/// Renewing a claim extends its lease: renewed past its original lease, it
+/// is still in flight for a second claimer, and its token still completes it.
+pub async fn renew_extends_the_lease<S: IdempotencyStore + ?Sized>(store: &S) {
+    let token = acquire(store, "conf:g", SHORT).await;
+    assert!(
+        store
+            .renew("conf:g", token, LONG)
+            .await
+            .expect("renew failed"),
+        "renewing a live claim with its own token must succeed"
+    );
+    tokio::time::sleep(WAIT).await;
+    assert_eq!(
+        store
+            .claim("conf:g", b"fp", LONG)
+            .await
+            .expect("claim failed"),
+        Claim::InFlight {
+            same_fingerprint: true
+        },
+        "a renewed claim must outlive its original lease"
+    );
+    assert!(
+        store
+            .renew("conf:g", token, LONG)
+            .await
+            .expect("renew failed"),
+        "a renewed claim can be renewed again"
+    );
+    assert!(
+        store
+            .complete("conf:g", token, LONG)
+            .await
+            .expect("complete failed")
+    );
+}
+
+/// Renewing with a token that does not hold the key (another one, or one
+/// whose lease expired, or after release or completion) returns `false`
+/// and changes nothing.
+pub async fn renew_is_fenced<S: IdempotencyStore + ?Sized>(store: &S) {
+    // A wrong token does not extend a live claim: it still expires on time.
+    let token = acquire(store, "conf:h", SHORT).await;
+    let wrong = FenceToken::new(token.get() ^ 0x5a5a);
+    assert!(
+        !store
+            .renew("conf:h", wrong, LONG)
+            .await
+            .expect("renew failed"),
+        "a wrong token renewed a claim"
+    );
+    tokio::time::sleep(WAIT).await;
+    // The lease expired: its own token can no longer renew it, and that
+    // refusal does not bring the claim back.
+    assert!(
+        !store
+            .renew("conf:h", token, LONG)
+            .await
+            .expect("renew failed"),
+        "an expired lease was renewed"
+    );
+    let fresh = acquire(store, "conf:h", LONG).await;
+    assert_ne!(token, fresh);
+    // The zombie's token cannot renew the new claim either.
+    assert!(
+        !store
+            .renew("conf:h", token, SHORT)
+            .await
+            .expect("renew failed")
+    );
+    assert!(
+        store
+            .complete("conf:h", fresh, LONG)
+            .await
+            .expect("complete failed")
+    );
+    // Completion is final: renew does not make a completed key in flight.
+    assert!(
+        !store
+            .renew("conf:h", fresh, LONG)
+            .await
+            .expect("renew failed"),
+        "a completed key was renewed"
+    );
+    assert_eq!(
+        store
+            .claim("conf:h", b"fp", LONG)
+            .await
+            .expect("claim failed"),
+        Claim::Completed {
+            same_fingerprint: true
+        }
+    );
+    // Nor does a released one come back.
+    let released = acquire(store, "conf:h2", LONG).await;
+    assert!(
+        store
+            .release("conf:h2", released)
+            .await
+            .expect("release failed")
+    );
+    assert!(
+        !store
+            .renew("conf:h2", released, LONG)
+            .await
+            .expect("renew failed"),
+        "a released key was renewed"
+    );
+    acquire(store, "conf:h2", LONG).await;
+}
+
+fn signature<'a>(event_id: &'a str, keep: Duration) -> SignatureClaim<'a> {
+    SignatureClaim {
+        key: "conf#sig:00ff",
+        event_id,
+        keep,
+    }
+}
+
+async fn admit<S: IdempotencyStore + ?Sized>(
+    store: &S,
+    key: &str,
+    signature: Option<SignatureClaim<'_>>,
+) -> Claim {
+    store
+        .admit(key, LONG, signature)
+        .await
+        .expect("admit failed")
+}
+
+/// Admitting without a signature is a claim with an empty fingerprint.
+pub async fn admit_without_signature_is_a_claim<S: IdempotencyStore + ?Sized>(store: &S) {
+    let Claim::Acquired(token) = admit(store, "conf:i", None).await else {
+        panic!("admit of a free key did not acquire it");
+    };
+    assert_eq!(
+        admit(store, "conf:i", None).await,
+        Claim::InFlight {
+            same_fingerprint: true
+        }
+    );
+    assert_eq!(
+        store
+            .claim("conf:i", b"", LONG)
+            .await
+            .expect("claim failed"),
+        Claim::InFlight {
+            same_fingerprint: true
+        },
+        "admit must record an empty fingerprint"
+    );
+    assert_eq!(
+        store
+            .claim("conf:i", b"fp", LONG)
+            .await
+            .expect("claim failed"),
+        Claim::InFlight {
+            same_fingerprint: false
+        }
+    );
+    assert!(
+        store
+            .complete("conf:i", token, LONG)
+            .await
+            .expect("complete failed"),
+        "admit's token must complete the claim"
+    );
+    assert_eq!(
+        admit(store, "conf:i", None).await,
+        Claim::Completed {
+            same_fingerprint: true
+        }
+    );
+}
+
+/// A signature held by one event id is refused to another (`Replayed`),
+/// and that refusal writes nothing: the other id's key stays free and the
+/// signature stays with its first id.
+pub async fn admit_refuses_a_replayed_signature<S: IdempotencyStore + ?Sized>(store: &S) {
+    let Claim::Acquired(token) = admit(store, "conf:evt_1", Some(signature("evt_1", LONG))).await
+    else {
+        panic!("the first admit of a signature did not acquire its key");
+    };
+    assert_eq!(
+        admit(store, "conf:evt_2", Some(signature("evt_2", LONG))).await,
+        Claim::Replayed,
+        "a signature held by evt_1 was admitted for evt_2"
+    );
+    let Claim::Acquired(_) = store
+        .claim("conf:evt_2", b"", LONG)
+        .await
+        .expect("claim failed")
+    else {
+        panic!("a replayed admit claimed the other id's key");
+    };
+    assert_eq!(
+        admit(store, "conf:evt_1", Some(signature("evt_1", LONG))).await,
+        Claim::InFlight {
+            same_fingerprint: true
+        },
+        "a replayed admit changed the signature's holder"
+    );
+    // Refused however the holder's key stands: here, completed.
+    assert!(
+        store
+            .complete("conf:evt_1", token, LONG)
+            .await
+            .expect("complete failed")
+    );
+    assert_eq!(
+        admit(store, "conf:evt_3", Some(signature("evt_3", LONG))).await,
+        Claim::Replayed
+    );
+}
+
+/// The same signature under the same event id is an ordinary duplicate:
+/// in flight, then completed; and after a release the retry acquires.
+pub async fn admit_same_signature_same_id_is_a_duplicate<S: IdempotencyStore + ?Sized>(store: &S) {
+    let sig = || Some(signature("evt_1", LONG));
+    let Claim::Acquired(first) = admit(store, "conf:j", sig()).await else {
+        panic!("admit of a free key did not acquire it");
+    };
+    assert!(
+        store
+            .release("conf:j", first)
+            .await
+            .expect("release failed")
+    );
+    let Claim::Acquired(token) = admit(store, "conf:j", sig()).await else {
+        panic!("the retry after a release was not admitted");
+    };
+    assert_ne!(first, token);
+    assert_eq!(
+        admit(store, "conf:j", sig()).await,
+        Claim::InFlight {
+            same_fingerprint: true
+        }
+    );
+    assert!(
+        store
+            .complete("conf:j", token, LONG)
+            .await
+            .expect("complete failed")
+    );
+    assert_eq!(
+        admit(store, "conf:j", sig()).await,
+        Claim::Completed {
+            same_fingerprint: true
+        }
+    );
+}
+
+/// Once a signature's keep runs out, another event id may take it, and the
+/// first id is then the one refused.
+pub async fn admit_signature_expires<S: IdempotencyStore + ?Sized>(store: &S) {
+    let Claim::Acquired(_) = admit(store, "conf:evt_1", Some(signature("evt_1", SHORT))).await
+    else {
+        panic!("the first admit of a signature did not acquire its key");
+    };
+    assert_eq!(
+        admit(store, "conf:evt_2", Some(signature("evt_2", SHORT))).await,
+        Claim::Replayed
+    );
+    tokio::time::sleep(WAIT).await;
+    let Claim::Acquired(_) = admit(store, "conf:evt_2", Some(signature("evt_2", LONG))).await
+    else {
+        panic!("an expired signature was not admitted for another id");
+    };
+    assert_eq!(
+        admit(store, "conf:evt_1", Some(signature("evt_1", LONG))).await,
+        Claim::Replayed,
+        "the signature must now be held by evt_2"
+    );
+}
+
+/// Many concurrent admits of one signature under different event ids:
+/// exactly one is admitted, and only its key is claimed.
+pub async fn concurrent_admits_of_one_signature_have_one_winner<S: IdempotencyStore>(
+    store: Arc<S>,
+) {
+    const TASKS: usize = 50;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = format!("evt_{i}");
+                let key = format!("conf:{id}");
+                store
+                    .admit(&key, LONG, Some(signature(&id, LONG)))
+                    .await
+                    .map(|outcome| (i, outcome))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("task panicked").expect("admit failed") {
+            (i, Claim::Acquired(_)) => winners.push(i),
+            (_, Claim::Replayed) => {}
+            (_, other) => panic!("unexpected outcome under contention: {other:?}"),
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "{} concurrent admits of one signature were admitted",
+        winners.len()
+    );
+    for i in (0..TASKS).filter(|i| !winners.contains(i)) {
+        let key = format!("conf:evt_{i}");
+        let Claim::Acquired(_) = store.claim(&key, b"", LONG).await.expect("claim failed") else {
+            panic!("a replayed admit claimed {key}");
+        };
+    }
+}
+
 /// Generates one `#[tokio::test]` per conformance property; see the
 /// [`conformance`](crate::idempotency::conformance) module.
 #[macro_export]
@@ -307,10 +623,17 @@ macro_rules! idempotency_store_conformance {
             retention_expires
             release_after_complete_is_a_no_op
             keys_are_independent
+            renew_extends_the_lease
+            renew_is_fenced
+            admit_without_signature_is_a_claim
+            admit_refuses_a_replayed_signature
+            admit_same_signature_same_id_is_a_duplicate
+            admit_signature_expires
         );
         $crate::idempotency_store_conformance!(@each $attrs $make (::std::sync::Arc::new)
             concurrent_claims_have_one_winner
             concurrent_reclaims_have_one_winner
+            concurrent_admits_of_one_signature_have_one_winner
         );
     };
     (@each $attrs:tt $make:tt $wrap:tt $($name:ident)*) => {$(

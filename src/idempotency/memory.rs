@@ -6,16 +6,20 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use super::{Claim, FenceToken, IdempotencyStore, StoreError};
+use super::{Claim, FenceToken, IdempotencyStore, SignatureClaim, StoreError};
 use crate::clock::{Clock, SystemClock};
 
 /// An in-process store: the reference implementation, for one process and
 /// for tests. Nothing survives a restart, and instances do not share it.
 ///
 /// Keys are spread over 16 independently locked shards, so a sweep or a
-/// table resize holds up only a sixteenth of the keys. Expired entries
-/// (leases and retention) are swept as the store is used, so memory stays
-/// bounded by the events of one retention period.
+/// table resize holds up only a sixteenth of the keys. Every operation
+/// (`claim`, `complete`, `release`, `renew`) runs under its key's shard lock;
+/// `admit` holds the locks of both the signature's and the key's shards
+/// (taken in shard order, so two admits never deadlock) while it records the
+/// signature and claims the key, so the two steps are one atomic operation.
+/// Expired entries (leases and retention) are swept as the store is used, so
+/// memory stays bounded by the events of one retention period.
 #[derive(Debug)]
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
@@ -71,8 +75,16 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    fn index(&self, key: &str) -> usize {
+        self.hasher.hash_one(key) as usize % SHARDS
+    }
+
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        lock(&self.shards[self.hasher.hash_one(key) as usize % SHARDS])
+        lock(&self.shards[self.index(key)])
+    }
+
+    fn next_token(&self) -> u64 {
+        self.next_token.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
@@ -97,6 +109,37 @@ fn deadline(now: SystemTime, after: Duration) -> SystemTime {
 }
 
 impl Shard {
+    /// The claim, on a shard already locked.
+    fn claim(
+        &mut self,
+        key: &str,
+        fingerprint: &[u8],
+        until: SystemTime,
+        now: SystemTime,
+        token: impl FnOnce() -> u64,
+    ) -> Claim {
+        if let Some(entry) = self.entries.get(key)
+            && entry.until > now
+        {
+            let same_fingerprint = *entry.fingerprint == *fingerprint;
+            return match entry.token {
+                Some(_) => Claim::InFlight { same_fingerprint },
+                None => Claim::Completed { same_fingerprint },
+            };
+        }
+        let token = token();
+        self.entries.insert(
+            key.into(),
+            Entry {
+                token: Some(token),
+                until,
+                fingerprint: fingerprint.into(),
+            },
+        );
+        self.sweep_if_due(now);
+        Claim::Acquired(FenceToken::new(token))
+    }
+
     /// Drops expired entries once there have been as many writes since the
     /// last sweep as that sweep left entries (at least 64): each sweep
     /// costs at most twice the writes that led to it, so amortised O(1) per
@@ -120,27 +163,10 @@ impl IdempotencyStore for MemoryStore {
         lease: Duration,
     ) -> Result<Claim, StoreError> {
         let now = self.clock.now();
-        let mut shard = self.shard(key);
-        if let Some(entry) = shard.entries.get(key)
-            && entry.until > now
-        {
-            let same_fingerprint = *entry.fingerprint == *fingerprint;
-            return Ok(match entry.token {
-                Some(_) => Claim::InFlight { same_fingerprint },
-                None => Claim::Completed { same_fingerprint },
-            });
-        }
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed) + 1;
-        shard.entries.insert(
-            key.into(),
-            Entry {
-                token: Some(token),
-                until: deadline(now, lease),
-                fingerprint: fingerprint.into(),
-            },
-        );
-        shard.sweep_if_due(now);
-        Ok(Claim::Acquired(FenceToken::new(token)))
+        let until = deadline(now, lease);
+        Ok(self
+            .shard(key)
+            .claim(key, fingerprint, until, now, || self.next_token()))
     }
 
     async fn complete(
@@ -169,6 +195,72 @@ impl IdempotencyStore for MemoryStore {
                 Ok(true)
             }
             _ => Ok(false),
+        }
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        token: FenceToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key);
+        match shard.entries.get_mut(key) {
+            Some(entry) if entry.token == Some(token.get()) && entry.until > now => {
+                entry.until = deadline(now, lease);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn admit(
+        &self,
+        key: &str,
+        lease: Duration,
+        signature: Option<SignatureClaim<'_>>,
+    ) -> Result<Claim, StoreError> {
+        let now = self.clock.now();
+        let until = deadline(now, lease);
+        let Some(signature) = signature else {
+            return Ok(self
+                .shard(key)
+                .claim(key, b"", until, now, || self.next_token()));
+        };
+        // Both shards stay locked from the signature's check to the key's
+        // claim. Locks are taken in shard order, so two admits whose keys
+        // and signatures fall in the same two shards cannot deadlock.
+        let (key_index, signature_index) = (self.index(key), self.index(signature.key));
+        let (mut key_shard, mut signature_shard) = if key_index == signature_index {
+            (lock(&self.shards[key_index]), None)
+        } else if key_index < signature_index {
+            let first = lock(&self.shards[key_index]);
+            (first, Some(lock(&self.shards[signature_index])))
+        } else {
+            let first = lock(&self.shards[signature_index]);
+            (lock(&self.shards[key_index]), Some(first))
+        };
+        let held = signature_shard
+            .as_deref_mut()
+            .unwrap_or(&mut *key_shard)
+            .claim(
+                signature.key,
+                signature.event_id.as_bytes(),
+                deadline(now, signature.keep),
+                now,
+                || self.next_token(),
+            );
+        match held {
+            Claim::Acquired(_)
+            | Claim::InFlight {
+                same_fingerprint: true,
+            }
+            | Claim::Completed {
+                same_fingerprint: true,
+            } => Ok(key_shard.claim(key, b"", until, now, || self.next_token())),
+            // Held by another id: the refused claim wrote nothing.
+            _ => Ok(Claim::Replayed),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 
-use super::{Claim, FenceToken, IdempotencyStore, StoreError};
+use super::{Claim, FenceToken, IdempotencyStore, SignatureClaim, StoreError};
 use crate::backend::pg::{self, Conn, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, millis};
 
 /// The table [`PostgresStore`] uses unless told otherwise.
@@ -53,14 +53,26 @@ const CLAIM_ATTEMPTS: usize = 5;
 /// the key was freed in between. So a claim is **one round trip, except a
 /// refused claim that raced the holder's commit, which takes two**.
 ///
+/// **Admit with a signature** is also one statement: a first
+/// data-modifying CTE upserts the signature's row (the event id as its
+/// fingerprint, `until` = now + keep) where it is absent or expired, or
+/// leaves it as it is where the same id holds it; where another id holds it
+/// live, the `ON CONFLICT .. WHERE` refuses and the CTE returns no row. The
+/// claim CTE above then runs only `WHERE EXISTS (SELECT FROM signed)`, and
+/// the statement answers `Replayed` when the signature was refused, having
+/// written nothing. The signature's row is locked before the key's, in every
+/// admit, so concurrent admits cannot deadlock; its refusal is decided on
+/// the row's newest version, like a claim's, so it needs no follow-up read.
+///
 /// **Tokens** are `nextval` of a sequence shared by the table: they never
 /// repeat, for any key, even after rows are released (deleted) or purged.
 /// **Complete** is `UPDATE .. SET state = 'completed', until = now +
 /// retention WHERE key = $1 AND fence = $2 AND state = 'in_flight' AND
-/// until > clock_timestamp()`; **release** is `DELETE .. WHERE key = $1 AND
-/// fence = $2 AND state = 'in_flight'`. Expired rows stay until the key is
-/// claimed again or [`purge_expired`](PostgresStore::purge_expired) runs:
-/// schedule it (hourly is plenty).
+/// until > clock_timestamp()`; **renew** is `UPDATE .. SET until = now +
+/// lease` under the same conditions; **release** is `DELETE .. WHERE key =
+/// $1 AND fence = $2 AND state = 'in_flight'`. Expired rows stay until the
+/// key is claimed again or [`purge_expired`](PostgresStore::purge_expired)
+/// runs: schedule it (hourly is plenty).
 ///
 /// Every call, acquiring a pooled connection included, is bounded by the
 /// store's timeout ([`StoreError::Timeout`]); a connection whose query timed
@@ -262,8 +274,10 @@ struct Sql {
     table: String,
     migrate: String,
     claim: String,
+    admit: String,
     read: String,
     complete: String,
+    renew: String,
     release: String,
     purge: String,
 }
@@ -309,12 +323,60 @@ impl Sql {
                  WHERE s.key = $1 AND s.until > clock_timestamp()
                    AND NOT EXISTS (SELECT FROM claimed)"
             ),
+            // $1 key, $2 the claim's fingerprint, $3 lease, $4 the
+            // signature's key, $5 its event id, $6 its keep. `now` is read
+            // once, so the signature's row is judged expired or live by one
+            // instant in every column.
+            admit: format!(
+                "WITH now AS MATERIALIZED (SELECT clock_timestamp() AS at),
+                 signed AS (
+                     INSERT INTO {t} AS t (key, state, fence, fingerprint, until)
+                     SELECT $4, 'in_flight', nextval({seq_literal}), $5,
+                            now.at + $6::bigint * interval '1 millisecond'
+                     FROM now
+                     ON CONFLICT (key) DO UPDATE
+                         SET state = CASE WHEN t.until <= (SELECT at FROM now)
+                                          THEN EXCLUDED.state ELSE t.state END,
+                             fence = CASE WHEN t.until <= (SELECT at FROM now)
+                                          THEN EXCLUDED.fence ELSE t.fence END,
+                             fingerprint = EXCLUDED.fingerprint,
+                             until = CASE WHEN t.until <= (SELECT at FROM now)
+                                          THEN EXCLUDED.until ELSE t.until END
+                         WHERE t.until <= (SELECT at FROM now)
+                            OR t.fingerprint = EXCLUDED.fingerprint
+                     RETURNING 1
+                 ),
+                 claimed AS (
+                     INSERT INTO {t} AS t (key, state, fence, fingerprint, until)
+                     SELECT $1, 'in_flight', nextval({seq_literal}), $2,
+                            clock_timestamp() + $3::bigint * interval '1 millisecond'
+                     WHERE EXISTS (SELECT FROM signed)
+                     ON CONFLICT (key) DO UPDATE
+                         SET state = 'in_flight', fence = EXCLUDED.fence,
+                             fingerprint = EXCLUDED.fingerprint, until = EXCLUDED.until
+                         WHERE t.until <= clock_timestamp()
+                     RETURNING t.fence
+                 )
+                 SELECT true AS signed, fence, NULL::text AS state, NULL::boolean AS same
+                 FROM claimed
+                 UNION ALL
+                 SELECT true, NULL::bigint, s.state, s.fingerprint = $2 FROM {t} s
+                 WHERE s.key = $1 AND s.until > clock_timestamp()
+                   AND EXISTS (SELECT FROM signed) AND NOT EXISTS (SELECT FROM claimed)
+                 UNION ALL
+                 SELECT false, NULL::bigint, NULL::text, NULL::boolean
+                 WHERE NOT EXISTS (SELECT FROM signed)"
+            ),
             read: format!(
                 "SELECT state, fingerprint = $2 FROM {t} WHERE key = $1 AND until > clock_timestamp()"
             ),
             complete: format!(
                 "UPDATE {t} SET state = 'completed',
                      until = clock_timestamp() + $3::bigint * interval '1 millisecond'
+                 WHERE key = $1 AND fence = $2 AND state = 'in_flight' AND until > clock_timestamp()"
+            ),
+            renew: format!(
+                "UPDATE {t} SET until = clock_timestamp() + $3::bigint * interval '1 millisecond'
                  WHERE key = $1 AND fence = $2 AND state = 'in_flight' AND until > clock_timestamp()"
             ),
             release: format!("DELETE FROM {t} WHERE key = $1 AND fence = $2 AND state = 'in_flight'"),
@@ -337,6 +399,29 @@ fn outcome(state: &str, same_fingerprint: bool) -> Claim {
         Claim::InFlight { same_fingerprint }
     } else {
         Claim::Completed { same_fingerprint }
+    }
+}
+
+/// A refused key's holder, read with a fresh snapshot; `None` if the key was
+/// freed meanwhile.
+async fn read_holder(
+    client: &Conn,
+    sql: &Sql,
+    key: &str,
+    fingerprint: &[u8],
+) -> Result<Option<Claim>, tokio_postgres::Error> {
+    let read = client.prepare_cached(&sql.read).await?;
+    Ok(client
+        .query_opt(&read, &[&key, &fingerprint])
+        .await?
+        .map(|row| outcome(row.get(0), row.get(1))))
+}
+
+/// Every attempt lost a race with a key freed and re-taken in between:
+/// report it as held, which is true of the last attempt.
+fn held_after_retries() -> Claim {
+    Claim::InFlight {
+        same_fingerprint: false,
     }
 }
 
@@ -365,19 +450,90 @@ impl IdempotencyStore for PostgresStore {
                 }
                 // Refused, but the holder committed after our snapshot: read
                 // it with a fresh one. No row: it was freed meanwhile, retry.
-                let read = client.prepare_cached(&sql.read).await?;
-                if let Some(row) = client.query_opt(&read, &[&key, &fingerprint]).await? {
-                    return Ok((outcome(row.get(0), row.get(1)), client));
+                if let Some(outcome) = read_holder(&client, &sql, key, fingerprint).await? {
+                    return Ok((outcome, client));
                 }
             }
-            // Every attempt lost a race with a key freed and re-taken in
-            // between: report it as held, which is true of the last attempt.
-            Ok((
+            Ok((held_after_retries(), client))
+        })
+        .await
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        token: FenceToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let sql = self.sql.clone();
+        let lease = millis(lease);
+        self.with_client(|client| async move {
+            let statement = client.prepare_cached(&sql.renew).await?;
+            let changed = client
+                .execute(&statement, &[&key, &token_to(token), &lease])
+                .await?;
+            Ok((changed == 1, client))
+        })
+        .await
+    }
+
+    async fn admit(
+        &self,
+        key: &str,
+        lease: Duration,
+        signature: Option<SignatureClaim<'_>>,
+    ) -> Result<Claim, StoreError> {
+        let Some(signature) = signature else {
+            return self.claim(key, b"", lease).await;
+        };
+        if signature.key == key {
+            // One statement cannot modify one row twice; stores never get
+            // such keys (a signature's has `#sig:`), but stay correct: the
+            // two claims of the default, one after the other.
+            return match self
+                .claim(signature.key, signature.event_id.as_bytes(), signature.keep)
+                .await?
+            {
                 Claim::InFlight {
                     same_fingerprint: false,
-                },
-                client,
-            ))
+                }
+                | Claim::Completed {
+                    same_fingerprint: false,
+                }
+                | Claim::Replayed => Ok(Claim::Replayed),
+                _ => self.claim(key, b"", lease).await,
+            };
+        }
+        let sql = self.sql.clone();
+        let lease = millis(lease);
+        let keep = millis(signature.keep);
+        let event_id = signature.event_id.as_bytes();
+        let fingerprint: &[u8] = b"";
+        self.with_client(|client| async move {
+            for _ in 0..CLAIM_ATTEMPTS {
+                let admit = client.prepare_cached(&sql.admit).await?;
+                if let Some(row) = client
+                    .query_opt(
+                        &admit,
+                        &[&key, &fingerprint, &lease, &signature.key, &event_id, &keep],
+                    )
+                    .await?
+                {
+                    let outcome = match (row.get::<_, bool>(0), row.get::<_, Option<i64>>(1)) {
+                        (false, _) => Claim::Replayed,
+                        (true, Some(fence)) => Claim::Acquired(token_from(fence)),
+                        (true, None) => outcome(row.get(2), row.get(3)),
+                    };
+                    return Ok((outcome, client));
+                }
+                // The signature is recorded (committed) but the claim was
+                // refused by a holder that committed after our snapshot, as
+                // in `claim`. A retry finds the signature ours already.
+                if let Some(outcome) = read_holder(&client, &sql, key, fingerprint).await? {
+                    return Ok((outcome, client));
+                }
+            }
+            Ok((held_after_retries(), client))
         })
         .await
     }

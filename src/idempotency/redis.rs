@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 
-use super::{Claim, FenceToken, IdempotencyStore, StoreError};
+use super::{Claim, FenceToken, IdempotencyStore, SignatureClaim, StoreError};
 
 /// The prefix [`RedisStore`] puts before every key unless told otherwise.
 pub const DEFAULT_REDIS_PREFIX: &str = "tower-webhooks:idempotency:";
@@ -49,6 +49,55 @@ return 0
     )
 });
 
+/// Extends the lease to `ARGV[2]` ms if the key is still in flight under the
+/// token (`ARGV[1]` = `i` + token). An expired key is gone, so it matches
+/// nothing.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, 17) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+",
+    )
+});
+
+/// Admits an event: `KEYS[1]` is the signature's record, `KEYS[2]` the
+/// event's key. `ARGV[1]` is the record to write (`i` + token + event id),
+/// `ARGV[2]` its keep in ms, `ARGV[3]` the claim's value (`i` + token),
+/// `ARGV[4]` the lease in ms.
+///
+/// Answers `{0}` if another event id holds the signature (nothing written),
+/// `{2}` if the signature's key holds a value this store did not write
+/// (nothing written), `{1}` if the key was acquired, and `{1, old}` if it is
+/// held, with the holder's value, as `SET NX GET` answers a claim.
+static ADMIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local held = redis.call('GET', KEYS[1])
+if held then
+  local state = string.sub(held, 1, 1)
+  if #held < 17 or (state ~= 'i' and state ~= 'c') then
+    return {2}
+  end
+  if string.sub(held, 18) ~= string.sub(ARGV[1], 18) then
+    return {0}
+  end
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+end
+local old = redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[4], 'GET')
+if old then
+  return {1, old}
+end
+return {1}
+",
+    )
+});
+
 /// A store on Redis (7.0 or later): claims are shared by every instance that
 /// talks to the same Redis.
 ///
@@ -61,11 +110,19 @@ return 0
 ///   TTLs, measured on Redis's clock; an expired key is simply gone.
 /// - **Value encoding:** one state byte (`i` in flight, `c` completed), the
 ///   token as 16 lowercase hex digits, then the raw fingerprint bytes.
-/// - **Complete and release** are Lua scripts (`EVALSHA`, loaded on first use)
-///   that compare the value's first 17 bytes with `i` + token: complete
-///   rewrites the state byte to `c` with `PX <retention>`, release deletes
-///   the key. A stale token (the lease expired and someone else claimed the
-///   key) matches nothing and changes nothing.
+/// - **Complete, release and renew** are Lua scripts (`EVALSHA`, loaded on
+///   first use) that compare the value's first 17 bytes with `i` + token:
+///   complete rewrites the state byte to `c` with `PX <retention>`, release
+///   deletes the key, renew resets its TTL with `PEXPIRE <lease>`. A stale
+///   token (the lease expired and someone else claimed the key) matches
+///   nothing and changes nothing.
+/// - **Admit with a signature** is one Lua script, so one round trip and
+///   atomic: if the signature's record is held by another event id it
+///   answers `Replayed` and writes nothing; otherwise it writes the record
+///   (`SET .. PX <keep>`, with the event id as its fingerprint) unless the
+///   same id already holds it, then claims the key exactly as `claim` does.
+///   The script touches two keys, which on Redis Cluster would have to share
+///   a hash slot; this store talks to a single Redis (or a primary).
 /// - **Tokens** are random `u64`s: all a token needs is to differ from the
 ///   other claims of the same key, and a random one costs no extra round trip.
 /// - **Reconnects** through a [`ConnectionManager`]; every call, the first
@@ -247,6 +304,28 @@ fn header(state: u8, token: u64) -> [u8; HEADER] {
     out
 }
 
+/// The outcome of a refused claim, from the holder's value.
+fn held(old: &[u8], fingerprint: &[u8]) -> Result<Claim, StoreError> {
+    let same_fingerprint = old.get(HEADER..) == Some(fingerprint);
+    match old.first() {
+        Some(b'i') if old.len() >= HEADER => Ok(Claim::InFlight { same_fingerprint }),
+        Some(b'c') if old.len() >= HEADER => Ok(Claim::Completed { same_fingerprint }),
+        _ => Err(foreign()),
+    }
+}
+
+fn foreign() -> StoreError {
+    StoreError::backend("the key holds a value this store did not write (check the key prefix)")
+}
+
+/// `i` + token, then the fingerprint.
+fn in_flight(token: u64, fingerprint: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(HEADER + fingerprint.len());
+    value.extend_from_slice(&header(b'i', token));
+    value.extend_from_slice(fingerprint);
+    value
+}
+
 #[async_trait]
 impl IdempotencyStore for RedisStore {
     async fn claim(
@@ -256,9 +335,7 @@ impl IdempotencyStore for RedisStore {
         lease: Duration,
     ) -> Result<Claim, StoreError> {
         let token = fastrand::u64(..);
-        let mut value = Vec::with_capacity(HEADER + fingerprint.len());
-        value.extend_from_slice(&header(b'i', token));
-        value.extend_from_slice(fingerprint);
+        let value = in_flight(token, fingerprint);
         let mut command = redis::cmd("SET");
         command
             .arg(self.key(key))
@@ -269,22 +346,12 @@ impl IdempotencyStore for RedisStore {
             .arg("GET");
         let mut connection = self.connection.clone();
         let old: Value = self.bounded(command.query_async(&mut connection)).await?;
-        let old = match old {
-            Value::Nil => return Ok(Claim::Acquired(FenceToken::new(token))),
-            Value::BulkString(old) => old,
-            other => {
-                return Err(StoreError::backend(format!(
-                    "unexpected answer to SET NX GET: {other:?}"
-                )));
-            }
-        };
-        let same_fingerprint = old.get(HEADER..) == Some(fingerprint);
-        match old.first() {
-            Some(b'i') if old.len() >= HEADER => Ok(Claim::InFlight { same_fingerprint }),
-            Some(b'c') if old.len() >= HEADER => Ok(Claim::Completed { same_fingerprint }),
-            _ => Err(StoreError::backend(
-                "the key holds a value this store did not write (check the key prefix)",
-            )),
+        match old {
+            Value::Nil => Ok(Claim::Acquired(FenceToken::new(token))),
+            Value::BulkString(old) => held(&old, fingerprint),
+            other => Err(StoreError::backend(format!(
+                "unexpected answer to SET NX GET: {other:?}"
+            ))),
         }
     }
 
@@ -313,6 +380,55 @@ impl IdempotencyStore for RedisStore {
             .bounded(invocation.invoke_async(&mut connection))
             .await?;
         Ok(changed == 1)
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        token: FenceToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = RENEW.key(self.key(key));
+        invocation
+            .arg(&header(b'i', token.get())[..])
+            .arg(millis(lease));
+        let changed: i64 = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn admit(
+        &self,
+        key: &str,
+        lease: Duration,
+        signature: Option<SignatureClaim<'_>>,
+    ) -> Result<Claim, StoreError> {
+        let Some(signature) = signature else {
+            return self.claim(key, b"", lease).await;
+        };
+        let token = fastrand::u64(..);
+        let mut connection = self.connection.clone();
+        let mut invocation = ADMIT.key(self.key(signature.key));
+        invocation
+            .key(self.key(key))
+            .arg(in_flight(fastrand::u64(..), signature.event_id.as_bytes()))
+            .arg(millis(signature.keep))
+            .arg(&header(b'i', token)[..])
+            .arg(millis(lease));
+        let answer: Vec<Value> = self
+            .bounded(invocation.invoke_async(&mut connection))
+            .await?;
+        match answer.as_slice() {
+            [Value::Int(0)] => Ok(Claim::Replayed),
+            [Value::Int(2)] => Err(foreign()),
+            [Value::Int(1)] => Ok(Claim::Acquired(FenceToken::new(token))),
+            [Value::Int(1), Value::BulkString(old)] => held(old, b""),
+            other => Err(StoreError::backend(format!(
+                "unexpected answer to the admit script: {other:?}"
+            ))),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Claim, FenceToken, IdempotencyStore, StoreError};
+use super::{Claim, FenceToken, IdempotencyStore, SignatureClaim, StoreError};
 use crate::backend::sql::sqlite::{configure_durable, duration_millis, millis, validate_table};
 use crate::clock::{Clock, SystemClock};
 
@@ -42,7 +42,10 @@ const SWEEP_EVERY: u32 = 1_024;
 ///   `journal_mode=WAL`, `synchronous=FULL` and a `busy_timeout`; the claim
 ///   (a read, then a write) runs in a `BEGIN IMMEDIATE` transaction, so it
 ///   takes the write lock up front and can never fail with `SQLITE_BUSY` on
-///   a lock upgrade. `complete` and `release` are single statements.
+///   a lock upgrade. `admit` checks and records the signature and claims the
+///   key in one such transaction (one job on the thread), so another process
+///   sees both or neither. `complete`, `release` and `renew` are single
+///   statements.
 /// - **Time** comes from the store's [`Clock`] (stored as Unix milliseconds),
 ///   so a [`FixedClock`](crate::clock::FixedClock) can expire leases without
 ///   sleeping. Processes sharing a file share their machine's clock.
@@ -367,6 +370,50 @@ fn configure(conn: &Connection, table: &str, busy_timeout: Duration) -> rusqlite
     ))
 }
 
+/// The claim, inside the caller's `BEGIN IMMEDIATE` transaction.
+fn claim_in(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    key: &str,
+    fingerprint: &[u8],
+    until: i64,
+    now: i64,
+) -> rusqlite::Result<Claim> {
+    let existing = tx
+        .prepare_cached(&format!(
+            "SELECT state, fingerprint = ?2 FROM \"{table}\" WHERE key = ?1 AND until_ms > ?3"
+        ))?
+        .query_row(params![key, fingerprint, now], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, bool>(1)?))
+        })
+        .optional()?;
+    Ok(match existing {
+        Some((0, same_fingerprint)) => Claim::InFlight { same_fingerprint },
+        Some((_, same_fingerprint)) => Claim::Completed { same_fingerprint },
+        None => {
+            // REPLACE deletes an expired row and inserts a new one, whose
+            // AUTOINCREMENT id (the token) was never used.
+            let token = tx
+                .prepare_cached(&format!(
+                    "INSERT OR REPLACE INTO \"{table}\" (key, state, fingerprint, until_ms) \
+                     VALUES (?1, 0, ?2, ?3) RETURNING token"
+                ))?
+                .query_row(params![key, fingerprint, until], |row| row.get::<_, i64>(0))?;
+            Claim::Acquired(token_from(token))
+        }
+    })
+}
+
+/// Sweeps after a committed acquisition; a failed sweep must not turn the
+/// claim into an error.
+fn sweep_after(conn: &Connection, worker: &mut Worker, outcome: Claim, now: i64) {
+    if matches!(outcome, Claim::Acquired(_))
+        && let Err(error) = worker.sweep_if_due(conn, now)
+    {
+        tracing::warn!(%error, "sweeping expired idempotency rows failed");
+    }
+}
+
 fn token_from(id: i64) -> FenceToken {
     // AUTOINCREMENT ids are positive.
     FenceToken::new(id.unsigned_abs())
@@ -405,42 +452,16 @@ impl IdempotencyStore for SqliteStore {
         self.call(move |conn, worker| {
             let now = worker.now_millis();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let existing = tx
-                .prepare_cached(&format!(
-                    "SELECT state, fingerprint = ?2 FROM \"{}\" WHERE key = ?1 AND until_ms > ?3",
-                    worker.table
-                ))?
-                .query_row(params![key, fingerprint, now], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, bool>(1)?))
-                })
-                .optional()?;
-            let outcome = match existing {
-                Some((0, same_fingerprint)) => Claim::InFlight { same_fingerprint },
-                Some((_, same_fingerprint)) => Claim::Completed { same_fingerprint },
-                None => {
-                    // REPLACE deletes an expired row and inserts a new one,
-                    // whose AUTOINCREMENT id (the token) was never used.
-                    let token = tx
-                        .prepare_cached(&format!(
-                            "INSERT OR REPLACE INTO \"{}\" (key, state, fingerprint, until_ms) \
-                             VALUES (?1, 0, ?2, ?3) RETURNING token",
-                            worker.table
-                        ))?
-                        .query_row(
-                            params![key, fingerprint, now.saturating_add(lease)],
-                            |row| row.get::<_, i64>(0),
-                        )?;
-                    Claim::Acquired(token_from(token))
-                }
-            };
+            let outcome = claim_in(
+                &tx,
+                &worker.table,
+                &key,
+                &fingerprint,
+                now.saturating_add(lease),
+                now,
+            )?;
             tx.commit()?;
-            if matches!(outcome, Claim::Acquired(_)) {
-                // The claim is committed: a failed sweep must not turn it
-                // into an error.
-                if let Err(error) = worker.sweep_if_due(conn, now) {
-                    tracing::warn!(%error, "sweeping expired idempotency rows failed");
-                }
-            }
+            sweep_after(conn, worker, outcome, now);
             Ok(outcome)
         })
         .await
@@ -483,6 +504,85 @@ impl IdempotencyStore for SqliteStore {
                 ))?
                 .execute(params![key, token_to(token)])?;
             Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn renew(
+        &self,
+        key: &str,
+        token: FenceToken,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        let lease = duration_millis(lease);
+        self.call(move |conn, worker| {
+            let now = worker.now_millis();
+            let changed = conn
+                .prepare_cached(&format!(
+                    "UPDATE \"{}\" SET until_ms = ?3 \
+                     WHERE key = ?1 AND token = ?2 AND state = 0 AND until_ms > ?4",
+                    worker.table
+                ))?
+                .execute(params![
+                    key,
+                    token_to(token),
+                    now.saturating_add(lease),
+                    now
+                ])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn admit(
+        &self,
+        key: &str,
+        lease: Duration,
+        signature: Option<SignatureClaim<'_>>,
+    ) -> Result<Claim, StoreError> {
+        let Some(signature) = signature else {
+            return self.claim(key, b"", lease).await;
+        };
+        let key = key.to_owned();
+        let signature_key = signature.key.to_owned();
+        let event_id = signature.event_id.to_owned();
+        let keep = duration_millis(signature.keep);
+        let lease = duration_millis(lease);
+        self.call(move |conn, worker| {
+            let now = worker.now_millis();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let held = claim_in(
+                &tx,
+                &worker.table,
+                &signature_key,
+                event_id.as_bytes(),
+                now.saturating_add(keep),
+                now,
+            )?;
+            match held {
+                Claim::Acquired(_)
+                | Claim::InFlight {
+                    same_fingerprint: true,
+                }
+                | Claim::Completed {
+                    same_fingerprint: true,
+                } => {}
+                // Held by another id: the refused claim wrote nothing, and
+                // dropping the transaction rolls it back.
+                _ => return Ok(Claim::Replayed),
+            }
+            let outcome = claim_in(
+                &tx,
+                &worker.table,
+                &key,
+                b"",
+                now.saturating_add(lease),
+                now,
+            )?;
+            tx.commit()?;
+            sweep_after(conn, worker, outcome, now);
+            Ok(outcome)
         })
         .await
     }

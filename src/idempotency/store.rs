@@ -66,6 +66,7 @@ pub struct SignatureClaim<'a> {
 ///
 /// ```text
 /// absent --claim--> in_flight(token, lease_until)
+/// in_flight --renew(token)--> in_flight(token, lease_until = now + lease)
 /// in_flight --complete(token)--> completed(until = now + retention)
 /// in_flight --release(token)--> absent
 /// in_flight --lease expires--> absent (the next claim takes it; the old token is stale)
@@ -74,8 +75,11 @@ pub struct SignatureClaim<'a> {
 ///
 /// Implementations must make [`claim`](Self::claim) one atomic operation (two
 /// concurrent callers never both acquire), and make
-/// [`complete`](Self::complete) and [`release`](Self::release) change nothing
-/// unless the key is still in flight under the given token. The
+/// [`complete`](Self::complete), [`release`](Self::release) and
+/// [`renew`](Self::renew) change nothing unless the key is still in flight
+/// under the given token. [`admit`](Self::admit) has a correct default made
+/// of two claims; a store that can should override it to record the
+/// signature and claim the key in one atomic operation. The
 /// [conformance suite](crate::idempotency::conformance) checks all of this
 /// against a real instance of the store.
 ///
@@ -139,6 +143,19 @@ pub struct SignatureClaim<'a> {
 ///             _ => Ok(false),
 ///         }
 ///     }
+///
+///     async fn renew(&self, key: &str, token: FenceToken, lease: Duration) -> Result<bool, StoreError> {
+///         let mut entries = self.entries.lock().unwrap();
+///         match entries.get_mut(key) {
+///             Some(entry) if entry.0 == Some(token.get()) && entry.2 > Instant::now() => {
+///                 entry.2 = Instant::now() + lease;
+///                 Ok(true)
+///             }
+///             _ => Ok(false),
+///         }
+///     }
+///
+///     // `admit` keeps its default: a signature claim, then the key's claim.
 /// }
 /// ```
 ///
@@ -192,10 +209,7 @@ pub trait IdempotencyStore: fmt::Debug + Send + Sync + 'static {
         key: &str,
         token: FenceToken,
         lease: Duration,
-    ) -> Result<bool, StoreError> {
-        let _ = (key, token, lease);
-        Err(StoreError::backend("this store cannot renew a lease"))
-    }
+    ) -> Result<bool, StoreError>;
 
     /// Admits an event: records `signature` (when the event id is not
     /// signed) for `signature.event_id`, then claims `key` for `lease`.

@@ -18,7 +18,9 @@ use super::store::{EventKey, EventStatus, Inserted, NewEvent};
 use super::{Config, Shared};
 use crate::admission::{Routes, Ticket};
 use crate::backend::timed;
+use crate::metrics;
 use crate::rejection::Rejection;
+use crate::verify::VerifiedWebhook;
 
 /// The endpoint service of an [`Inbox`](super::Inbox): records each verified
 /// event durably and answers 200 at once; a [`Worker`](super::Worker) runs
@@ -49,9 +51,20 @@ where
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let shared = self.shared.clone();
         let config = self.config.clone();
+        let timer = metrics::Timer::start();
+        let provider = request
+            .extensions()
+            .get::<VerifiedWebhook>()
+            .map_or("unknown", VerifiedWebhook::provider);
+        let namespace = request.extensions().get::<Ticket>().map_or_else(
+            || "unknown".to_owned(),
+            |ticket| ticket.namespace.to_string(),
+        );
         Box::pin(async move {
             let response = match accept(&shared, &config, request).await {
                 Ok(body) => {
+                    let outcome = if body == QUEUED { "queued" } else { "handled" };
+                    metrics::request(provider, &namespace, outcome);
                     let mut response = Response::new(Full::new(Bytes::from_static(body)));
                     response.headers_mut().insert(
                         http::header::CONTENT_TYPE,
@@ -60,20 +73,18 @@ where
                     response
                 }
                 Err(rejection) => {
-                    if rejection != Rejection::Duplicate {
-                        tracing::info!(
-                            status = rejection.status().as_u16(),
-                            kind = rejection.kind(),
-                            "webhook answered: {rejection}"
-                        );
-                    }
+                    metrics::rejected(provider, &namespace, &rejection);
                     config.responder.respond(&rejection).map(Full::new)
                 }
             };
+            metrics::accepted(&namespace, timer);
             Ok(response)
         })
     }
 }
+
+/// The answer to a new event on a durable store.
+const QUEUED: &[u8] = br#"{"ok":true,"queued":true}"#;
 
 async fn accept<B>(
     shared: &Shared,
@@ -139,7 +150,7 @@ where
             let outcome = (!acknowledge_first).then(|| shared.watch(&key));
             shared.wake.notify_one();
             match outcome {
-                None => Ok(br#"{"ok":true,"queued":true}"#),
+                None => Ok(QUEUED),
                 Some(outcome) => handled(shared, config, &key, outcome).await,
             }
         }

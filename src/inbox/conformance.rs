@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::{
     ClaimOptions, EventKey, EventRecord, EventStatus, HandlerError, Inbox, InboxEvent, InboxStore,
-    Inserted, ListFilter, NewEvent, Worker,
+    Inserted, ListFilter, NewEvent, SignatureRecord, StoreError, Worker,
 };
 
 fn event(id: &str, body: &'static [u8]) -> NewEvent {
@@ -265,7 +265,9 @@ pub async fn a_poison_pill_ends_dead(store: Arc<dyn InboxStore>) {
     assert!(dead.last_error.is_some());
 }
 
-/// Four workers racing over 5,000 events: each handled exactly once.
+/// Four workers racing over 5,000 events: each handled exactly once. The
+/// inserts come in one burst; one the store sheds with
+/// [`StoreError::Overloaded`] is retried.
 pub async fn four_workers_handle_each_of_5000_events_once(store: Arc<dyn InboxStore>) {
     let inbox = Inbox::from_shared(store.clone());
     let seen: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
@@ -293,7 +295,16 @@ pub async fn four_workers_handle_each_of_5000_events_once(store: Arc<dyn InboxSt
                     key: key(&format!("evt_{i}")),
                     ..event("", b"{}")
                 };
-                store.insert(new).await
+                // A store with a bounded queue may shed part of such a
+                // burst with `Overloaded`; the sender retries, as here.
+                loop {
+                    match store.insert(new.clone()).await {
+                        Err(StoreError::Overloaded) => {
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        outcome => break outcome,
+                    }
+                }
             })
         })
         .collect();
@@ -408,8 +419,9 @@ pub async fn duplicates_in_every_status_write_nothing(store: Arc<dyn InboxStore>
             );
             let all = store.list(ListFilter::new(100)).await.expect("list failed");
             assert_eq!(all.len(), 1, "a duplicate was recorded in {status:?}");
+            // `get`, not `list`: a store may leave bodies out of listings.
             assert_eq!(
-                all[0].body.as_deref(),
+                record(&store, "evt_dup").await.body.as_deref(),
                 Some(&b"{\"v\":1}"[..]),
                 "the first body is kept"
             );
@@ -512,6 +524,241 @@ pub async fn the_audit_trail_lists_and_purges(store: Arc<dyn InboxStore>) {
     assert!(store.purge(everything, everything).await.unwrap().events == 0);
 }
 
+fn signed(namespace: &str, id: &str, signature: &'static [u8], keep: Option<Duration>) -> NewEvent {
+    NewEvent {
+        key: EventKey::new(namespace, id),
+        signature: Some(SignatureRecord {
+            signature: Bytes::from_static(signature),
+            keep,
+        }),
+        ..event(id, b"{}")
+    }
+}
+
+async fn insert(store: &Arc<dyn InboxStore>, new: NewEvent) -> Inserted {
+    store.insert(new).await.expect("insert failed")
+}
+
+async fn recorded(store: &Arc<dyn InboxStore>, namespace: &str, id: &str) -> bool {
+    store
+        .get(&EventKey::new(namespace, id))
+        .await
+        .expect("get failed")
+        .is_some()
+}
+
+/// A signature recorded with one event id and presented with another is a
+/// replay: nothing is written. Presented again with its own id, it is a
+/// duplicate.
+pub async fn a_signature_held_by_another_id_is_a_replay(store: Arc<dyn InboxStore>) {
+    assert_eq!(
+        insert(&store, signed("conf", "evt_a", b"sig-held", None)).await,
+        Inserted::New
+    );
+    assert_eq!(
+        insert(&store, signed("conf", "evt_b", b"sig-held", None)).await,
+        Inserted::Replayed,
+        "another id presenting a held signature"
+    );
+    assert!(
+        !recorded(&store, "conf", "evt_b").await,
+        "a replay must write nothing"
+    );
+    assert_eq!(
+        insert(&store, signed("conf", "evt_a", b"sig-held", None)).await,
+        Inserted::Duplicate { same_body: true },
+        "the holder presenting its own signature again"
+    );
+    assert_eq!(
+        insert(
+            &store,
+            signed("conf", "evt_a", b"sig-held", Some(Duration::from_secs(60)))
+        )
+        .await,
+        Inserted::Duplicate { same_body: true },
+        "whatever the keep presented with it"
+    );
+    let all = store.list(ListFilter::new(100)).await.expect("list failed");
+    assert_eq!(all.len(), 1, "only the holder is recorded: {all:?}");
+    assert_eq!(all[0].key, EventKey::new("conf", "evt_a"));
+    // A replay is refused in every status of the holder, not only pending.
+    let options = ClaimOptions {
+        limit: 10,
+        lease: Duration::from_secs(60),
+        max_attempts: 5,
+    };
+    let claimed = store.claim(options).await.expect("claim failed");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store
+            .complete(&key("evt_a"), claimed[0].fence)
+            .await
+            .expect("complete failed")
+    );
+    assert_eq!(
+        insert(&store, signed("conf", "evt_c", b"sig-held", None)).await,
+        Inserted::Replayed,
+        "the holder succeeded but is still recorded"
+    );
+    assert!(!recorded(&store, "conf", "evt_c").await);
+}
+
+/// A duplicate presented with a signature records the signature for its id,
+/// just as a new event does.
+pub async fn a_duplicate_records_its_signature(store: Arc<dyn InboxStore>) {
+    insert_new(&store, event("evt_plain", b"{}")).await;
+    assert_eq!(
+        insert(&store, signed("conf", "evt_plain", b"sig-late", None)).await,
+        Inserted::Duplicate { same_body: true }
+    );
+    assert_eq!(
+        insert(&store, signed("conf", "evt_other", b"sig-late", None)).await,
+        Inserted::Replayed,
+        "the duplicate's signature must have been recorded"
+    );
+    assert!(!recorded(&store, "conf", "evt_other").await);
+}
+
+/// Signature records are per namespace: the same signature in another
+/// namespace is no replay.
+pub async fn signature_records_are_per_namespace(store: Arc<dyn InboxStore>) {
+    assert_eq!(
+        insert(&store, signed("conf", "evt_ns", b"sig-ns", None)).await,
+        Inserted::New
+    );
+    assert_eq!(
+        insert(&store, signed("conf_other", "evt_ns_2", b"sig-ns", None)).await,
+        Inserted::New,
+        "another namespace"
+    );
+    assert!(recorded(&store, "conf_other", "evt_ns_2").await);
+    assert_eq!(
+        insert(&store, signed("conf_other", "evt_ns_3", b"sig-ns", None)).await,
+        Inserted::Replayed,
+        "but within it the record holds"
+    );
+}
+
+/// Without a signature, nothing is checked or recorded: inserts behave as
+/// they always did, even beside events that hold signatures.
+pub async fn events_without_a_signature_are_not_checked(store: Arc<dyn InboxStore>) {
+    assert_eq!(
+        insert(&store, signed("conf", "evt_sig", b"sig-none", None)).await,
+        Inserted::New
+    );
+    insert_new(&store, event("evt_unsigned_1", b"{}")).await;
+    insert_new(&store, event("evt_unsigned_2", b"{}")).await;
+    assert_eq!(
+        insert(&store, event("evt_unsigned_1", b"{}")).await,
+        Inserted::Duplicate { same_body: true }
+    );
+}
+
+/// A record with `keep: Some(d)` expires after `d`; then another id may take
+/// the signature. A record the holder already has is kept as it is when the
+/// holder presents the signature again (its expiry is not replaced).
+pub async fn a_windowed_signature_expires(store: Arc<dyn InboxStore>) {
+    let keep = Some(Duration::from_secs(2));
+    assert_eq!(
+        insert(&store, signed("conf", "evt_w1", b"sig-window", keep)).await,
+        Inserted::New
+    );
+    assert_eq!(
+        insert(&store, signed("conf", "evt_w1", b"sig-window", None)).await,
+        Inserted::Duplicate { same_body: true }
+    );
+    assert_eq!(
+        insert(&store, signed("conf", "evt_w2", b"sig-window", keep)).await,
+        Inserted::Replayed,
+        "within the window"
+    );
+    tokio::time::sleep(Duration::from_millis(2_600)).await;
+    assert_eq!(
+        insert(&store, signed("conf", "evt_w2", b"sig-window", None)).await,
+        Inserted::New,
+        "after the window another id may take the signature"
+    );
+    assert_eq!(
+        insert(&store, signed("conf", "evt_w3", b"sig-window", None)).await,
+        Inserted::Replayed,
+        "and then it holds it"
+    );
+    assert!(recorded(&store, "conf", "evt_w1").await);
+    assert!(recorded(&store, "conf", "evt_w2").await);
+    assert!(!recorded(&store, "conf", "evt_w3").await);
+}
+
+/// A record with `keep: None` lives as long as its event: a purge that keeps
+/// the event keeps the record; once the event is purged, another id may take
+/// the signature.
+pub async fn an_unwindowed_signature_lives_until_its_event_is_purged(store: Arc<dyn InboxStore>) {
+    assert_eq!(
+        insert(&store, signed("conf", "evt_p1", b"sig-purge", None)).await,
+        Inserted::New
+    );
+    let options = ClaimOptions {
+        limit: 10,
+        lease: Duration::from_secs(60),
+        max_attempts: 5,
+    };
+    let claimed = store.claim(options).await.expect("claim failed");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store
+            .kill(&key("evt_p1"), claimed[0].fence, "gave up")
+            .await
+            .expect("kill failed")
+    );
+    let past = SystemTime::now() - Duration::from_secs(3_600);
+    let purged = store.purge(past, past).await.expect("purge failed");
+    assert_eq!(purged.events, 0);
+    assert_eq!(
+        insert(&store, signed("conf", "evt_p2", b"sig-purge", None)).await,
+        Inserted::Replayed,
+        "the holder is dead but still recorded"
+    );
+    let future = SystemTime::now() + Duration::from_secs(3_600);
+    let purged = store.purge(future, future).await.expect("purge failed");
+    assert_eq!(purged.events, 1);
+    assert!(!recorded(&store, "conf", "evt_p1").await);
+    assert_eq!(
+        insert(&store, signed("conf", "evt_p2", b"sig-purge", None)).await,
+        Inserted::New,
+        "the holder was purged"
+    );
+}
+
+/// Twenty concurrent inserts of one signature under twenty ids: exactly one
+/// is admitted, and only it is recorded.
+pub async fn one_signature_under_20_ids_admits_one(store: Arc<dyn InboxStore>) {
+    let inserts: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = format!("evt_race_{i}");
+                let outcome = store
+                    .insert(signed("conf", &id, b"sig-race", None))
+                    .await
+                    .expect("insert failed");
+                (id, outcome)
+            })
+        })
+        .collect();
+    let mut admitted = Vec::new();
+    for insert in inserts {
+        let (id, outcome) = insert.await.expect("insert task panicked");
+        match outcome {
+            Inserted::Replayed => {}
+            other => admitted.push((id, other)),
+        }
+    }
+    assert_eq!(admitted.len(), 1, "admitted: {admitted:?}");
+    assert_eq!(admitted[0].1, Inserted::New);
+    let all = store.list(ListFilter::new(100)).await.expect("list failed");
+    assert_eq!(all.len(), 1, "recorded: {all:?}");
+    assert_eq!(all[0].key.event_id, admitted[0].0);
+}
+
 /// Generates one `#[tokio::test]` per inbox property; see the
 /// [`conformance`](crate::inbox::conformance) module.
 #[macro_export]
@@ -528,6 +775,13 @@ macro_rules! inbox_store_conformance {
             graceful_shutdown_leaves_nothing_processing
             duplicates_in_every_status_write_nothing
             the_audit_trail_lists_and_purges
+            a_signature_held_by_another_id_is_a_replay
+            a_duplicate_records_its_signature
+            signature_records_are_per_namespace
+            events_without_a_signature_are_not_checked
+            a_windowed_signature_expires
+            an_unwindowed_signature_lives_until_its_event_is_purged
+            one_signature_under_20_ids_admits_one
         );
     };
     (@each $attrs:tt $make:tt $($name:ident)*) => {$(

@@ -1,12 +1,14 @@
 //! The inbox on an SQLite file.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, TrySendError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -27,12 +29,45 @@ use crate::clock::{Clock, SystemClock};
 /// disk when it returns) and a `busy_timeout`; every write transaction is
 /// `BEGIN IMMEDIATE`, so two writers never deadlock upgrading a read lock.
 ///
-/// **Grouped commits.** One thread owns the connection. It takes every
+/// **Grouped commits.** One thread owns the write connection. It takes every
 /// command that queued up while the previous transaction ran and executes
 /// them all in one transaction: one fsync for the group. No caller is
 /// answered before its group is committed, so durability does not cap
 /// throughput at one fsync per request. [`SqliteInboxBuilder::group_commit`]
 /// turns this off (one transaction per command) for comparison.
+///
+/// - Each command runs in its own savepoint inside the group's transaction:
+///   one that fails is rolled back alone and answered with its error, and the
+///   others still commit. Nothing runs outside a transaction: if the
+///   transaction cannot begin (another process held the lock past the
+///   `busy_timeout`), the commands waiting for it are answered with the error
+///   without running; if SQLite rolls the whole transaction back, every
+///   command of the group is answered with an error.
+/// - "Now" (due times, leases, signature windows) is read from the clock
+///   when a command runs, not when it was queued: a heartbeat that waited
+///   behind another process's lock still extends the lease from the moment
+///   it is written.
+/// - The queue is bounded ([`SqliteInboxBuilder::queue_capacity`]): when it
+///   is full, a call fails at once with [`StoreError::Overloaded`] (the
+///   accept path answers 503 and the sender retries). A command whose caller
+///   stopped waiting (a timeout, a dropped future) before the thread reached
+///   it is skipped.
+///
+/// **Reads off the writer.** [`get`](InboxStore::get),
+/// [`list`](InboxStore::list) and [`pending_count`](InboxStore::pending_count)
+/// run on a second connection (WAL lets readers run beside the writer), so
+/// the audit trail never delays accepts. [`list`](InboxStore::list) does not
+/// load bodies: its records have `body: None`; [`get`](InboxStore::get) has
+/// the body. (An in-memory database, `":memory:"`, has only one connection:
+/// there, reads queue with the writes.)
+///
+/// **Replay guard.** The signature records of [`NewEvent::signature`] live in
+/// a second table, `{table}_signatures`, written in the same transaction as
+/// the event; [`purge`](InboxStore::purge) deletes the expired ones and
+/// those of the events it deletes.
+///
+/// A row that cannot be read back (an unknown status, unparsable headers) is
+/// an error ([`StoreError::Backend`], naming the column), never a default.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tower_webhooks::inbox::StoreError> {
@@ -41,10 +76,21 @@ use crate::clock::{Clock, SystemClock};
 /// let inbox = Inbox::new(SqliteInbox::open("webhooks.db").await?);
 /// # let _ = inbox; Ok(()) }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteInbox {
-    commands: mpsc::Sender<Command>,
-    clock: Arc<dyn Clock>,
+    commands: mpsc::SyncSender<Box<dyn Command>>,
+    /// The read connection; `None` for an in-memory database.
+    reader: Option<Arc<Reader>>,
+    sql: Arc<Sql>,
+}
+
+impl fmt::Debug for SqliteInbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteInbox")
+            .field("table", &self.sql.table)
+            .field("separate_reader", &self.reader.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Configures a [`SqliteInbox`].
@@ -55,12 +101,18 @@ pub struct SqliteInboxBuilder {
     table: String,
     group_commit: bool,
     max_group: usize,
+    queue_capacity: usize,
     busy_timeout: Duration,
     clock: Arc<dyn Clock>,
 }
 
+/// The default [`SqliteInboxBuilder::queue_capacity`].
+const DEFAULT_QUEUE_CAPACITY: usize = 4_096;
+
 impl SqliteInboxBuilder {
-    /// The table name (ASCII letters, digits and `_`). Default `webhook_inbox`.
+    /// The table name (ASCII letters, digits and `_`, at most 48 bytes).
+    /// Default `webhook_inbox`. The signature records go in
+    /// `{table}_signatures`.
     pub fn table(mut self, table: impl Into<String>) -> Self {
         self.table = table.into();
         self
@@ -78,20 +130,30 @@ impl SqliteInboxBuilder {
         self
     }
 
-    /// How long to wait for another process's lock. Default 5 s.
+    /// The most commands waiting for the writer thread; a call beyond it
+    /// fails at once with [`StoreError::Overloaded`]. Default 4,096.
+    pub fn queue_capacity(mut self, capacity: usize) -> Self {
+        self.queue_capacity = capacity.max(1);
+        self
+    }
+
+    /// How long to wait for another process's lock. Default 5 s. A write
+    /// transaction that cannot begin within it is given up: the commands
+    /// waiting for it are answered with an error, without running.
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
     }
 
-    /// The clock used for due times and leases. Default the system clock.
+    /// The clock used for due times, leases and signature windows. Default
+    /// the system clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
     }
 
-    /// Opens (creating if needed) the file and the table, and starts the
-    /// writer thread.
+    /// Opens (creating if needed) the file and the tables, starts the writer
+    /// thread and opens the read connection.
     ///
     /// # Errors
     ///
@@ -99,20 +161,24 @@ impl SqliteInboxBuilder {
     /// opened or migrated.
     pub async fn open(self) -> Result<SqliteInbox, StoreError> {
         validate_table(&self.table)?;
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let (commands, receiver) = mpsc::channel();
         let Self {
             path,
             table,
             group_commit,
             max_group,
+            queue_capacity,
             busy_timeout,
             clock,
         } = self;
+        let sql = Arc::new(Sql::new(&table));
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (commands, receiver) = mpsc::sync_channel(queue_capacity);
+        let writer_path = path.clone();
+        let writer_sql = sql.clone();
         std::thread::Builder::new()
             .name("tower-webhooks-inbox".to_owned())
             .spawn(move || {
-                let connection = match open_connection(&path, &table, busy_timeout) {
+                let connection = match open_writer(&writer_path, &writer_sql.table, busy_timeout) {
                     Ok(connection) => connection,
                     Err(error) => {
                         let _ = ready_tx.send(Err(error));
@@ -122,8 +188,9 @@ impl SqliteInboxBuilder {
                 let _ = ready_tx.send(Ok(()));
                 Writer {
                     connection,
-                    sql: Sql::new(&table),
+                    sql: writer_sql,
                     receiver,
+                    clock,
                     max_group: if group_commit { max_group } else { 1 },
                 }
                 .run();
@@ -132,7 +199,21 @@ impl SqliteInboxBuilder {
         ready_rx
             .await
             .map_err(|_| StoreError::backend("the inbox writer thread died"))??;
-        Ok(SqliteInbox { commands, clock })
+        let reader = if is_in_memory(&path) {
+            None
+        } else {
+            let connection = tokio::task::spawn_blocking(move || open_reader(&path, busy_timeout))
+                .await
+                .map_err(|_| StoreError::backend("opening the inbox read connection failed"))??;
+            Some(Arc::new(Reader {
+                connection: Mutex::new(connection),
+            }))
+        };
+        Ok(SqliteInbox {
+            commands,
+            reader,
+            sql,
+        })
     }
 }
 
@@ -153,81 +234,273 @@ impl SqliteInbox {
             table: "webhook_inbox".to_owned(),
             group_commit: true,
             max_group: 512,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
             busy_timeout: Duration::from_secs(5),
             clock: Arc::new(SystemClock),
         }
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        operation: impl FnOnce(&Connection, &Sql, i64) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, StoreError> {
+    /// Queues `operation` for the writer thread and waits for its answer,
+    /// which comes once its group's transaction is committed (or failed).
+    async fn write<T, F>(&self, operation: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Sql, i64) -> rusqlite::Result<T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let now = millis(self.clock.now());
-        let command: Command = Box::new(move |connection, sql| {
-            let result = operation(connection, sql, now);
-            Box::new(move |committed: Result<(), String>| {
-                let result = match committed {
-                    Ok(()) => result.map_err(StoreError::backend),
-                    Err(error) => Err(StoreError::backend(error)),
-                };
-                let _ = reply.send(result);
-            })
-        });
         self.commands
-            .send(command)
-            .map_err(|_| StoreError::unavailable("the inbox writer thread stopped"))?;
+            .try_send(Box::new(Task { reply, operation }))
+            .map_err(|error| match error {
+                TrySendError::Full(_) => StoreError::Overloaded,
+                TrySendError::Disconnected(_) => {
+                    StoreError::unavailable("the inbox writer thread stopped")
+                }
+            })?;
         answer
             .await
             .map_err(|_| StoreError::unavailable("the inbox writer thread stopped"))?
     }
+
+    /// Runs `operation` on the read connection, off the async workers (or,
+    /// for an in-memory database, on the writer).
+    async fn read<T, F>(&self, operation: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Sql) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let Some(reader) = &self.reader else {
+            return self
+                .write(move |connection, sql, _| operation(connection, sql))
+                .await;
+        };
+        let (reader, sql) = (reader.clone(), self.sql.clone());
+        tokio::task::spawn_blocking(move || {
+            // A panic while the lock was held left no statement running
+            // (rusqlite resets them on drop): the connection is fine.
+            let connection = reader
+                .connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            operation(&connection, &sql).map_err(StoreError::backend)
+        })
+        .await
+        .map_err(|_| StoreError::backend("the inbox read task failed"))?
+    }
 }
 
-/// A unit of work for the writer: runs inside the group's transaction and
-/// returns the reply to send once the transaction's fate is known.
-type Command = Box<dyn FnOnce(&Connection, &Sql) -> Reply + Send>;
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// The read connection. A `std` mutex, held only inside `spawn_blocking`.
+struct Reader {
+    connection: Mutex<Connection>,
+}
+
+fn is_in_memory(path: &Path) -> bool {
+    path.as_os_str().is_empty() || path == Path::new(":memory:")
+}
+
+/// A unit of work for the writer thread.
+trait Command: Send {
+    /// Whether the caller stopped waiting for the answer.
+    fn abandoned(&self) -> bool;
+
+    /// Runs the operation at `now` inside the group's transaction. On
+    /// success, returns the answer to send once the transaction's fate is
+    /// known; on failure, the answer (the operation's error) to send once
+    /// its writes are rolled back.
+    fn execute(
+        self: Box<Self>,
+        connection: &Connection,
+        sql: &Sql,
+        now: i64,
+    ) -> Result<Answer, Failed>;
+
+    /// Answers with `error` without running.
+    fn refuse(self: Box<Self>, error: &str);
+}
+
+/// Sends a successful command's answer, given whether its group committed.
+type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
+/// Sends a failed command's error.
+type Failed = Box<dyn FnOnce() + Send>;
+
+struct Task<T, F> {
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    operation: F,
+}
+
+impl<T, F> Command for Task<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &Sql, i64) -> rusqlite::Result<T> + Send + 'static,
+{
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
+    fn execute(
+        self: Box<Self>,
+        connection: &Connection,
+        sql: &Sql,
+        now: i64,
+    ) -> Result<Answer, Failed> {
+        let Self { reply, operation } = *self;
+        match operation(connection, sql, now) {
+            Ok(value) => Ok(Box::new(move |committed: Result<(), &str>| {
+                let _ = reply.send(match committed {
+                    Ok(()) => Ok(value),
+                    Err(error) => Err(StoreError::backend(error.to_owned())),
+                });
+            })),
+            Err(error) => Err(Box::new(move || {
+                let _ = reply.send(Err(StoreError::backend(error)));
+            })),
+        }
+    }
+
+    fn refuse(self: Box<Self>, error: &str) {
+        let _ = self.reply.send(Err(StoreError::backend(error.to_owned())));
+    }
+}
 
 struct Writer {
     connection: Connection,
-    sql: Sql,
-    receiver: mpsc::Receiver<Command>,
+    sql: Arc<Sql>,
+    receiver: mpsc::Receiver<Box<dyn Command>>,
+    clock: Arc<dyn Clock>,
     max_group: usize,
+}
+
+/// What became of one command of a group.
+enum Step {
+    /// It ran and its savepoint was released: answer after the commit.
+    Ran(Answer),
+    /// It failed, was rolled back alone and was answered.
+    Answered,
+    /// The group's transaction is gone (SQLite rolled it back, or it could
+    /// not be kept consistent): the command was answered; the group's other
+    /// commands must be answered with this error.
+    Lost(String),
 }
 
 impl Writer {
     fn run(self) {
-        let mut replies: Vec<Reply> = Vec::with_capacity(self.max_group);
         // Ends when every SqliteInbox clone is dropped.
         while let Ok(first) = self.receiver.recv() {
-            let began = self.connection.execute_batch("BEGIN IMMEDIATE");
-            if let Err(error) = began {
-                first(&self.connection, &self.sql)(Err(error.to_string()));
+            if first.abandoned() {
                 continue;
             }
-            replies.push(first(&self.connection, &self.sql));
-            while replies.len() < self.max_group {
-                match self.receiver.try_recv() {
-                    Ok(command) => replies.push(command(&self.connection, &self.sql)),
+            if !self.connection.is_autocommit() {
+                // A group whose ROLLBACK failed left its transaction open.
+                let _ = self.connection.execute_batch("ROLLBACK");
+            }
+            if let Err(error) = self.connection.execute_batch("BEGIN IMMEDIATE") {
+                // Nothing runs outside a transaction: the command is answered
+                // without running, and so are those that queued while it
+                // waited for the lock (they would only wait as long again).
+                let error = format!("could not begin the inbox transaction: {error}");
+                first.refuse(&error);
+                for command in self.receiver.try_iter().take(self.max_group - 1) {
+                    command.refuse(&error);
+                }
+                continue;
+            }
+            self.group(first);
+        }
+    }
+
+    /// Runs `first` and whatever queued up behind it (up to a group) in the
+    /// transaction just begun, then commits and answers them.
+    fn group(&self, first: Box<dyn Command>) {
+        let mut answers: Vec<Answer> = Vec::new();
+        let mut next = Some(first);
+        let mut ran = 0;
+        loop {
+            let command = match next.take() {
+                Some(command) => command,
+                None if ran < self.max_group => match self.receiver.try_recv() {
+                    Ok(command) => command,
                     Err(_) => break,
+                },
+                None => break,
+            };
+            // The caller may have given up while the lock was awaited.
+            if command.abandoned() {
+                continue;
+            }
+            ran += 1;
+            match self.step(command) {
+                Step::Ran(answer) => answers.push(answer),
+                Step::Answered => {}
+                Step::Lost(error) => {
+                    if !self.connection.is_autocommit() {
+                        let _ = self.connection.execute_batch("ROLLBACK");
+                    }
+                    for answer in answers {
+                        answer(Err(&error));
+                    }
+                    return;
                 }
             }
-            let committed = self.connection.execute_batch("COMMIT").map_err(|error| {
+        }
+        let committed = self.connection.execute_batch("COMMIT").map_err(|error| {
+            if !self.connection.is_autocommit() {
                 let _ = self.connection.execute_batch("ROLLBACK");
-                error.to_string()
-            });
-            for reply in replies.drain(..) {
-                reply(committed.clone());
+            }
+            format!("could not commit the inbox transaction: {error}")
+        });
+        let committed = committed.as_ref().map(|_| ()).map_err(String::as_str);
+        for answer in answers {
+            answer(committed);
+        }
+    }
+
+    /// Runs one command in its own savepoint.
+    fn step(&self, command: Box<dyn Command>) -> Step {
+        if self.connection.is_autocommit() {
+            let error = "the inbox transaction was rolled back".to_owned();
+            command.refuse(&error);
+            return Step::Lost(error);
+        }
+        if let Err(error) = self.statement("SAVEPOINT command") {
+            let error = format!("could not open a savepoint: {error}");
+            command.refuse(&error);
+            return Step::Lost(error);
+        }
+        let now = millis(self.clock.now());
+        match command.execute(&self.connection, &self.sql, now) {
+            Ok(answer) => match self.statement("RELEASE command") {
+                Ok(()) => Step::Ran(answer),
+                Err(error) => {
+                    let error = format!("could not release a savepoint: {error}");
+                    answer(Err(&error));
+                    Step::Lost(error)
+                }
+            },
+            Err(failed) => {
+                failed();
+                if self.connection.is_autocommit() {
+                    // The error rolled the whole transaction back.
+                    return Step::Lost(
+                        "the inbox transaction was rolled back by another command's error"
+                            .to_owned(),
+                    );
+                }
+                match self
+                    .statement("ROLLBACK TO command")
+                    .and_then(|()| self.statement("RELEASE command"))
+                {
+                    Ok(()) => Step::Answered,
+                    Err(error) => Step::Lost(format!("could not roll back a savepoint: {error}")),
+                }
             }
         }
     }
+
+    fn statement(&self, sql: &str) -> rusqlite::Result<()> {
+        self.connection.prepare_cached(sql)?.execute([]).map(drop)
+    }
 }
 
-fn open_connection(
-    path: &Path,
-    table: &str,
-    busy_timeout: Duration,
-) -> Result<Connection, StoreError> {
+fn open_writer(path: &Path, table: &str, busy_timeout: Duration) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(StoreError::unavailable)?;
     configure_durable(&connection, busy_timeout).map_err(StoreError::backend)?;
     connection
@@ -248,8 +521,28 @@ fn open_connection(
                  PRIMARY KEY (namespace, event_id)
              );
              CREATE INDEX IF NOT EXISTS {table}_due ON {table} (status, due_at);
-             CREATE INDEX IF NOT EXISTS {table}_received ON {table} (received_at);"
+             CREATE INDEX IF NOT EXISTS {table}_received ON {table} (received_at);
+             CREATE TABLE IF NOT EXISTS {table}_signatures (
+                 namespace  TEXT    NOT NULL,
+                 signature  BLOB    NOT NULL,
+                 event_id   TEXT    NOT NULL,
+                 expires_at INTEGER,
+                 PRIMARY KEY (namespace, signature)
+             );
+             CREATE INDEX IF NOT EXISTS {table}_signatures_event
+                 ON {table}_signatures (namespace, event_id);
+             CREATE INDEX IF NOT EXISTS {table}_signatures_expiry
+                 ON {table}_signatures (expires_at);"
         ))
+        .map_err(StoreError::backend)?;
+    Ok(connection)
+}
+
+fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(StoreError::unavailable)?;
+    connection
+        .busy_timeout(busy_timeout)
+        .and_then(|()| connection.pragma_update(None, "query_only", true))
         .map_err(StoreError::backend)?;
     Ok(connection)
 }
@@ -260,6 +553,8 @@ fn open_connection(
 struct Sql {
     insert: String,
     body_hash: String,
+    signature_held: String,
+    signature_record: String,
     expire: String,
     claim: String,
     heartbeat: String,
@@ -269,14 +564,20 @@ struct Sql {
     give_back: String,
     requeue: String,
     get: String,
+    list: String,
     pending: String,
+    purge_signatures_of_events: String,
     purge_events: String,
+    purge_expired_signatures: String,
     purge_payloads: String,
     table: String,
 }
 
+/// The columns [`to_record`] reads; `list` puts `NULL` in place of the body.
 const RECORD_COLUMNS: &str =
-    "namespace, event_id, status, attempts, received_at, updated_at, due_at, last_error, body";
+    "namespace, event_id, status, attempts, received_at, updated_at, due_at, last_error";
+
+const FINISHED: &str = "status IN ('succeeded', 'dead')";
 
 impl Sql {
     fn new(t: &str) -> Self {
@@ -285,12 +586,26 @@ impl Sql {
                 "UPDATE {t} SET {set}, updated_at = ?1 WHERE namespace = ?2 AND event_id = ?3 AND status = 'processing' AND fence = ?4"
             )
         };
+        let s = format!("{t}_signatures");
         Self {
             insert: format!(
                 "INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers, received_at, updated_at, due_at)
                  VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (namespace, event_id) DO NOTHING"
             ),
             body_hash: format!("SELECT body_hash FROM {t} WHERE namespace = ?1 AND event_id = ?2"),
+            // The holder, whether its record is live at ?3 (a windowed record
+            // until it expires, an unwindowed one while its event exists).
+            signature_held: format!(
+                "SELECT s.event_id,
+                        CASE WHEN s.expires_at IS NULL
+                             THEN EXISTS (SELECT 1 FROM {t} e WHERE e.namespace = s.namespace AND e.event_id = s.event_id)
+                             ELSE s.expires_at > ?3 END
+                 FROM {s} s WHERE s.namespace = ?1 AND s.signature = ?2"
+            ),
+            signature_record: format!(
+                "INSERT INTO {s} (namespace, signature, event_id, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (namespace, signature) DO UPDATE SET event_id = excluded.event_id, expires_at = excluded.expires_at"
+            ),
             expire: format!(
                 "UPDATE {t} SET status = 'dead', updated_at = ?1,
                      last_error = 'lease expired with the retry budget spent (attempt ' || attempts || ')'
@@ -312,28 +627,53 @@ impl Sql {
                 "UPDATE {t} SET status = 'pending', attempts = 0, due_at = ?1, updated_at = ?1
                  WHERE namespace = ?2 AND event_id = ?3 AND status = 'dead' AND body IS NOT NULL"
             ),
-            get: format!("SELECT {RECORD_COLUMNS} FROM {t} WHERE namespace = ?1 AND event_id = ?2"),
+            get: format!(
+                "SELECT {RECORD_COLUMNS}, body FROM {t} WHERE namespace = ?1 AND event_id = ?2"
+            ),
+            list: format!(
+                "SELECT {RECORD_COLUMNS}, NULL FROM {t}
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR received_at >= ?2)
+                 ORDER BY received_at DESC, namespace, event_id LIMIT ?3"
+            ),
             pending: format!("SELECT count(*) FROM {t} WHERE status = 'pending'"),
-            purge_events: format!("DELETE FROM {t} WHERE status IN ('succeeded', 'dead') AND received_at < ?1"),
+            // `+expires_at`: looked up through the events about to go (the
+            // `_event` index), not by scanning every unwindowed record.
+            purge_signatures_of_events: format!(
+                "DELETE FROM {s} WHERE +expires_at IS NULL AND (namespace, event_id) IN
+                     (SELECT namespace, event_id FROM {t} WHERE {FINISHED} AND received_at < ?1)"
+            ),
+            purge_events: format!("DELETE FROM {t} WHERE {FINISHED} AND received_at < ?1"),
+            purge_expired_signatures: format!("DELETE FROM {s} WHERE expires_at <= ?1"),
             purge_payloads: format!(
-                "UPDATE {t} SET body = NULL WHERE status IN ('succeeded', 'dead') AND received_at < ?1 AND body IS NOT NULL"
+                "UPDATE {t} SET body = NULL WHERE {FINISHED} AND received_at < ?1 AND body IS NOT NULL"
             ),
             table: t.to_owned(),
         }
     }
 }
 
-fn encode_headers(headers: &[(String, String)]) -> String {
-    serde_json::to_string(headers).unwrap_or_else(|_| "[]".to_owned())
+fn encode_headers(headers: &[(String, String)]) -> Result<String, StoreError> {
+    serde_json::to_string(headers).map_err(|_| StoreError::backend("could not encode the headers"))
 }
 
-fn decode_headers(text: &str) -> Vec<(String, String)> {
-    serde_json::from_str(text).unwrap_or_default()
+/// The error for a column whose stored value cannot be read back. Names the
+/// column, never the value (it may hold payload).
+fn unreadable(index: usize, column: &str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        index,
+        Type::Text,
+        format!("unreadable inbox row: column `{column}` holds a value this version cannot read")
+            .into(),
+    )
+}
+
+fn decode_headers(index: usize, text: &str) -> rusqlite::Result<Vec<(String, String)>> {
+    serde_json::from_str(text).map_err(|_| unreadable(index, "headers"))
 }
 
 fn to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
     let status: String = row.get(2)?;
-    let status = EventStatus::parse(&status).unwrap_or(EventStatus::Dead);
+    let status = EventStatus::parse(&status).ok_or_else(|| unreadable(2, "status"))?;
     let due_at: i64 = row.get(6)?;
     Ok(EventRecord {
         key: EventKey::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
@@ -347,6 +687,36 @@ fn to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
     })
 }
 
+/// Admits `signature` for `key` at `now`: `false` if another id holds a live
+/// record of it (a replay); otherwise records it (keeping a live record the
+/// same id holds) and returns `true`.
+fn admit_signature(
+    connection: &Connection,
+    sql: &Sql,
+    key: &EventKey,
+    signature: &[u8],
+    keep: Option<i64>,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let held: Option<(String, bool)> = connection
+        .prepare_cached(&sql.signature_held)?
+        .query_row(params![key.namespace, signature, now], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    match held {
+        Some((holder, true)) if holder != key.event_id => Ok(false),
+        Some((_, true)) => Ok(true),
+        _ => {
+            let expires_at = keep.map(|keep| now.saturating_add(keep));
+            connection
+                .prepare_cached(&sql.signature_record)?
+                .execute(params![key.namespace, signature, key.event_id, expires_at])?;
+            Ok(true)
+        }
+    }
+}
+
 #[async_trait]
 impl InboxStore for SqliteInbox {
     fn is_durable(&self) -> bool {
@@ -355,10 +725,16 @@ impl InboxStore for SqliteInbox {
 
     async fn insert(&self, event: NewEvent) -> Result<Inserted, StoreError> {
         let hash = Sha256::digest(&event.body).to_vec();
-        let headers = encode_headers(&event.headers);
+        let headers = encode_headers(&event.headers)?;
         let received_at = millis(event.received_at);
-        self.run(move |connection, sql, now| {
+        self.write(move |connection, sql, now| {
             let key = &event.key;
+            if let Some(record) = &event.signature {
+                let keep = record.keep.map(duration_millis);
+                if !admit_signature(connection, sql, key, &record.signature, keep, now)? {
+                    return Ok(Inserted::Replayed);
+                }
+            }
             let inserted = connection.prepare_cached(&sql.insert)?.execute(params![
                 key.namespace,
                 key.event_id,
@@ -383,19 +759,20 @@ impl InboxStore for SqliteInbox {
 
     async fn claim(&self, options: ClaimOptions) -> Result<Vec<ClaimedEvent>, StoreError> {
         let lease = duration_millis(options.lease);
-        self.run(move |connection, sql, now| {
+        let limit = i64::try_from(options.limit).unwrap_or(i64::MAX);
+        self.write(move |connection, sql, now| {
             connection
                 .prepare_cached(&sql.expire)?
                 .execute(params![now, options.max_attempts])?;
             let mut claim = connection.prepare_cached(&sql.claim)?;
-            let rows = claim.query_map(params![now, lease, options.limit as i64], |row| {
+            let rows = claim.query_map(params![now, lease, limit], |row| {
                 Ok(ClaimedEvent {
                     key: EventKey::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
                     body: row
                         .get::<_, Option<Vec<u8>>>(2)?
                         .map(Bytes::from)
                         .unwrap_or_default(),
-                    headers: decode_headers(&row.get::<_, String>(3)?),
+                    headers: decode_headers(3, &row.get::<_, String>(3)?)?,
                     received_at: time(row.get(4)?),
                     attempt: row.get(5)?,
                     fence: row.get::<_, i64>(6)? as u64,
@@ -413,7 +790,7 @@ impl InboxStore for SqliteInbox {
         lease: Duration,
     ) -> Result<bool, StoreError> {
         let (key, lease) = (key.clone(), duration_millis(lease));
-        self.run(move |connection, sql, now| {
+        self.write(move |connection, sql, now| {
             let changed = connection.prepare_cached(&sql.heartbeat)?.execute(params![
                 now,
                 key.namespace,
@@ -428,7 +805,7 @@ impl InboxStore for SqliteInbox {
 
     async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
         let key = key.clone();
-        self.run(move |connection, sql, now| {
+        self.write(move |connection, sql, now| {
             let changed = connection.prepare_cached(&sql.complete)?.execute(params![
                 now,
                 key.namespace,
@@ -448,7 +825,7 @@ impl InboxStore for SqliteInbox {
         error: &str,
     ) -> Result<bool, StoreError> {
         let (key, delay, error) = (key.clone(), duration_millis(delay), error.to_owned());
-        self.run(move |connection, sql, now| {
+        self.write(move |connection, sql, now| {
             let changed = connection.prepare_cached(&sql.retry)?.execute(params![
                 now,
                 key.namespace,
@@ -464,7 +841,7 @@ impl InboxStore for SqliteInbox {
 
     async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
         let (key, error) = (key.clone(), error.to_owned());
-        self.run(move |connection, sql, now| {
+        self.write(move |connection, sql, now| {
             let changed = connection.prepare_cached(&sql.kill)?.execute(params![
                 now,
                 key.namespace,
@@ -479,7 +856,7 @@ impl InboxStore for SqliteInbox {
 
     async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
         let key = key.clone();
-        self.run(move |connection, sql, now| {
+        self.write(move |connection, sql, now| {
             let changed = connection.prepare_cached(&sql.give_back)?.execute(params![
                 now,
                 key.namespace,
@@ -493,7 +870,7 @@ impl InboxStore for SqliteInbox {
 
     async fn requeue(&self, key: &EventKey) -> Result<bool, StoreError> {
         let key = key.clone();
-        self.run(move |connection, sql, now| {
+        self.write(move |connection, sql, now| {
             let changed = connection.prepare_cached(&sql.requeue)?.execute(params![
                 now,
                 key.namespace,
@@ -506,7 +883,7 @@ impl InboxStore for SqliteInbox {
 
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
         let key = key.clone();
-        self.run(move |connection, sql, _| {
+        self.read(move |connection, sql| {
             connection
                 .prepare_cached(&sql.get)?
                 .query_row(params![key.namespace, key.event_id], to_record)
@@ -515,14 +892,10 @@ impl InboxStore for SqliteInbox {
         .await
     }
 
+    /// Records without their bodies (`body: None`); see [`SqliteInbox`].
     async fn list(&self, filter: ListFilter) -> Result<Vec<EventRecord>, StoreError> {
-        self.run(move |connection, sql, _| {
-            let query = format!(
-                "SELECT {RECORD_COLUMNS} FROM {} WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR received_at >= ?2)
-                 ORDER BY received_at DESC, namespace, event_id LIMIT ?3",
-                sql.table
-            );
-            let mut statement = connection.prepare_cached(&query)?;
+        self.read(move |connection, sql| {
+            let mut statement = connection.prepare_cached(&sql.list)?;
             let rows = statement.query_map(
                 params![
                     filter.status.map(EventStatus::as_str),
@@ -537,11 +910,11 @@ impl InboxStore for SqliteInbox {
     }
 
     async fn pending_count(&self) -> Result<u64, StoreError> {
-        self.run(|connection, sql, _| {
+        self.read(|connection, sql| {
             connection
                 .prepare_cached(&sql.pending)?
                 .query_row([], |row| row.get::<_, i64>(0))
-                .map(|count| count as u64)
+                .map(|count| u64::try_from(count).unwrap_or(0))
         })
         .await
     }
@@ -552,10 +925,18 @@ impl InboxStore for SqliteInbox {
         payloads_before: SystemTime,
     ) -> Result<Purged, StoreError> {
         let (events_before, payloads_before) = (millis(events_before), millis(payloads_before));
-        self.run(move |connection, sql, _| {
+        self.write(move |connection, sql, now| {
+            // The unwindowed records of the events about to go, then the
+            // events, then the records whose window is over.
+            connection
+                .prepare_cached(&sql.purge_signatures_of_events)?
+                .execute(params![events_before])?;
             let events = connection
                 .prepare_cached(&sql.purge_events)?
                 .execute(params![events_before])?;
+            connection
+                .prepare_cached(&sql.purge_expired_signatures)?
+                .execute(params![now])?;
             let payloads = connection
                 .prepare_cached(&sql.purge_payloads)?
                 .execute(params![payloads_before])?;

@@ -432,7 +432,18 @@ async fn process(
         }
     };
 
-    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let elapsed_ms = elapsed.as_millis() as u64;
+    let label = match &outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed { permanent, .. } if *permanent || attempt >= settings.max_attempts => {
+            "dead"
+        }
+        Outcome::Failed { .. } => "retry",
+        Outcome::Interrupted => "shutdown",
+        Outcome::Stale => "stale",
+    };
+    crate::metrics::handler(&key.namespace, label, elapsed);
     let transition = match &outcome {
         Outcome::Succeeded => {
             tracing::info!(parent: &span, elapsed_ms, "event succeeded");

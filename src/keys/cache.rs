@@ -12,6 +12,7 @@ use http::request::Parts;
 use tokio::sync::OnceCell;
 
 use super::{KeyError, KeySource, KeyedVerifier};
+use crate::metrics;
 use crate::rejection::Rejection;
 use crate::verify::{VerifiedWebhook, VerifyError};
 
@@ -188,10 +189,21 @@ where
     ///
     /// [`KeyError`] if the fetch failed or timed out.
     pub async fn get(&self, locator: &L) -> Result<Option<Arc<K>>, KeyError> {
+        self.lookup(locator, "none").await
+    }
+
+    /// [`get`](Self::get), counted in the metrics under `provider`.
+    pub(crate) async fn lookup(
+        &self,
+        locator: &L,
+        provider: &'static str,
+    ) -> Result<Option<Arc<K>>, KeyError> {
         let cell = {
             let mut entries = self.lock();
             match entries.get(locator) {
                 Some(Entry::Ready { key, until }) if *until > Instant::now() => {
+                    let result = if key.is_some() { "hit" } else { "negative" };
+                    metrics::key_lookup(provider, result);
                     return Ok(key.clone());
                 }
                 Some(Entry::Loading(cell)) => cell.clone(),
@@ -202,6 +214,7 @@ where
                 }
             }
         };
+        metrics::key_lookup(provider, "miss");
         let fetched = cell
             .get_or_init(|| async {
                 self.inner.fetches.fetch_add(1, Ordering::Relaxed);
@@ -219,6 +232,12 @@ where
                     )
                     .into()),
                 };
+                let outcome = match &fetched {
+                    Ok(Some(_)) => "ok",
+                    Ok(None) => "missing",
+                    Err(_) => "error",
+                };
+                metrics::key_fetch(provider, outcome);
                 self.settle(locator, &fetched);
                 fetched
             })
@@ -306,7 +325,7 @@ impl<V: KeyedVerifier> Resolver for Keyed<V> {
         let verifier = self.verifier.clone();
         let keys = self.keys.clone();
         Ok(Box::pin(async move {
-            match keys.get(&locator).await {
+            match keys.lookup(&locator, verifier.provider()).await {
                 Ok(Some(key)) => Ok(Box::new(move |parts: &Parts, body: &[u8]| {
                     verifier.verify(parts, body, &locator, &key)
                 }) as Resolved),

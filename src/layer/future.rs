@@ -15,6 +15,7 @@ use tracing::instrument::Instrumented;
 use super::body::{ReadBody, ResponseBody};
 use super::{Config, Verifier, reject};
 use crate::keys::ResolveFuture;
+use crate::metrics;
 use crate::rejection::Rejection;
 use crate::verify::{VerifiedWebhook, VerifyError};
 
@@ -56,6 +57,9 @@ pin_project! {
             rejection: Option<Rejection>,
             provider: Option<&'static str>,
             event_id: Option<String>,
+        },
+        Answered {
+            response: Option<Response<Bytes>>,
         },
     }
 }
@@ -108,10 +112,21 @@ where
                     let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
                         unreachable!("ResponseFuture polled after the body was read");
                     };
+                    let handshake = result.as_ref().ok().and_then(|body| {
+                        let handshake = this.config.handshake.as_ref()?;
+                        handshake.before_verification(&parts, body)
+                    });
                     let next = match (result, &this.config.verifier) {
                         (Err(rejection), _) => rejected(this.config, rejection),
+                        _ if handshake.is_some() => match handshake {
+                            Some(Ok(response)) => answered(this.config, response),
+                            Some(Err(rejection)) => rejected(this.config, rejection),
+                            None => unreachable!("checked above"),
+                        },
                         (Ok(body), Verifier::Fixed(verifier)) => {
+                            let timer = metrics::Timer::start();
                             let verified = verifier.verify(&parts, &body);
+                            metrics::verified(verifier.provider(), timer);
                             proceed(this.config, verified, parts, body, inner)
                         }
                         (Ok(body), Verifier::Keyed(resolver)) => {
@@ -141,7 +156,9 @@ where
                     let body = std::mem::take(body);
                     let next = match resolved {
                         Ok(verify) => {
+                            let timer = metrics::Timer::start();
                             let verified = verify(&parts, &body);
+                            metrics::verified(this.config.verifier.provider(), timer);
                             proceed(this.config, verified, parts, body, inner)
                         }
                         Err(rejection) => rejected(this.config, rejection),
@@ -152,6 +169,12 @@ where
                     let response = ready!(future.poll(cx))?;
                     return Poll::Ready(Ok(response.map(ResponseBody::forwarded)));
                 }
+                StateProj::Answered { response } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                }
                 StateProj::Rejected {
                     rejection,
                     provider,
@@ -161,13 +184,8 @@ where
                         .take()
                         .expect("ResponseFuture polled after completion");
                     let provider = provider.unwrap_or_else(|| this.config.verifier.provider());
-                    tracing::info!(
-                        provider,
-                        event_id = event_id.as_deref().unwrap_or_default(),
-                        status = rejection.status().as_u16(),
-                        kind = rejection.kind(),
-                        "webhook rejected: {rejection}"
-                    );
+                    let _ = event_id;
+                    metrics::rejected(provider, route_namespace(this.config), &rejection);
                     return Poll::Ready(Ok(reject(&this.config.responder, &rejection)));
                 }
             }
@@ -186,8 +204,33 @@ where
     }
 }
 
-/// After verification: admit (issue the ticket) and call the inner service
-/// with the verified bytes.
+/// The route's namespace as configured, for labels before admission.
+fn route_namespace(config: &Config) -> &str {
+    config
+        .admission
+        .namespace
+        .as_ref()
+        .map_or(config.verifier.provider(), |namespace| namespace.as_str())
+}
+
+fn answered<S, B>(config: &Config, response: Response<Bytes>) -> State<S, B>
+where
+    S: Service<Request<Full<Bytes>>>,
+{
+    let provider = config.verifier.provider();
+    tracing::info!(
+        provider,
+        status = response.status().as_u16(),
+        "webhook handshake answered"
+    );
+    metrics::request(provider, route_namespace(config), "handshake");
+    State::Answered {
+        response: Some(response),
+    }
+}
+
+/// After verification: answer a handshake, or admit (issue the ticket) and
+/// call the inner service with the verified bytes.
 fn proceed<S, B>(
     config: &Config,
     verified: Result<VerifiedWebhook, VerifyError>,
@@ -198,6 +241,11 @@ fn proceed<S, B>(
 where
     S: Service<Request<Full<Bytes>>>,
 {
+    if let (Ok(verified), Some(handshake)) = (&verified, &config.handshake)
+        && let Some(response) = handshake.after_verification(&parts, &body, verified)
+    {
+        return answered(config, response);
+    }
     let admitted = verified
         .map_err(Rejection::Verify)
         .and_then(|mut verified| {

@@ -16,7 +16,9 @@ use super::{ResponseBody, reject};
 use crate::admission::{Routes, Ticket};
 use crate::backend::timed;
 use crate::idempotency::{Claim, FenceToken, IdempotencyStore, SignatureClaim};
+use crate::metrics;
 use crate::rejection::{Rejection, Responder};
+use crate::verify::VerifiedWebhook;
 
 /// A [`Layer`] that deduplicates verified webhook deliveries through an
 /// [`IdempotencyStore`]. It goes inside a [`WebhookLayer`](super::WebhookLayer)
@@ -252,19 +254,23 @@ async fn handle<S, ReqBody, ResBody>(
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
+    let provider = request
+        .extensions()
+        .get::<VerifiedWebhook>()
+        .map_or("unknown", VerifiedWebhook::provider);
+    let Some(ticket) = request.extensions().get::<Ticket>() else {
+        let rejection = Rejection::Misconfigured {
+            reason: "IdempotencyLayer needs a WebhookLayer in front of it",
+        };
+        metrics::rejected(provider, "unknown", &rejection);
+        let responder = config.responder.clone().unwrap_or_default();
+        return Ok(reject(&responder, &rejection));
+    };
+    let namespace = ticket.namespace.clone();
     let rejected = |rejection: Rejection| {
-        tracing::info!(
-            status = rejection.status().as_u16(),
-            kind = rejection.kind(),
-            "webhook answered: {rejection}"
-        );
+        metrics::rejected(provider, namespace.as_str(), &rejection);
         let responder = config.responder.clone().unwrap_or_default();
         Ok(reject(&responder, &rejection))
-    };
-    let Some(ticket) = request.extensions().get::<Ticket>() else {
-        return rejected(Rejection::Misconfigured {
-            reason: "IdempotencyLayer needs a WebhookLayer in front of it",
-        });
     };
     if let Err(rejection) =
         Routes::check(Arc::as_ptr(&config.store), &ticket.namespace, &ticket.route)
@@ -327,8 +333,14 @@ where
         Some(guard) => renewing(call, guard, config.lease).await,
         None => call.await,
     };
+    let succeeded = matches!(&result, Ok(response) if response.status().is_success());
+    let outcome = if succeeded {
+        "handled"
+    } else {
+        "handler_error"
+    };
+    metrics::request(provider, namespace.as_str(), outcome);
     if let Some(guard) = guard {
-        let succeeded = matches!(&result, Ok(response) if response.status().is_success());
         // Disarmed now: from here on the outcome is recorded even if this
         // future is dropped (the client disconnected), in a task of its own
         // unless the store answers at once.

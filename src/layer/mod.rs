@@ -53,6 +53,7 @@ pub use self::idempotency::{IdempotencyFuture, IdempotencyLayer, IdempotencyServ
 pub use self::service::WebhookService;
 pub use crate::admission::KeyExtractor;
 use crate::admission::{DEFAULT_REPLAY_WINDOW, Namespace, TicketConfig};
+use crate::handshake::Handshake;
 use crate::keys::{CachedKeys, Keyed, KeyedVerifier, Resolver};
 use crate::rejection::{Rejection, Responder};
 use crate::verify::SignatureVerifier;
@@ -70,6 +71,7 @@ pub(crate) struct Config {
     pub(crate) read_timeout: Option<Duration>,
     pub(crate) responder: Responder,
     pub(crate) admission: TicketConfig,
+    pub(crate) handshake: Option<Arc<dyn Handshake>>,
 }
 
 impl WebhookLayer {
@@ -107,6 +109,7 @@ impl WebhookLayer {
                 read_timeout: Some(Self::DEFAULT_READ_TIMEOUT),
                 responder: Responder::default(),
                 admission: TicketConfig::new(DEFAULT_REPLAY_WINDOW),
+                handshake: None,
             }),
         }
     }
@@ -157,6 +160,17 @@ impl WebhookLayer {
     #[must_use]
     pub fn replay_window(mut self, window: Duration) -> Self {
         Arc::make_mut(&mut self.config).admission.replay_window = window;
+        self
+    }
+
+    /// Answers the sender's endpoint handshake on this route (Slack's
+    /// `url_verification`, Discord's `PING`, ...): see
+    /// [`Handshake`](crate::handshake::Handshake). A
+    /// handshake never reaches the handler or any store. Without it, such
+    /// requests are admitted as events (or refused, if they are not signed).
+    #[must_use]
+    pub fn handshake(mut self, handshake: impl Handshake) -> Self {
+        Arc::make_mut(&mut self.config).handshake = Some(Arc::new(handshake));
         self
     }
 

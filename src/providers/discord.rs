@@ -29,7 +29,10 @@ use crate::verify::{
 ///
 /// Signatures are checked strictly (`verify_strict`); Discord's periodic
 /// deliberately invalid requests are answered 401. A PING interaction
-/// (`"type":1`) must be answered by your handler with `{"type":1}`.
+/// (`"type":1`) is answered `{"type":1}` by the layer with
+/// [`DiscordPing`] enabled on the route
+/// ([`WebhookLayer::handshake`](crate::WebhookLayer::handshake)); without it,
+/// your handler must answer it.
 ///
 /// ```
 /// use tower_webhooks::providers::Discord;
@@ -115,5 +118,29 @@ impl SignatureVerifier for Discord {
             .with_timestamp(timestamp)
             .with_secret_index(index)
             .with_signature(&signature))
+    }
+}
+
+/// Discord's `PING` interaction (`"type":1`), answered `{"type":1}` once its
+/// signature verified. Enable it with
+/// [`WebhookLayer::handshake`](crate::WebhookLayer::handshake) on a
+/// [`Discord`] route.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiscordPing;
+
+impl crate::handshake::Handshake for DiscordPing {
+    fn after_verification(
+        &self,
+        _: &Parts,
+        body: &[u8],
+        _: &VerifiedWebhook,
+    ) -> Option<http::Response<bytes::Bytes>> {
+        #[derive(serde::Deserialize)]
+        struct Interaction {
+            #[serde(rename = "type")]
+            kind: u64,
+        }
+        let interaction: Interaction = serde_json::from_slice(body).ok()?;
+        (interaction.kind == 1).then(|| crate::handshake::json(&br#"{"type":1}"#[..]))
     }
 }

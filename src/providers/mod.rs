@@ -20,12 +20,46 @@
 //! | [`Twilio`] | `"twilio"` | `Twilio::new(env("TWILIO_AUTH_TOKEN"), "https://example.com")?` | none | `I-Twilio-Idempotency-Token` if present (unsigned) |
 //! | [`Square`] | `"square"` | `Square::new(env("SQUARE_SIGNATURE_KEY"), "https://example.com/webhooks/square").unwrap()` | none | body `event_id` (signed) |
 //! | [`Linear`] | `"linear"` | `Linear::new(env("LINEAR_WEBHOOK_SECRET")).unwrap()` | body `webhookTimestamp` (ms), ±60 s | `Linear-Delivery` if present (unsigned) |
+//! | [`GitLab`] | `"gitlab"` | `GitLab::new(env("GITLAB_WEBHOOK_TOKEN")).unwrap()` | none (a static token, not a signature) | `Idempotency-Key` if present (unsigned) |
+//! | [`Zoom`] | `"zoom"` | `Zoom::new(env("ZOOM_WEBHOOK_SECRET_TOKEN")).unwrap()` | `x-zm-request-timestamp`, ±300 s | none (derived from the body) |
+//! | [`Typeform`] | `"typeform"` | `Typeform::new(env("TYPEFORM_WEBHOOK_SECRET")).unwrap()` | none | body `event_id` (signed) |
+//! | [`Bitbucket`] | `"bitbucket"` | `Bitbucket::new(env("BITBUCKET_WEBHOOK_SECRET")).unwrap()` | none | `X-Request-UUID` (unsigned) |
+//! | [`Jira`] | `"jira"` | `Jira::new(env("JIRA_WEBHOOK_SECRET")).unwrap()` | none | `X-Atlassian-Webhook-Identifier` (unsigned) |
+//! | [`Vercel`] | `"vercel"` | `Vercel::new(env("VERCEL_WEBHOOK_SECRET")).unwrap()` | none | body `id` (signed) |
+//! | [`Intercom`] | `"intercom"` | `Intercom::new(env("INTERCOM_CLIENT_SECRET")).unwrap()` | none | body `id` (signed) |
+//! | [`Meta`] | `"meta"` | `Meta::new(env("META_APP_SECRET")).unwrap()` | none | none (derived from the body) |
+//! | [`Dropbox`] | `"dropbox"` | `Dropbox::new(env("DROPBOX_APP_SECRET")).unwrap()` | none | none (derived from the body) |
+//! | [`Calendly`] | `"calendly"` | `Calendly::new(env("CALENDLY_WEBHOOK_SIGNING_KEY")).unwrap()` | `t=` in `Calendly-Webhook-Signature`, ±180 s | none (derived from the body) |
+//! | [`Mux`] | `"mux"` | `Mux::new(env("MUX_WEBHOOK_SECRET")).unwrap()` | `t=` in `Mux-Signature`, ±300 s | body `id` (signed) |
+//! | [`DocuSign`] | `"docusign"` | `DocuSign::new(env("DOCUSIGN_CONNECT_HMAC_KEY")).unwrap()` | none | none (derived from the body) |
+//! | [`HubSpot`] | `"hubspot"` | `HubSpot::new(env("HUBSPOT_CLIENT_SECRET"), "https://example.com").unwrap()` | `X-HubSpot-Request-Timestamp` (ms), ±300 s | none (derived from the body) |
+//! | [`Twitch`] | `"twitch"` | `Twitch::new(env("TWITCH_EVENTSUB_SECRET")).unwrap()` | `Twitch-Eventsub-Message-Timestamp` (RFC 3339), ±600 s | `Twitch-Eventsub-Message-Id` (signed) |
+//! | [`Mailgun`] | `"mailgun"` | `Mailgun::new(env("MAILGUN_WEBHOOK_SIGNING_KEY")).unwrap()` | body `signature.timestamp`, ±300 s | body `event-data.id` if present (unsigned; the body is not signed) |
+//! | [`Postmark`] | `"postmark"` | `Postmark::new(env("POSTMARK_WEBHOOK_CREDENTIALS")).unwrap()` (`user:password`) | none (basic auth, not a signature) | none (derived from the body) |
+//! | [`Okta`] | `"okta"` | `Okta::new(env("OKTA_EVENT_HOOK_SECRET")).unwrap()` | none (a static header, not a signature) | body `eventId` if present (unsigned) |
+//! | [`MicrosoftGraph`] | `"msgraph"` | `MicrosoftGraph::new(env("MSGRAPH_CLIENT_STATE")).unwrap()` | none (`clientState` in the body, not a signature) | none (derived from the body) |
 //! | `Telnyx` | `"telnyx"` | `Telnyx::new(env("TELNYX_PUBLIC_KEY"))?` | `telnyx-timestamp`, ±300 s | body `data.id` if present (signed) |
 //! | `Sns` | `"sns"` | `WebhookLayer::with_keys(Sns::new([topic_arn])?, CachedKeys::new(SnsCertificates::new(fetcher)))` (feature `sns`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | none (SNS retries with the original signature) | body `MessageId` (signed) |
 //! | `PayPal` | `"paypal"` | `WebhookLayer::with_keys(PayPal::new(env("PAYPAL_WEBHOOK_ID"))?, CachedKeys::new(PayPalCertificates::new(fetcher)))` (feature `paypal`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | none | body `id` (unsigned: only a CRC32 binds the body) |
 //! | `Plaid` | `"plaid"` | `WebhookLayer::with_keys(Plaid::new(), CachedKeys::new(your_plaid_key_source))` (feature `plaid`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | JWT `iat`, ±300 s | none (derived from the body) |
 //! | `PubSub` | `"pubsub"` | `WebhookLayer::with_keys(PubSub::new(audience, service_account)?, CachedKeys::new(GoogleKeys::new(fetcher)))` (feature `pubsub`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | token `exp`/`iat`, ±60 s leeway | body `message.messageId` (unsigned: the token does not cover the body) |
 //! | `SendGrid` | `"sendgrid"` | `SendGrid::new(env("SENDGRID_VERIFICATION_KEY"))?` (feature `sendgrid`) | `X-Twilio-Email-Event-Webhook-Timestamp`, ±300 s | none for a batch (derived from the body); a JSON object's `sg_event_id` (signed) |
+//!
+//! Senders on [Standard Webhooks](StandardWebhooks) need no preset of their
+//! own, only the constructor for their header names (give each route its own
+//! [namespace](crate::WebhookLayer::namespace)):
+//!
+//! | sender | constructor | headers |
+//! |---|---|---|
+//! | Clerk | [`StandardWebhooks::svix`] (`whsec_…` signing secret) | `svix-id`, `svix-timestamp`, `svix-signature` |
+//! | Resend | [`StandardWebhooks::svix`] (`whsec_…` signing secret; resend-node `src/webhooks/webhooks.ts` maps these headers) | `svix-id`, `svix-timestamp`, `svix-signature` |
+//! | OpenAI | [`StandardWebhooks::new`] (`whsec_…` webhook secret) | `webhook-id`, `webhook-timestamp`, `webhook-signature` |
+//! | GitLab signing token | [`StandardWebhooks::new`] (`whsec_…` signing token; [`GitLab`] covers the older `X-Gitlab-Token`) | `webhook-id`, `webhook-timestamp`, `webhook-signature` |
+//!
+//! [`GitLab`], [`Postmark`], [`Okta`] and [`MicrosoftGraph`] check a static
+//! credential, not a signature: each one's docs say what that does not
+//! prove. [`Mailgun`] and [`MicrosoftGraph`] carry their signature or
+//! credential in the body, so they parse it before verifying it.
 //!
 //! (`Discord`, `Telnyx` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
@@ -107,19 +141,34 @@ macro_rules! window_setters {
 }
 pub(crate) use window_setters;
 
+mod bitbucket;
+mod calendly;
 #[cfg(feature = "ed25519")]
 mod discord;
+mod docusign;
+mod dropbox;
 mod github;
+mod gitlab;
+mod hubspot;
+mod intercom;
+mod jira;
 mod linear;
+mod mailgun;
+mod meta;
+mod msgraph;
+mod mux;
+mod okta;
 mod paddle;
 #[cfg(feature = "paypal")]
 mod paypal;
 #[cfg(feature = "plaid")]
 mod plaid;
+mod postmark;
 #[cfg(feature = "pubsub")]
 mod pubsub;
 #[cfg(feature = "sendgrid")]
 mod sendgrid;
+mod shared;
 mod shopify;
 mod slack;
 #[cfg(feature = "sns")]
@@ -130,14 +179,31 @@ mod stripe;
 #[cfg(feature = "ed25519")]
 mod telnyx;
 mod twilio;
+mod twitch;
+mod typeform;
+mod vercel;
+mod zoom;
 
 use http::HeaderName;
 
+pub use self::bitbucket::Bitbucket;
+pub use self::calendly::Calendly;
 #[cfg(feature = "ed25519")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
-pub use self::discord::Discord;
+pub use self::discord::{Discord, DiscordPing};
+pub use self::docusign::DocuSign;
+pub use self::dropbox::Dropbox;
 pub use self::github::GitHub;
+pub use self::gitlab::GitLab;
+pub use self::hubspot::HubSpot;
+pub use self::intercom::Intercom;
+pub use self::jira::Jira;
 pub use self::linear::Linear;
+pub use self::mailgun::Mailgun;
+pub use self::meta::Meta;
+pub use self::msgraph::MicrosoftGraph;
+pub use self::mux::Mux;
+pub use self::okta::Okta;
 pub use self::paddle::Paddle;
 #[cfg(feature = "paypal")]
 #[cfg_attr(docsrs, doc(cfg(feature = "paypal")))]
@@ -145,6 +211,7 @@ pub use self::paypal::{PayPal, PayPalCertificates, PayPalKey};
 #[cfg(feature = "plaid")]
 #[cfg_attr(docsrs, doc(cfg(feature = "plaid")))]
 pub use self::plaid::{Plaid, PlaidKey};
+pub use self::postmark::Postmark;
 #[cfg(feature = "pubsub")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pubsub")))]
 pub use self::pubsub::{GoogleKey, GoogleKeys, PubSub};
@@ -152,7 +219,7 @@ pub use self::pubsub::{GoogleKey, GoogleKeys, PubSub};
 #[cfg_attr(docsrs, doc(cfg(feature = "sendgrid")))]
 pub use self::sendgrid::SendGrid;
 pub use self::shopify::Shopify;
-pub use self::slack::Slack;
+pub use self::slack::{Slack, SlackUrlVerification};
 #[cfg(feature = "sns")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
 pub use self::sns::{MAX_CERTIFICATE_LEN, Sns, SnsCertificates, SnsKey};
@@ -165,6 +232,10 @@ pub use self::telnyx::Telnyx;
 pub use self::twilio::Twilio;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;
+pub use self::twitch::Twitch;
+pub use self::typeform::Typeform;
+pub use self::vercel::Vercel;
+pub use self::zoom::Zoom;
 
 use crate::verify::{
     Encoding, Tags, TimestampWindow, VerifyError, parse_unix_timestamp, single_header,

@@ -132,3 +132,40 @@ impl SignatureVerifier for Slack {
         }
     }
 }
+
+/// Slack's Events API `url_verification` handshake: a signed
+/// `{"type":"url_verification","challenge":"..."}` is answered with the
+/// challenge as `text/plain`, as Slack's Events API documentation asks.
+///
+/// Enable it with [`WebhookLayer::handshake`](crate::WebhookLayer::handshake)
+/// on a [`Slack`] route. It answers only requests whose signature verified.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SlackUrlVerification;
+
+impl crate::handshake::Handshake for SlackUrlVerification {
+    fn after_verification(
+        &self,
+        _: &Parts,
+        body: &[u8],
+        _: &VerifiedWebhook,
+    ) -> Option<http::Response<bytes::Bytes>> {
+        #[derive(serde::Deserialize)]
+        struct Challenge {
+            #[serde(rename = "type")]
+            kind: String,
+            challenge: String,
+        }
+        // Events are JSON objects too: parse only what can be the handshake.
+        if !body.starts_with(b"{") || !contains(body, b"url_verification") {
+            return None;
+        }
+        let message: Challenge = serde_json::from_slice(body).ok()?;
+        (message.kind == "url_verification").then(|| crate::handshake::plain(message.challenge))
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}

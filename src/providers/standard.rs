@@ -10,7 +10,6 @@ use http::HeaderName;
 use http::request::Parts;
 use sha2::Sha256;
 
-#[cfg(feature = "ed25519")]
 use super::{ConfigError, MAX_SIGNATURES, header_location};
 use crate::secret::{Secret, SecretSet};
 use crate::verify::{

@@ -647,6 +647,732 @@ impl Signer for LinearSigner {
     }
 }
 
+/// Sends GitLab's static `X-Gitlab-Token` (no signature) and
+/// `Idempotency-Key` (`id`). `timestamp` is ignored.
+#[derive(Clone, Debug)]
+pub struct GitLabSigner {
+    token: Secret,
+}
+
+impl GitLabSigner {
+    /// A sender of the webhook's secret token.
+    pub fn new(token: impl Into<Secret>) -> Self {
+        Self {
+            token: token.into(),
+        }
+    }
+}
+
+impl Signer for GitLabSigner {
+    fn provider(&self) -> &'static str {
+        "gitlab"
+    }
+
+    fn sign(&self, id: &str, _timestamp: u64, _body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(token) = HeaderValue::from_bytes(self.token.expose()) {
+            headers.insert(providers::GitLab::TOKEN_HEADER, token);
+        }
+        insert_id(&mut headers, providers::GitLab::IDEMPOTENCY_HEADER, id);
+        headers
+    }
+}
+
+/// Signs as Zoom: `x-zm-request-timestamp` and `x-zm-signature: v0=..`.
+/// Zoom's events carry no id: `id` is ignored.
+#[derive(Clone, Debug)]
+pub struct ZoomSigner {
+    secret: Secret,
+}
+
+impl ZoomSigner {
+    /// A signer using the app's secret token.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for ZoomSigner {
+    fn provider(&self) -> &'static str {
+        "zoom"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let ts = timestamp.to_string();
+        let tag = hmac_sha256(&self.secret, &[b"v0:", ts.as_bytes(), b":", body]);
+        let mut headers = HeaderMap::new();
+        headers.insert(providers::Zoom::TIMESTAMP_HEADER, value(ts));
+        headers.insert(
+            providers::Zoom::SIGNATURE_HEADER,
+            value(format!("v0={}", hex::encode(tag))),
+        );
+        headers
+    }
+}
+
+/// Signs as Typeform: `Typeform-Signature: sha256=<base64>`. The event id is
+/// the body's `event_id`: `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct TypeformSigner {
+    secret: Secret,
+}
+
+impl TypeformSigner {
+    /// A signer using the webhook's secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for TypeformSigner {
+    fn provider(&self) -> &'static str {
+        "typeform"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Typeform::SIGNATURE_HEADER,
+            value(format!(
+                "sha256={}",
+                BASE64.encode(hmac_sha256(&self.secret, &[body]))
+            )),
+        );
+        headers
+    }
+}
+
+/// Signs as Bitbucket Cloud: `X-Hub-Signature: sha256=<hex>`, `X-Request-UUID`
+/// (`id`) and `X-Event-Key: repo:push`. `timestamp` is ignored.
+#[derive(Clone, Debug)]
+pub struct BitbucketSigner {
+    secret: Secret,
+}
+
+impl BitbucketSigner {
+    /// A signer using the webhook's secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for BitbucketSigner {
+    fn provider(&self) -> &'static str {
+        "bitbucket"
+    }
+
+    fn sign(&self, id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Bitbucket::SIGNATURE_HEADER,
+            value(format!(
+                "sha256={}",
+                hex::encode(hmac_sha256(&self.secret, &[body]))
+            )),
+        );
+        headers.insert(
+            HeaderName::from_static("x-event-key"),
+            HeaderValue::from_static("repo:push"),
+        );
+        insert_id(&mut headers, providers::Bitbucket::REQUEST_HEADER, id);
+        headers
+    }
+}
+
+/// Signs as Jira's admin webhooks: `X-Hub-Signature: sha256=<hex>` and
+/// `X-Atlassian-Webhook-Identifier` (`id`). `timestamp` is ignored.
+#[derive(Clone, Debug)]
+pub struct JiraSigner {
+    secret: Secret,
+}
+
+impl JiraSigner {
+    /// A signer using the webhook's secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for JiraSigner {
+    fn provider(&self) -> &'static str {
+        "jira"
+    }
+
+    fn sign(&self, id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Jira::SIGNATURE_HEADER,
+            value(format!(
+                "sha256={}",
+                hex::encode(hmac_sha256(&self.secret, &[body]))
+            )),
+        );
+        insert_id(&mut headers, providers::Jira::IDENTIFIER_HEADER, id);
+        headers
+    }
+}
+
+/// Signs as Vercel: `x-vercel-signature: <hex>`; the event id is the body's
+/// `id`: `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct VercelSigner {
+    secret: Secret,
+}
+
+impl VercelSigner {
+    /// A signer using the secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for VercelSigner {
+    fn provider(&self) -> &'static str {
+        "vercel"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Vercel::SIGNATURE_HEADER,
+            value(hex::encode(hmac_sha1(&self.secret, &[body]))),
+        );
+        headers
+    }
+}
+
+/// Signs as Intercom: `X-Hub-Signature: sha1=<hex>`; the event id is the body's
+/// `id`: `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct IntercomSigner {
+    secret: Secret,
+}
+
+impl IntercomSigner {
+    /// A signer using the secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for IntercomSigner {
+    fn provider(&self) -> &'static str {
+        "intercom"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Intercom::SIGNATURE_HEADER,
+            value(format!(
+                "sha1={}",
+                hex::encode(hmac_sha1(&self.secret, &[body]))
+            )),
+        );
+        headers
+    }
+}
+
+/// Signs as Meta: `X-Hub-Signature-256: sha256=<hex>`; Meta sends no event id:
+/// `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct MetaSigner {
+    secret: Secret,
+}
+
+impl MetaSigner {
+    /// A signer using the secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for MetaSigner {
+    fn provider(&self) -> &'static str {
+        "meta"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Meta::SIGNATURE_HEADER,
+            value(format!(
+                "sha256={}",
+                hex::encode(hmac_sha256(&self.secret, &[body]))
+            )),
+        );
+        headers
+    }
+}
+
+/// Signs as Dropbox: `X-Dropbox-Signature: <hex>`; Dropbox sends no event id:
+/// `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct DropboxSigner {
+    secret: Secret,
+}
+
+impl DropboxSigner {
+    /// A signer using the secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for DropboxSigner {
+    fn provider(&self) -> &'static str {
+        "dropbox"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Dropbox::SIGNATURE_HEADER,
+            value(hex::encode(hmac_sha256(&self.secret, &[body]))),
+        );
+        headers
+    }
+}
+
+/// Signs as Calendly: `Calendly-Webhook-Signature: t=..,v1=..`, one `v1=` per
+/// secret. Calendly sends no event id: `id` is ignored.
+#[derive(Clone, Debug)]
+pub struct CalendlySigner {
+    secrets: SecretSet,
+}
+
+impl CalendlySigner {
+    /// A signer producing one `v1=` per secret, in order.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        Self {
+            secrets: secrets.into(),
+        }
+    }
+
+    /// The signature header's value.
+    pub fn header(&self, timestamp: u64, body: &[u8]) -> String {
+        let t = timestamp.to_string();
+        let mut header = format!("t={t}");
+        for secret in &self.secrets {
+            header.push_str(",v1=");
+            header.push_str(&hex::encode(hmac_sha256(
+                secret,
+                &[t.as_bytes(), b".", body],
+            )));
+        }
+        header
+    }
+}
+
+impl Signer for CalendlySigner {
+    fn provider(&self) -> &'static str {
+        "calendly"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Calendly::SIGNATURE_HEADER,
+            value(self.header(timestamp, body)),
+        );
+        headers
+    }
+}
+
+/// Signs as Mux: `Mux-Signature: t=..,v1=..`, one `v1=` per
+/// secret. The event id is the body's `id`: `id` is ignored.
+#[derive(Clone, Debug)]
+pub struct MuxSigner {
+    secrets: SecretSet,
+}
+
+impl MuxSigner {
+    /// A signer producing one `v1=` per secret, in order.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        Self {
+            secrets: secrets.into(),
+        }
+    }
+
+    /// The signature header's value.
+    pub fn header(&self, timestamp: u64, body: &[u8]) -> String {
+        let t = timestamp.to_string();
+        let mut header = format!("t={t}");
+        for secret in &self.secrets {
+            header.push_str(",v1=");
+            header.push_str(&hex::encode(hmac_sha256(
+                secret,
+                &[t.as_bytes(), b".", body],
+            )));
+        }
+        header
+    }
+}
+
+impl Signer for MuxSigner {
+    fn provider(&self) -> &'static str {
+        "mux"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Mux::SIGNATURE_HEADER,
+            value(self.header(timestamp, body)),
+        );
+        headers
+    }
+}
+
+/// Signs as DocuSign Connect: one `X-DocuSign-Signature-<n>` header per
+/// secret, numbered from 1. DocuSign sends no event id: `id` and `timestamp`
+/// are ignored.
+#[derive(Clone, Debug)]
+pub struct DocuSignSigner {
+    secrets: SecretSet,
+}
+
+impl DocuSignSigner {
+    /// A signer producing one header per HMAC key, in order.
+    pub fn new(secrets: impl Into<SecretSet>) -> Self {
+        Self {
+            secrets: secrets.into(),
+        }
+    }
+}
+
+impl Signer for DocuSignSigner {
+    fn provider(&self) -> &'static str {
+        "docusign"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (number, secret) in self.secrets.iter().enumerate() {
+            let name = HeaderName::try_from(format!(
+                "{}{}",
+                providers::DocuSign::SIGNATURE_HEADER_PREFIX,
+                number + 1
+            ))
+            .expect("a valid header name");
+            headers.insert(name, value(BASE64.encode(hmac_sha256(secret, &[body]))));
+        }
+        headers
+    }
+}
+
+/// Signs as HubSpot (v3): `X-HubSpot-Signature-v3` over `POST`, the full URL,
+/// the body and `X-HubSpot-Request-Timestamp` (milliseconds: `timestamp`
+/// times 1000). HubSpot sends no request-level id: `id` is ignored.
+#[derive(Clone, Debug)]
+pub struct HubSpotSigner {
+    secret: Secret,
+    url: String,
+}
+
+impl HubSpotSigner {
+    /// A signer with the app's client secret, for requests to `url` (the full
+    /// URL HubSpot calls, with any query).
+    pub fn new(client_secret: impl Into<Secret>, url: impl Into<String>) -> Self {
+        Self {
+            secret: client_secret.into(),
+            url: url.into(),
+        }
+    }
+}
+
+impl Signer for HubSpotSigner {
+    fn provider(&self) -> &'static str {
+        "hubspot"
+    }
+
+    fn sign(&self, _id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let millis = timestamp.saturating_mul(1000).to_string();
+        let tag = hmac_sha256(
+            &self.secret,
+            &[b"POST", self.url.as_bytes(), body, millis.as_bytes()],
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::HubSpot::SIGNATURE_HEADER,
+            value(BASE64.encode(tag)),
+        );
+        headers.insert(providers::HubSpot::TIMESTAMP_HEADER, value(millis));
+        headers
+    }
+}
+
+/// Signs as Twitch EventSub: `Twitch-Eventsub-Message-Id` (`id`),
+/// `Twitch-Eventsub-Message-Timestamp` (RFC 3339, UTC) and
+/// `Twitch-Eventsub-Message-Signature: sha256=..`, plus
+/// `Twitch-Eventsub-Message-Type: notification`.
+#[derive(Clone, Debug)]
+pub struct TwitchSigner {
+    secret: Secret,
+}
+
+impl TwitchSigner {
+    /// A signer using the subscription's secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+
+    /// `timestamp` (Unix seconds) as Twitch writes it:
+    /// `2023-11-14T22:13:20.000000000Z`.
+    pub fn rfc3339(timestamp: u64) -> String {
+        let days = timestamp / 86_400;
+        let seconds = timestamp % 86_400;
+        // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let day_of_era = z - era * 146_097;
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_index = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+        let month = if month_index < 10 {
+            month_index + 3
+        } else {
+            month_index - 9
+        };
+        let year = year_of_era + era * 400 + u64::from(month <= 2);
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.000000000Z",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60
+        )
+    }
+}
+
+impl Signer for TwitchSigner {
+    fn provider(&self) -> &'static str {
+        "twitch"
+    }
+
+    fn sign(&self, id: &str, timestamp: u64, body: &[u8]) -> HeaderMap {
+        let ts = Self::rfc3339(timestamp);
+        let tag = hmac_sha256(&self.secret, &[id.as_bytes(), ts.as_bytes(), body]);
+        let mut headers = HeaderMap::new();
+        insert_id(&mut headers, providers::Twitch::ID_HEADER, id);
+        headers.insert(providers::Twitch::TIMESTAMP_HEADER, value(ts));
+        headers.insert(
+            providers::Twitch::SIGNATURE_HEADER,
+            value(format!("sha256={}", hex::encode(tag))),
+        );
+        headers.insert(
+            HeaderName::from_static("twitch-eventsub-message-type"),
+            HeaderValue::from_static("notification"),
+        );
+        headers
+    }
+}
+
+/// Signs as Mailgun: the signature lives in the body, so
+/// [`request`](Signer::request) builds the body Mailgun sends,
+/// `{"signature": {"timestamp", "token", "signature"}, "event-data": ..}`,
+/// with the given body as `event-data` (its `id` set to `id` when it is a
+/// JSON object without one; anything else is wrapped as
+/// `{"id": id, "body": "<text>"}`). [`sign`](Signer::sign) returns no
+/// headers: Mailgun sends none.
+#[derive(Clone, Debug)]
+pub struct MailgunSigner {
+    key: Secret,
+}
+
+impl MailgunSigner {
+    /// A signer with the domain's HTTP webhook signing key.
+    pub fn new(signing_key: impl Into<Secret>) -> Self {
+        Self {
+            key: signing_key.into(),
+        }
+    }
+
+    /// The body Mailgun would send for `body` as event `id` at `timestamp`.
+    /// The token is 50 hex digits derived from `id` and `timestamp`, so the
+    /// output is reproducible.
+    pub fn body(&self, id: &str, timestamp: u64, body: &[u8]) -> Vec<u8> {
+        let ts = timestamp.to_string();
+        let token = hex::encode(Sha256::digest(format!("{id}:{ts}")))[..50].to_owned();
+        let signature = hex::encode(hmac_sha256(&self.key, &[ts.as_bytes(), token.as_bytes()]));
+        let event_data = match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(mut object)) => {
+                object
+                    .entry("id")
+                    .or_insert_with(|| serde_json::Value::from(id));
+                serde_json::Value::Object(object)
+            }
+            _ => serde_json::json!({ "id": id, "body": String::from_utf8_lossy(body) }),
+        };
+        serde_json::to_vec(&serde_json::json!({
+            "signature": { "timestamp": ts, "token": token, "signature": signature },
+            "event-data": event_data,
+        }))
+        .expect("JSON values serialize")
+    }
+}
+
+impl Signer for MailgunSigner {
+    fn provider(&self) -> &'static str {
+        "mailgun"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, _body: &[u8]) -> HeaderMap {
+        HeaderMap::new()
+    }
+
+    fn request(&self, uri: &str, id: &str, timestamp: u64, body: &[u8]) -> Request<Bytes> {
+        let mut request = Request::new(Bytes::from(self.body(id, timestamp, body)));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri.parse().unwrap_or_default();
+        request.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        request
+    }
+}
+
+/// Sends Postmark's basic auth: `Authorization: Basic <base64>` of the
+/// `username:password` credentials. No signature; `id` and `timestamp` are
+/// ignored.
+#[derive(Clone, Debug)]
+pub struct PostmarkSigner {
+    credentials: Secret,
+}
+
+impl PostmarkSigner {
+    /// A sender of `username:password`.
+    pub fn new(credentials: impl Into<Secret>) -> Self {
+        Self {
+            credentials: credentials.into(),
+        }
+    }
+}
+
+impl Signer for PostmarkSigner {
+    fn provider(&self) -> &'static str {
+        "postmark"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, _body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            providers::Postmark::AUTHORIZATION_HEADER,
+            value(format!(
+                "Basic {}",
+                BASE64.encode(self.credentials.expose())
+            )),
+        );
+        headers
+    }
+}
+
+/// Sends Okta's event hook authentication: the secret as the
+/// `Authorization` header's value. No signature; Okta's event id is the
+/// body's `eventId`: `id` and `timestamp` are ignored.
+#[derive(Clone, Debug)]
+pub struct OktaSigner {
+    secret: Secret,
+}
+
+impl OktaSigner {
+    /// A sender of the hook's authentication secret.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+        }
+    }
+}
+
+impl Signer for OktaSigner {
+    fn provider(&self) -> &'static str {
+        "okta"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, _body: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Ok(secret) = HeaderValue::from_bytes(self.secret.expose()) {
+            headers.insert(http::header::AUTHORIZATION, secret);
+        }
+        headers
+    }
+}
+
+/// Sends as Microsoft Graph: the credential is the `clientState` inside the
+/// body, so [`request`](Signer::request) builds the body Graph sends,
+/// `{"value": [{"subscriptionId", "clientState", "changeType", "resource",
+/// "resourceData"}]}`, with the given body as `resourceData` (a JSON value,
+/// or its text). [`sign`](Signer::sign) returns no headers; `timestamp` is
+/// ignored and `id` becomes the `subscriptionId`.
+#[derive(Clone, Debug)]
+pub struct MicrosoftGraphSigner {
+    client_state: Secret,
+}
+
+impl MicrosoftGraphSigner {
+    /// A sender of the subscription's `clientState`.
+    pub fn new(client_state: impl Into<Secret>) -> Self {
+        Self {
+            client_state: client_state.into(),
+        }
+    }
+
+    /// The body Graph would send for `body` in a subscription `id`.
+    pub fn body(&self, id: &str, body: &[u8]) -> Vec<u8> {
+        let data = serde_json::from_slice::<serde_json::Value>(body)
+            .unwrap_or_else(|_| serde_json::Value::from(String::from_utf8_lossy(body)));
+        serde_json::to_vec(&serde_json::json!({ "value": [{
+            "subscriptionId": id,
+            "clientState": String::from_utf8_lossy(self.client_state.expose()),
+            "changeType": "created",
+            "resource": "Users/example/Messages",
+            "resourceData": data,
+        }]}))
+        .expect("JSON values serialize")
+    }
+}
+
+impl Signer for MicrosoftGraphSigner {
+    fn provider(&self) -> &'static str {
+        "msgraph"
+    }
+
+    fn sign(&self, _id: &str, _timestamp: u64, _body: &[u8]) -> HeaderMap {
+        HeaderMap::new()
+    }
+
+    fn request(&self, uri: &str, id: &str, _timestamp: u64, body: &[u8]) -> Request<Bytes> {
+        let mut request = Request::new(Bytes::from(self.body(id, body)));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri.parse().unwrap_or_default();
+        request.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        request
+    }
+}
+
 /// Why [`signer_for`] could not build a signer. Never contains the secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -665,15 +1391,43 @@ pub enum SignerError {
 /// The names [`signer_for`] accepts: `"generic"` and every preset's
 /// [`provider`](crate::SignatureVerifier::provider) name.
 pub const PROVIDERS: &[&str] = &[
-    "generic", "stripe", "github", "shopify", "slack", "standard", "svix", "paddle", "discord",
-    "twilio", "square", "linear",
+    "generic",
+    "stripe",
+    "github",
+    "shopify",
+    "slack",
+    "standard",
+    "svix",
+    "paddle",
+    "discord",
+    "twilio",
+    "square",
+    "linear",
+    "gitlab",
+    "zoom",
+    "typeform",
+    "bitbucket",
+    "jira",
+    "vercel",
+    "intercom",
+    "meta",
+    "dropbox",
+    "calendly",
+    "mux",
+    "docusign",
+    "hubspot",
+    "twitch",
+    "mailgun",
+    "postmark",
+    "okta",
+    "msgraph",
 ];
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
 /// [`PROVIDERS`]) with `secret` as the provider gives it: a `whsec_…` string
 /// for Standard Webhooks and Svix, the Ed25519 private key seed in hex for
-/// Discord, the secret string otherwise. Twilio and Square sign the URL they
-/// deliver to: pass it as `url`.
+/// Discord, `username:password` for Postmark, the secret string otherwise.
+/// Twilio, Square and HubSpot sign the URL they deliver to: pass it as `url`.
 ///
 /// ```
 /// use tower_webhooks::testing::{signer_for, Signer};
@@ -714,6 +1468,24 @@ pub fn signer_for(
         "twilio" => Box::new(TwilioSigner::new(secret, need_url("twilio")?)),
         "square" => Box::new(SquareSigner::new(secret, need_url("square")?)),
         "linear" => Box::new(LinearSigner::new(secret)),
+        "gitlab" => Box::new(GitLabSigner::new(secret)),
+        "zoom" => Box::new(ZoomSigner::new(secret)),
+        "typeform" => Box::new(TypeformSigner::new(secret)),
+        "bitbucket" => Box::new(BitbucketSigner::new(secret)),
+        "jira" => Box::new(JiraSigner::new(secret)),
+        "vercel" => Box::new(VercelSigner::new(secret)),
+        "intercom" => Box::new(IntercomSigner::new(secret)),
+        "meta" => Box::new(MetaSigner::new(secret)),
+        "dropbox" => Box::new(DropboxSigner::new(secret)),
+        "calendly" => Box::new(CalendlySigner::new(secret)),
+        "mux" => Box::new(MuxSigner::new(secret)),
+        "docusign" => Box::new(DocuSignSigner::new(secret)),
+        "hubspot" => Box::new(HubSpotSigner::new(secret, need_url("hubspot")?)),
+        "twitch" => Box::new(TwitchSigner::new(secret)),
+        "mailgun" => Box::new(MailgunSigner::new(secret)),
+        "postmark" => Box::new(PostmarkSigner::new(secret)),
+        "okta" => Box::new(OktaSigner::new(secret)),
+        "msgraph" => Box::new(MicrosoftGraphSigner::new(secret)),
         other => return Err(SignerError::UnknownProvider(other.to_owned())),
     })
 }

@@ -1,0 +1,555 @@
+//! The inbox on PostgreSQL (feature `postgres`).
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::types::ToSql;
+
+use super::store::{
+    ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
+    ListFilter, NewEvent, Purged, StoreError,
+};
+use crate::backend::pg::{self, Conn, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, millis};
+
+use self::batch::{Job, write_batches};
+use self::sql::Sql;
+
+mod batch;
+mod rows;
+mod sql;
+
+const DEFAULT_TABLE: &str = "tower_webhooks_inbox";
+const DEFAULT_MAX_GROUP: usize = 512;
+/// The most records [`InboxStore::list`] returns.
+const MAX_LIST: usize = 10_000;
+
+/// The inbox on PostgreSQL: durable, shared by every instance that talks to
+/// the same database.
+///
+/// # Design
+///
+/// One row per event, keyed by `(namespace, event_id)`, with the body
+/// (`bytea`), its SHA-256, the kept headers (`jsonb`), `status`, `attempts`,
+/// `fence`, `last_error`, and `due_at`: when a pending event is due, or when
+/// a processing event's lease runs out, so one partial index serves both
+/// halves of a claim. Every time the store computes (due times, leases,
+/// `retry`'s delay) is on the **database's** clock (`statement_timestamp()`),
+/// so instances with skewed clocks agree; only `received_at` comes from the
+/// event.
+///
+/// **Claim** is one statement: it moves processing events whose lease
+/// expired with the retry budget spent to `dead` (the poison-pill rule), and
+/// claims the due ones, in `due_at` order, skipping rows other workers are
+/// claiming at that moment:
+///
+/// ```sql
+/// WITH expired AS MATERIALIZED (SELECT .. WHERE status = 'processing' AND due_at <= now
+///                                 AND attempts >= $max FOR UPDATE SKIP LOCKED),
+///      killed AS (UPDATE t SET status = 'dead', last_error = .. FROM expired ..),
+///      picked AS MATERIALIZED (SELECT .. WHERE status IN ('pending', 'processing') AND due_at <= now
+///                                AND (status = 'pending' OR attempts < $max)
+///                              ORDER BY due_at LIMIT $n FOR UPDATE SKIP LOCKED)
+/// UPDATE t SET status = 'processing', attempts = attempts + 1, fence = fence + 1,
+///              due_at = now + lease
+///   FROM picked WHERE t.key = picked.key RETURNING ..
+/// ```
+///
+/// A row is locked by the claim that picks it, so two workers (on one
+/// instance or several) never claim the same event, and nobody waits for
+/// anybody. Every exit from `processing` is an `UPDATE .. WHERE status =
+/// 'processing' AND fence = $fence`: a zombie whose lease was taken over
+/// changes nothing.
+///
+/// **Signatures** (the replay guard for ids the signature does not cover,
+/// see [`InboxStore::insert`]) live in a second table, `<table>_signatures`:
+/// `(namespace, signature)` is its primary key, with the `event_id` holding
+/// it and `expires_at` (`NULL`: for as long as the event is recorded). An
+/// insert admits its signature and records its event in one statement, so
+/// both commit or neither does:
+///
+/// ```sql
+/// WITH sig AS (INSERT INTO t_signatures .. ON CONFLICT (namespace, signature) DO UPDATE ..
+///                WHERE expires_at <= now OR event_id = excluded.event_id
+///              RETURNING ..),
+///      event AS (INSERT INTO t .. WHERE no signature OR its signature came back from sig
+///                ON CONFLICT DO NOTHING RETURNING ..)
+/// ```
+///
+/// A signature held live by another id does not come back: the insert is
+/// [`Inserted::Replayed`] and writes nothing. Two instances racing on one
+/// signature meet on its primary key: the second waits for the first to
+/// commit and then sees its record, so only one wins. `expires_at` is on the
+/// database's clock. [`purge`](InboxStore::purge) deletes the records that
+/// expired and, in the statement that deletes events, those kept for them.
+///
+/// **Grouped commits.** A background task takes every insert that queued up
+/// while the previous batch ran and records them with that one statement,
+/// one commit for the batch, passing every column as an array
+/// (`unnest($keys, $bodies, ..)`); one more query reads the body hashes of the
+/// keys that were already there. In a batch, the first insert with a given
+/// signature claims it for its id, and a later one of another id is
+/// `Replayed` if the claim succeeds (one statement cannot touch a record
+/// twice). No caller is answered before its batch is committed. Signature
+/// records, then rows, go in key order, so batches from several instances
+/// cannot deadlock, and a batch the server refuses is retried row by row, so
+/// one bad row only fails its own caller. [`PostgresInboxBuilder::group_commit`]
+/// turns grouping off (one statement per insert) for comparison.
+///
+/// **Unreadable rows.** A row whose `status` the store does not know, or
+/// whose `headers` are not a list of pairs, makes [`get`](InboxStore::get),
+/// [`list`](InboxStore::list) and [`claim`](InboxStore::claim) fail with
+/// [`StoreError::Backend`] naming the column, rather than guessing.
+///
+/// Every call, waiting for a pooled connection (or for its batch) included,
+/// is bounded by the store's timeout ([`StoreError::Timeout`]); a connection
+/// whose query timed out is closed rather than returned to the pool. As with
+/// any database, a call that times out or loses its connection while
+/// committing may have been recorded anyway: a provider's retry is then
+/// answered as a duplicate. The table name is checked to be a plain
+/// identifier and always quoted.
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_webhooks::inbox::{Inbox, PostgresInbox};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower_webhooks::inbox::StoreError> {
+/// let store = PostgresInbox::builder()
+///     .table("webhook_inbox")
+///     .connect("postgres://app@db.internal/app")?;
+/// store.migrate().await?;
+/// let inbox = Inbox::new(store);
+/// # let _ = inbox;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct PostgresInbox {
+    backend: Arc<Backend>,
+    /// The grouped-commit task's queue, started on the first insert (and
+    /// again if the runtime it ran on went away).
+    writer: Arc<Mutex<Option<mpsc::UnboundedSender<Job>>>>,
+    group_commit: bool,
+    max_group: usize,
+}
+
+impl fmt::Debug for PostgresInbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool (and its configuration, which holds the password) is left out.
+        f.debug_struct("PostgresInbox")
+            .field("table", &self.backend.sql.table)
+            .field("timeout", &self.backend.timeout)
+            .field("group_commit", &self.group_commit)
+            .field("max_group", &self.max_group)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`PostgresInbox`]; see [`PostgresInbox::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect` or `with_pool` is called"]
+pub struct PostgresInboxBuilder {
+    table: String,
+    timeout: Duration,
+    pool_size: usize,
+    group_commit: bool,
+    max_group: usize,
+}
+
+impl PostgresInboxBuilder {
+    /// The table to keep events in (default `tower_webhooks_inbox`),
+    /// optionally schema-qualified (`schema.table`). Each part: ASCII letters,
+    /// digits and `_`, not starting with a digit, at most 48 bytes; it is
+    /// quoted, so it is case-sensitive. Signature records go in
+    /// `<table>_signatures`, in the same schema.
+    pub fn table(mut self, table: impl Into<String>) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The longest any call may take, acquiring a connection (or waiting for
+    /// the insert's batch) included. Default 2 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The most connections [`connect`](Self::connect) opens. Default 16.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// Records the inserts that queue up together, one statement and one
+    /// commit per batch. Default on; off, every insert is its own statement.
+    pub fn group_commit(mut self, group: bool) -> Self {
+        self.group_commit = group;
+        self
+    }
+
+    /// The most inserts in one batch. Default 512.
+    pub fn max_group(mut self, max: usize) -> Self {
+        self.max_group = max.max(1);
+        self
+    }
+
+    /// Creates a pool of unencrypted connections to `url`
+    /// (`postgres://user[:password]@host[:port]/db` or `host=.. user=..`).
+    /// Connections are opened lazily, so this does not touch the network;
+    /// call [`PostgresInbox::migrate`] next. For TLS, build a pool yourself
+    /// and use [`with_pool`](Self::with_pool).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the URL or the table name is invalid. The
+    /// error never repeats the URL.
+    pub fn connect(self, url: &str) -> Result<PostgresInbox, StoreError> {
+        let pool = pg::connect_pool(url, self.pool_size, self.timeout)?;
+        self.with_pool(pool)
+    }
+
+    /// Uses a pool you built yourself (TLS, other pool settings). The
+    /// builder's timeout still bounds every call.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] if the table name is invalid.
+    pub fn with_pool(self, pool: Pool) -> Result<PostgresInbox, StoreError> {
+        Ok(PostgresInbox {
+            backend: Arc::new(Backend {
+                pool,
+                timeout: self.timeout,
+                sql: Sql::new(&self.table)?,
+            }),
+            writer: Arc::new(Mutex::new(None)),
+            group_commit: self.group_commit,
+            max_group: self.max_group,
+        })
+    }
+}
+
+impl PostgresInbox {
+    /// An inbox on a pool of unencrypted connections to `url`, with the
+    /// default table, timeout and grouping. Call [`migrate`](Self::migrate)
+    /// next.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PostgresInboxBuilder::connect`].
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::builder().connect(url)
+    }
+
+    /// Starts configuring an inbox.
+    pub fn builder() -> PostgresInboxBuilder {
+        PostgresInboxBuilder {
+            table: DEFAULT_TABLE.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            pool_size: DEFAULT_POOL_SIZE,
+            group_commit: true,
+            max_group: DEFAULT_MAX_GROUP,
+        }
+    }
+
+    /// The pool the inbox uses.
+    pub fn pool(&self) -> &Pool {
+        &self.backend.pool
+    }
+
+    /// The table events are kept in, as given to the builder.
+    pub fn table(&self) -> &str {
+        &self.backend.sql.table
+    }
+
+    /// Creates the tables (events, and `<table>_signatures`) and their
+    /// indexes if absent; on a table created by an earlier version, adds
+    /// what is missing. Safe to run from several instances at once (it takes
+    /// an advisory lock).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if PostgreSQL fails or the call times out.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|mut client| async move {
+                let tx = client.transaction().await?;
+                tx.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext($1))",
+                    &[&format!("tower-webhooks-inbox:{}", sql.table)],
+                )
+                .await?;
+                tx.batch_execute(&sql.migrate).await?;
+                tx.commit().await?;
+                Ok(((), client))
+            })
+            .await
+    }
+
+    /// The grouped-commit task's queue, starting the task if needed.
+    fn writer(&self) -> mpsc::UnboundedSender<Job> {
+        let mut writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &*writer {
+            Some(sender) if !sender.is_closed() => sender.clone(),
+            _ => {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                tokio::spawn(write_batches(
+                    self.backend.clone(),
+                    receiver,
+                    self.max_group,
+                ));
+                *writer = Some(sender.clone());
+                sender
+            }
+        }
+    }
+
+    /// Runs one fenced exit from `processing`.
+    async fn exit(
+        &self,
+        statement: &str,
+        key: &EventKey,
+        fence: u64,
+        extra: &[&(dyn ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
+        let fence = fence_param(fence);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key.namespace, &key.event_id, &fence];
+        params.extend_from_slice(extra);
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(statement).await?;
+                let changed = client.execute(&statement, &params).await?;
+                Ok((changed == 1, client))
+            })
+            .await
+    }
+}
+
+/// What the grouped-commit task and the calls share.
+struct Backend {
+    pool: Pool,
+    timeout: Duration,
+    sql: Sql,
+}
+
+impl Backend {
+    /// Runs `work` on a pooled connection within the store's timeout. The
+    /// connection goes back to the pool only when `work` hands it back; one
+    /// that failed or timed out (a query may still be in flight on it) is
+    /// closed instead.
+    async fn with_client<T, F, Fut>(&self, work: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<(T, Conn), tokio_postgres::Error>>,
+    {
+        pg::with_client(&self.pool, self.timeout, work).await
+    }
+}
+
+fn fence_param(fence: u64) -> i64 {
+    pg::bigint(fence)
+}
+
+fn count(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+#[async_trait]
+impl InboxStore for PostgresInbox {
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    async fn insert(&self, event: NewEvent) -> Result<Inserted, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::new(event, reply);
+        let stopped = || StoreError::unavailable("the inbox insert task stopped");
+        let direct = if self.group_commit {
+            if let Err(mpsc::error::SendError(job)) = self.writer().send(job) {
+                // The task's runtime went away since the check: start another.
+                self.writer().send(job).map_err(|_| stopped())?;
+            }
+            None
+        } else {
+            Some(job)
+        };
+        let work = async move {
+            if let Some(job) = direct {
+                self.backend.insert_batch(vec![job]).await;
+            }
+            answer.await
+        };
+        let timeout = self.backend.timeout;
+        tokio::time::timeout(timeout, work)
+            .await
+            .map_err(|_| StoreError::Timeout(timeout))?
+            .map_err(|_| stopped())?
+    }
+
+    async fn claim(&self, options: ClaimOptions) -> Result<Vec<ClaimedEvent>, StoreError> {
+        if options.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease = millis(options.lease);
+        let max_attempts = count(options.max_attempts);
+        let limit = i64::try_from(options.limit).unwrap_or(i64::MAX);
+        let sql = &self.backend.sql;
+        let rows = self
+            .backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.claim).await?;
+                let rows = client
+                    .query(&statement, &[&lease, &max_attempts, &limit])
+                    .await?;
+                Ok((rows, client))
+            })
+            .await?;
+        // The claim is committed: an unreadable row fails the whole call, and
+        // its events come back when their leases expire (or go dead once
+        // their attempts are spent), like a worker that crashed.
+        rows.iter()
+            .map(|row| rows::claimed(row, &sql.table))
+            .collect()
+    }
+
+    async fn heartbeat(
+        &self,
+        key: &EventKey,
+        fence: u64,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let lease = millis(lease);
+        self.exit(&self.backend.sql.heartbeat, key, fence, &[&lease])
+            .await
+    }
+
+    async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+        self.exit(&self.backend.sql.complete, key, fence, &[]).await
+    }
+
+    async fn retry(
+        &self,
+        key: &EventKey,
+        fence: u64,
+        delay: Duration,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let delay = millis(delay);
+        self.exit(&self.backend.sql.retry, key, fence, &[&delay, &error])
+            .await
+    }
+
+    async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
+        self.exit(&self.backend.sql.kill, key, fence, &[&error])
+            .await
+    }
+
+    async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+        self.exit(&self.backend.sql.give_back, key, fence, &[])
+            .await
+    }
+
+    async fn requeue(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.requeue).await?;
+                let changed = client
+                    .execute(&statement, &[&key.namespace, &key.event_id])
+                    .await?;
+                Ok((changed == 1, client))
+            })
+            .await
+    }
+
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
+        let sql = &self.backend.sql;
+        let row = self
+            .backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.get).await?;
+                let row = client
+                    .query_opt(&statement, &[&key.namespace, &key.event_id])
+                    .await?;
+                Ok((row, client))
+            })
+            .await?;
+        row.map(|row| rows::record(&row, &sql.table)).transpose()
+    }
+
+    async fn list(&self, filter: ListFilter) -> Result<Vec<EventRecord>, StoreError> {
+        let limit = i64::try_from(filter.limit.min(MAX_LIST)).unwrap_or(0);
+        let status = filter.status.map(EventStatus::as_str);
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&limit];
+        if let Some(status) = &status {
+            params.push(status);
+        }
+        if let Some(since) = &filter.since {
+            params.push(since);
+        }
+        let query = &self.backend.sql.list
+            [usize::from(status.is_some()) * 2 + usize::from(filter.since.is_some())];
+        let rows = self
+            .backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(query).await?;
+                let rows = client.query(&statement, &params).await?;
+                Ok((rows, client))
+            })
+            .await?;
+        rows.iter()
+            .map(|row| rows::record(row, &self.backend.sql.table))
+            .collect()
+    }
+
+    async fn pending_count(&self) -> Result<u64, StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.pending).await?;
+                let row = client.query_one(&statement, &[]).await?;
+                Ok((row.get::<_, i64>(0).unsigned_abs(), client))
+            })
+            .await
+    }
+
+    async fn purge(
+        &self,
+        events_before: SystemTime,
+        payloads_before: SystemTime,
+    ) -> Result<Purged, StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.purge).await?;
+                let row = client
+                    .query_one(&statement, &[&events_before, &payloads_before])
+                    .await?;
+                let purged = Purged {
+                    events: row.get::<_, i64>(0).unsigned_abs(),
+                    payloads: row.get::<_, i64>(1).unsigned_abs(),
+                };
+                Ok((purged, client))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_is_not_repeated_in_errors() {
+        let error = PostgresInbox::connect("postgres://u:hunter2@host:notaport/db").unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+    }
+}

@@ -1,0 +1,107 @@
+//! Reading rows back. A row the store cannot read (a status it does not
+//! know, headers that are not a list of pairs, a column of another type) is
+//! an error naming the table and the column, never a guess: a guess would
+//! hide the damage, or hand a worker an event without its headers.
+
+use bytes::Bytes;
+use tokio_postgres::Row;
+use tokio_postgres::types::FromSql;
+
+use crate::inbox::store::{ClaimedEvent, EventKey, EventRecord, EventStatus, StoreError};
+
+/// The columns [`record`] reads, in its order.
+pub(super) const RECORD_COLUMNS: &str =
+    "namespace, event_id, status, attempts, received_at, updated_at, due_at, last_error, body";
+
+/// The columns [`claimed`] reads, in its order (`t` is the table's alias).
+pub(super) const CLAIMED_COLUMNS: &str =
+    "t.namespace, t.event_id, t.body, t.headers::text, t.received_at, t.attempts, t.fence";
+
+/// An audit record from a row of [`RECORD_COLUMNS`].
+pub(super) fn record(row: &Row, table: &str) -> Result<EventRecord, StoreError> {
+    let read = Reader { row, table };
+    let key = read.key()?;
+    let status = read.status(2)?;
+    Ok(EventRecord {
+        status,
+        attempts: read.count(3, "attempts")?,
+        received_at: read.get(4, "received_at")?,
+        updated_at: read.get(5, "updated_at")?,
+        next_attempt_at: if status == EventStatus::Pending {
+            Some(read.get(6, "due_at")?)
+        } else {
+            None
+        },
+        last_error: read.get(7, "last_error")?,
+        body: read.get::<Option<Vec<u8>>>(8, "body")?.map(Bytes::from),
+        key,
+    })
+}
+
+/// A claimed event from a row of [`CLAIMED_COLUMNS`].
+pub(super) fn claimed(row: &Row, table: &str) -> Result<ClaimedEvent, StoreError> {
+    let read = Reader { row, table };
+    let headers: &str = read.get(3, "headers")?;
+    let headers = serde_json::from_str(headers)
+        .map_err(|_| read.unreadable("headers", "is not a list of [name, value] pairs"))?;
+    Ok(ClaimedEvent {
+        key: read.key()?,
+        // Only finished events lose their payload, and a claim never picks one.
+        body: read
+            .get::<Option<Vec<u8>>>(2, "body")?
+            .map(Bytes::from)
+            .unwrap_or_default(),
+        headers,
+        received_at: read.get(4, "received_at")?,
+        attempt: read.count(5, "attempts")?,
+        fence: read.get::<i64>(6, "fence")?.unsigned_abs(),
+    })
+}
+
+/// Reads the columns of one row of `table`.
+struct Reader<'a> {
+    row: &'a Row,
+    table: &'a str,
+}
+
+impl<'a> Reader<'a> {
+    fn get<T: FromSql<'a>>(&self, index: usize, column: &str) -> Result<T, StoreError> {
+        self.row
+            .try_get(index)
+            .map_err(|_| self.unreadable(column, "does not hold the expected type"))
+    }
+
+    fn key(&self) -> Result<EventKey, StoreError> {
+        Ok(EventKey::new(
+            self.get::<String>(0, "namespace")?,
+            self.get::<String>(1, "event_id")?,
+        ))
+    }
+
+    fn status(&self, index: usize) -> Result<EventStatus, StoreError> {
+        EventStatus::parse(self.get(index, "status")?)
+            .ok_or_else(|| self.unreadable("status", "holds an unknown status"))
+    }
+
+    fn count(&self, index: usize, column: &str) -> Result<u32, StoreError> {
+        u32::try_from(self.get::<i32>(index, column)?)
+            .map_err(|_| self.unreadable(column, "is negative"))
+    }
+
+    /// The error for an unreadable `column`: the table, the event's key when
+    /// it can be read, and what is wrong; never the value (it may be part of
+    /// a payload).
+    fn unreadable(&self, column: &str, problem: &str) -> StoreError {
+        let key = match (
+            self.row.try_get::<_, &str>(0),
+            self.row.try_get::<_, &str>(1),
+        ) {
+            (Ok(namespace), Ok(event_id)) => format!(" (event {namespace}:{event_id})"),
+            _ => String::new(),
+        };
+        StoreError::backend(format!(
+            "unreadable row in inbox table {}{key}: column `{column}` {problem}",
+            self.table
+        ))
+    }
+}
