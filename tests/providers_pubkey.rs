@@ -893,6 +893,58 @@ onKIyZ7YyPQl0e+Y2X63WHBQP3I5NEV5cB8RgtthCTOmul8VpG/Hddmyoqw4v+67
         assert_eq!(fetcher.fetches(), 3);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hundred_concurrent_messages_make_one_fetch() {
+        use tower_webhooks::testing::StaticFetcher;
+        let fetcher = Arc::new(StaticFetcher::new().with(TEST_CERT_URL, TEST_CERT));
+        let keys = CachedKeys::new(SnsCertificates::new(fetcher.clone()));
+        let layer = WebhookLayer::with_keys(Sns::any_topic(), keys);
+        let service = tower::ServiceBuilder::new().layer(layer).service_fn(
+            |_request: http::Request<_>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            },
+        );
+        let body =
+            Bytes::from(signer(TEST_CERT_URL).notification("m-1", None, "hello", 1_700_000_000));
+        let requests = (0..100).map(|_| {
+            let service = service.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let request = http::Request::post("/sns")
+                    .body(http_body_util::Full::new(body))
+                    .unwrap();
+                service.oneshot(request).await.unwrap().status()
+            })
+        });
+        for status in futures_join(requests).await {
+            assert_eq!(status, StatusCode::OK);
+        }
+        assert_eq!(fetcher.fetch_count(), 1);
+        // The test fetcher's outage switch: a new certificate URL now fails with 503.
+        fetcher.fail(true);
+        let body = signer("https://sns.us-east-1.amazonaws.com/other.pem").notification(
+            "m-2",
+            None,
+            "x",
+            1_700_000_000,
+        );
+        let request = http::Request::post("/sns")
+            .body(http_body_util::Full::new(Bytes::from(body)))
+            .unwrap();
+        assert_eq!(
+            service.oneshot(request).await.unwrap().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    async fn futures_join<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
+        let mut out = Vec::new();
+        for handle in handles.collect::<Vec<_>>() {
+            out.push(handle.await.unwrap());
+        }
+        out
+    }
+
     #[tokio::test]
     async fn a_failed_fetch_is_503_with_retry_after_never_401() {
         let fetcher = FakeFetcher::new(&[(TEST_CERT_URL, TEST_CERT)]);
@@ -1094,6 +1146,36 @@ mod plaid {
                 .map(|jwk| PlaidKey::from_jwk(jwk.as_bytes()))
                 .transpose()
         }
+    }
+
+    #[tokio::test]
+    async fn the_test_key_source_serves_signers_keys() {
+        use tower_webhooks::testing::PlaidTestKeys;
+        let signer = PlaidSigner::new([5; 32], "kid-5").unwrap();
+        let keys = CachedKeys::new(PlaidTestKeys::new([&signer]));
+        let layer = WebhookLayer::with_keys(Plaid::new(), keys.clone());
+        let service = tower::ServiceBuilder::new().layer(layer).service_fn(
+            |_request: http::Request<_>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            },
+        );
+        let now = tower_webhooks::testing::unix_now();
+        let request = signer
+            .request("/plaid", "", now, b"{}")
+            .map(http_body_util::Full::new);
+        assert_eq!(
+            service.clone().oneshot(request).await.unwrap().status(),
+            StatusCode::OK
+        );
+        let stranger = PlaidSigner::new([6; 32], "kid-6").unwrap();
+        let request = stranger
+            .request("/plaid", "", now, b"{}")
+            .map(http_body_util::Full::new);
+        assert_eq!(
+            service.oneshot(request).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(keys.fetch_count(), 2);
     }
 
     #[tokio::test]

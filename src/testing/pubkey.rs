@@ -860,3 +860,123 @@ impl Signer for PayPalSigner {
         headers
     }
 }
+
+/// A test [`Fetcher`](crate::keys::Fetcher) serving fixed documents by exact
+/// URL (any other URL is an error, as a 404 would be), counting fetches,
+/// and switchable to failing (as a network outage): the key source to pair
+/// with [`SnsSigner`], [`PayPalSigner`] and [`PubSubSigner`] in tests.
+///
+/// ```
+/// use tower_webhooks::keys::Fetcher;
+/// use tower_webhooks::testing::StaticFetcher;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let fetcher = StaticFetcher::new().with("https://example.com/cert.pem", "PEM");
+/// assert_eq!(fetcher.get("https://example.com/cert.pem").await.unwrap(), "PEM");
+/// assert!(fetcher.get("https://example.com/other.pem").await.is_err());
+/// fetcher.fail(true);
+/// assert!(fetcher.get("https://example.com/cert.pem").await.is_err());
+/// assert_eq!(fetcher.fetch_count(), 3);
+/// # }
+/// ```
+#[cfg(any(feature = "sns", feature = "paypal", feature = "pubsub"))]
+#[cfg_attr(
+    docsrs,
+    doc(cfg(any(feature = "sns", feature = "paypal", feature = "pubsub")))
+)]
+#[derive(Debug, Default)]
+pub struct StaticFetcher {
+    documents: std::collections::HashMap<String, bytes::Bytes>,
+    fetches: std::sync::atomic::AtomicU64,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(any(feature = "sns", feature = "paypal", feature = "pubsub"))]
+impl StaticFetcher {
+    /// A fetcher serving nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also serves `document` at `url` (matched exactly).
+    #[must_use]
+    pub fn with(mut self, url: &str, document: impl Into<bytes::Bytes>) -> Self {
+        self.documents.insert(url.to_owned(), document.into());
+        self
+    }
+
+    /// Makes every fetch fail (`true`) or succeed again (`false`).
+    pub fn fail(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// How many fetches were asked for so far (failed ones included).
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(any(feature = "sns", feature = "paypal", feature = "pubsub"))]
+#[async_trait::async_trait]
+impl crate::keys::Fetcher for StaticFetcher {
+    async fn get(&self, url: &str) -> Result<bytes::Bytes, crate::keys::KeyError> {
+        use std::sync::atomic::Ordering;
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(crate::keys::KeyError::new("the test fetcher is failing"));
+        }
+        self.documents
+            .get(url)
+            .cloned()
+            .ok_or_else(|| crate::keys::KeyError::new("the test fetcher has no such document"))
+    }
+}
+
+/// A test [`KeySource`](crate::keys::KeySource) for
+/// [`Plaid`](crate::providers::Plaid): serves the keys of the given
+/// [`PlaidSigner`]s by `kid` (an unknown `kid` does not exist), counting
+/// fetches, as Plaid's `/webhook_verification_key/get` would.
+#[cfg(feature = "plaid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plaid")))]
+#[derive(Debug, Default)]
+pub struct PlaidTestKeys {
+    jwks: std::collections::HashMap<String, String>,
+    fetches: std::sync::atomic::AtomicU64,
+}
+
+#[cfg(feature = "plaid")]
+impl PlaidTestKeys {
+    /// Serves the public key of each of `signers`.
+    pub fn new<'a>(signers: impl IntoIterator<Item = &'a PlaidSigner>) -> Self {
+        Self {
+            jwks: signers
+                .into_iter()
+                .map(|signer| (signer.kid.clone(), signer.jwk()))
+                .collect(),
+            fetches: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// How many keys were asked for so far.
+    pub fn fetch_count(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(feature = "plaid")]
+#[async_trait::async_trait]
+impl crate::keys::KeySource<String, crate::providers::PlaidKey> for PlaidTestKeys {
+    async fn fetch(
+        &self,
+        kid: &String,
+    ) -> Result<Option<crate::providers::PlaidKey>, crate::keys::KeyError> {
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.jwks
+            .get(kid)
+            .map(|jwk| crate::providers::PlaidKey::from_jwk(jwk.as_bytes()))
+            .transpose()
+    }
+}
