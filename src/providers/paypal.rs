@@ -34,9 +34,10 @@ use crate::verify::{VerifiedWebhook, VerifyError, event_id_from_json, single_hea
 /// | event id | the body's `id` (`WH-…`), recorded as **unsigned** (see below) |
 ///
 /// Sources: PayPal's "Verify webhook signatures" documentation; the
-/// PayPal-Java-SDK `com.paypal.api.payments.Event.validateReceivedEvent`
-/// (`String.format("%s|%s|%s|%s", transmissionId, transmissionTime,
-/// webhookId, crc32(body))`, `SHA256withRSA`). Neither publishes a signed
+/// PayPal-Java-SDK `rest-api-sdk/src/main/java/com/paypal/api/payments/Event.java`
+/// (`validateReceivedEvent`: `String.format("%s|%s|%s|%s", transmissionId,
+/// transmissionTime, webhookId, SSLUtil.crc32(requestBody))`, the
+/// `PAYPAL-AUTH-ALGO` algorithm, and a certificate chain check). Neither publishes a signed
 /// sample with its certificate; this crate's vector is derived with
 /// `scripts/vectors/paypal.py` (Python `cryptography`) and labelled so.
 ///

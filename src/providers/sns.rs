@@ -35,12 +35,15 @@ use crate::verify::{VerifiedWebhook, VerifyError, check_event_id};
 /// | event id | `MessageId`, covered by the signature |
 ///
 /// Sources: AWS's "Verifying the signatures of Amazon SNS messages"
-/// documentation; aws/aws-php-sns-message-validator `src/MessageValidator.php`
-/// (host pattern `^sns\.[a-zA-Z0-9\-]{3,}\.amazonaws\.com(\.cn)?$`, `.pem`,
-/// both signature versions); aws-sdk-ruby
-/// `gems/aws-sdk-sns/lib/aws-sdk-sns/message_verifier.rb` (fields per
-/// type). The official vectors in this crate's tests are the real messages
-/// and certificate of aws-php-sns-message-validator
+/// documentation (the fields per type); aws/aws-php-sns-message-validator
+/// `src/MessageValidator.php` (host pattern
+/// `^sns\.[a-zA-Z0-9\-]{3,}\.amazonaws\.com(\.cn)?$`, `.pem`, both
+/// signature versions) and aws-sdk-ruby
+/// `gems/aws-sdk-sns/lib/aws-sdk-sns/message_verifier.rb` (the same host
+/// pattern); both SDKs build the string from whichever of the eight keys
+/// are present, which is the same string for every message SNS sends. The
+/// official vectors in this crate's tests are the real messages and
+/// certificate of aws-php-sns-message-validator
 /// `tests/FunctionalValidationsTest.php` and aws-sdk-ruby
 /// `gems/aws-sdk-sns/spec/message_verifier_spec.rb`.
 ///
