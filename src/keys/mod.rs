@@ -61,6 +61,7 @@
 //! ```
 
 mod cache;
+mod fetch;
 mod tenants;
 
 use std::fmt;
@@ -71,6 +72,7 @@ use http::request::Parts;
 
 pub use self::cache::CachedKeys;
 pub(crate) use self::cache::{Keyed, ResolveFuture, Resolver};
+pub use self::fetch::{Fetcher, HostPattern, HttpsUrl, MAX_URL_LEN, UrlPin, UrlRefused};
 pub use self::tenants::Tenants;
 use crate::verify::{VerifiedWebhook, VerifyError};
 

@@ -38,6 +38,12 @@
 //! | [`Postmark`] | `"postmark"` | `Postmark::new(env("POSTMARK_WEBHOOK_CREDENTIALS")).unwrap()` (`user:password`) | none (basic auth, not a signature) | none (derived from the body) |
 //! | [`Okta`] | `"okta"` | `Okta::new(env("OKTA_EVENT_HOOK_SECRET")).unwrap()` | none (a static header, not a signature) | body `eventId` if present (unsigned) |
 //! | [`MicrosoftGraph`] | `"msgraph"` | `MicrosoftGraph::new(env("MSGRAPH_CLIENT_STATE")).unwrap()` | none (`clientState` in the body, not a signature) | none (derived from the body) |
+//! | `Telnyx` | `"telnyx"` | `Telnyx::new(env("TELNYX_PUBLIC_KEY"))?` | `telnyx-timestamp`, ±300 s | body `data.id` if present (signed) |
+//! | `Sns` | `"sns"` | `WebhookLayer::with_keys(Sns::new([topic_arn])?, CachedKeys::new(SnsCertificates::new(fetcher)))` (feature `sns`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | none (SNS retries with the original signature) | body `MessageId` (signed) |
+//! | `PayPal` | `"paypal"` | `WebhookLayer::with_keys(PayPal::new(env("PAYPAL_WEBHOOK_ID"))?, CachedKeys::new(PayPalCertificates::new(fetcher)))` (feature `paypal`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | none | body `id` (unsigned: only a CRC32 binds the body) |
+//! | `Plaid` | `"plaid"` | `WebhookLayer::with_keys(Plaid::new(), CachedKeys::new(your_plaid_key_source))` (feature `plaid`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | JWT `iat`, ±300 s | none (derived from the body) |
+//! | `PubSub` | `"pubsub"` | `WebhookLayer::with_keys(PubSub::new(audience, service_account)?, CachedKeys::new(GoogleKeys::new(fetcher)))` (feature `pubsub`; a [`KeyedVerifier`](crate::keys::KeyedVerifier)) | token `exp`/`iat`, ±60 s leeway | body `message.messageId` (unsigned: the token does not cover the body) |
+//! | `SendGrid` | `"sendgrid"` | `SendGrid::new(env("SENDGRID_VERIFICATION_KEY"))?` (feature `sendgrid`) | `X-Twilio-Email-Event-Webhook-Timestamp`, ±300 s | none for a batch (derived from the body); a JSON object's `sg_event_id` (signed) |
 //!
 //! Senders on [Standard Webhooks](StandardWebhooks) need no preset of their
 //! own, only the constructor for their header names (give each route its own
@@ -73,7 +79,7 @@
 //! prove. [`Mailgun`] and [`MicrosoftGraph`] carry their signature or
 //! credential in the body, so they parse it before verifying it.
 //!
-//! (`Discord` and the `v1a` signatures of [`StandardWebhooks`] need the
+//! (`Discord`, `Telnyx` and the `v1a` signatures of [`StandardWebhooks`] need the
 //! `ed25519` feature, on by default.)
 //!
 //! Every window checks both directions (too old, and too far in the future)
@@ -171,13 +177,25 @@ mod msgraph;
 mod mux;
 mod okta;
 mod paddle;
+#[cfg(feature = "paypal")]
+mod paypal;
+#[cfg(feature = "plaid")]
+mod plaid;
 mod postmark;
+#[cfg(feature = "pubsub")]
+mod pubsub;
+#[cfg(feature = "sendgrid")]
+mod sendgrid;
 mod shared;
 mod shopify;
 mod slack;
+#[cfg(feature = "sns")]
+mod sns;
 mod square;
 mod standard;
 mod stripe;
+#[cfg(feature = "ed25519")]
+mod telnyx;
 mod twilio;
 mod twitch;
 mod typeform;
@@ -205,12 +223,30 @@ pub use self::msgraph::{MicrosoftGraph, MicrosoftGraphValidation};
 pub use self::mux::Mux;
 pub use self::okta::{Okta, OktaVerification};
 pub use self::paddle::Paddle;
+#[cfg(feature = "paypal")]
+#[cfg_attr(docsrs, doc(cfg(feature = "paypal")))]
+pub use self::paypal::{PayPal, PayPalCertificates, PayPalKey};
+#[cfg(feature = "plaid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plaid")))]
+pub use self::plaid::{Plaid, PlaidKey};
 pub use self::postmark::Postmark;
+#[cfg(feature = "pubsub")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pubsub")))]
+pub use self::pubsub::{GoogleKey, GoogleKeys, PubSub};
+#[cfg(feature = "sendgrid")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sendgrid")))]
+pub use self::sendgrid::SendGrid;
 pub use self::shopify::Shopify;
 pub use self::slack::{Slack, SlackUrlVerification};
+#[cfg(feature = "sns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
+pub use self::sns::{MAX_CERTIFICATE_LEN, Sns, SnsCertificates, SnsKey};
 pub use self::square::Square;
 pub use self::standard::StandardWebhooks;
 pub use self::stripe::Stripe;
+#[cfg(feature = "ed25519")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ed25519")))]
+pub use self::telnyx::Telnyx;
 pub use self::twilio::Twilio;
 #[cfg(feature = "test-util")]
 pub(crate) use self::twilio::form_params;

@@ -27,6 +27,8 @@ use crate::verify::HmacVerifier;
 
 mod providers;
 pub use providers::*;
+mod pubkey;
+pub use pubkey::*;
 
 /// Signs events the way one sender does.
 pub trait Signer: fmt::Debug + Send + Sync {
