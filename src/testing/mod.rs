@@ -27,7 +27,24 @@ use crate::verify::HmacVerifier;
 
 mod providers;
 pub use providers::*;
+/// Signers for the public-key senders: only with one of their features.
+#[cfg(any(
+    feature = "ed25519",
+    feature = "sendgrid",
+    feature = "sns",
+    feature = "plaid",
+    feature = "pubsub",
+    feature = "paypal"
+))]
 mod pubkey;
+#[cfg(any(
+    feature = "ed25519",
+    feature = "sendgrid",
+    feature = "sns",
+    feature = "plaid",
+    feature = "pubsub",
+    feature = "paypal"
+))]
 pub use pubkey::*;
 
 /// Signs events the way one sender does.
