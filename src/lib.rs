@@ -76,6 +76,11 @@
 //! | `jetstream` | `forward` with `JetStreamPublisher`: verified events to NATS JetStream |
 //! | `rabbitmq` | `forward` with `RabbitMqPublisher`: verified events to RabbitMQ |
 //! | `redis-stream` | `forward` with `RedisStreamPublisher`: verified events to Redis Streams |
+//! | `sendgrid` | `providers::SendGrid` (ECDSA P-256) |
+//! | `sns` | `providers::Sns` (AWS SNS, RSA over a fetched certificate) |
+//! | `plaid` | `providers::Plaid` (ES256 JWT) |
+//! | `pubsub` | `providers::PubSub` (Google Pub/Sub push, RS256 OIDC token) |
+//! | `paypal` | `providers::PayPal` (RSA over a fetched certificate) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]
