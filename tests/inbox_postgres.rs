@@ -1047,7 +1047,7 @@ async fn the_history_keeps_the_most_recent_attempts_and_give_backs() {
     not(tower_webhooks_pg),
     ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
 )]
-async fn an_expired_lease_is_recorded_as_expired() {
+async fn an_expired_lease_is_recorded_as_expired_even_when_it_kills() {
     let Some(store) = TestInbox::new().await else {
         return;
     };
