@@ -13,8 +13,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use tower_webhooks::inbox::{
-    ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, Inbox, InboxEvent, InboxStore,
-    Inserted, ListFilter, NewEvent, PostgresInbox, Purged, SignatureRecord, StoreError,
+    AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, Inbox,
+    InboxEvent, InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, PostgresInbox, Purged,
+    Selection, SignatureRecord, StatusCounts, StoreError,
 };
 
 fn url() -> Option<String> {
@@ -36,7 +37,7 @@ fn unique_table() -> String {
     )
 }
 
-/// Drops `table` and its signature records, from a plain thread with its own runtime (`Drop` cannot
+/// Drops `table`, its signature records and its attempts, from a plain thread with its own runtime (`Drop` cannot
 /// await, and blocking inside the test's runtime is not allowed).
 fn drop_table(url: String, table: String) {
     let cleanup = std::thread::spawn(move || {
@@ -50,7 +51,7 @@ fn drop_table(url: String, table: String) {
             tokio::spawn(connection);
             client
                 .batch_execute(&format!(
-                    "DROP TABLE IF EXISTS \"{table}\", \"{table}_signatures\""
+                    "DROP TABLE IF EXISTS \"{table}\", \"{table}_signatures\", \"{table}_attempts\""
                 ))
                 .await
                 .map_err(std::io::Error::other)
@@ -157,6 +158,22 @@ impl InboxStore for TestInbox {
         payloads_before: SystemTime,
     ) -> Result<Purged, StoreError> {
         self.store.purge(events_before, payloads_before).await
+    }
+
+    async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {
+        self.store.replay(key).await
+    }
+
+    async fn requeue_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
+        self.store.requeue_matching(selection).await
+    }
+
+    async fn replay_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
+        self.store.replay_matching(selection).await
+    }
+
+    async fn counts(&self) -> Result<StatusCounts, StoreError> {
+        self.store.counts().await
     }
 }
 
@@ -857,4 +874,565 @@ async fn an_unreadable_row_is_an_error() {
         .await
         .map(|_| ());
     unreadable(claimed, "headers");
+}
+
+fn options(lease: Duration) -> ClaimOptions {
+    ClaimOptions {
+        limit: 100,
+        lease,
+        max_attempts: 5,
+    }
+}
+
+/// Claims the only due event.
+async fn claim_one(store: &TestInbox, lease: Duration) -> ClaimedEvent {
+    let mut claimed = store.claim(options(lease)).await.expect("claim failed");
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    claimed.remove(0)
+}
+
+const LONG: Duration = Duration::from_secs(300);
+
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn a_traceparent_is_kept_from_insert_to_claim_and_get() {
+    let Some(store) = TestInbox::new().await else {
+        return;
+    };
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    // Both insert statements: with a signature (`admit`) and without.
+    let mut traced = event("traced", b"{}");
+    traced.traceparent = Some(traceparent.to_owned());
+    let mut signed_traced = signed("signed", b"sig-tp", Some(Duration::from_secs(60)));
+    signed_traced.traceparent = Some(format!("{traceparent}x"));
+    assert_eq!(store.insert(traced).await.unwrap(), Inserted::New);
+    assert_eq!(store.insert(signed_traced).await.unwrap(), Inserted::New);
+    assert_eq!(
+        store.insert(event("plain", b"{}")).await.unwrap(),
+        Inserted::New
+    );
+    let claimed = store.claim(options(LONG)).await.unwrap();
+    let by_id: HashMap<&str, Option<&str>> = claimed
+        .iter()
+        .map(|event| (event.key.event_id.as_str(), event.traceparent.as_deref()))
+        .collect();
+    assert_eq!(by_id.len(), 3);
+    assert_eq!(by_id["traced"], Some(traceparent));
+    assert_eq!(by_id["signed"], Some(format!("{traceparent}x").as_str()));
+    assert_eq!(by_id["plain"], None);
+    assert!(claimed.iter().all(|event| !event.replay));
+    let record = store
+        .get(&EventKey::new("pg", "traced"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.traceparent.as_deref(), Some(traceparent));
+}
+
+/// An attempt as (number, fence, outcome, error, replay).
+type Summary<'a> = (u32, u64, Option<AttemptOutcome>, Option<&'a str>, bool);
+
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn history_records_fail_fail_succeed() {
+    let Some(store) = TestInbox::new().await else {
+        return;
+    };
+    let key = EventKey::new("pg", "flaky");
+    store.insert(event("flaky", b"{}")).await.unwrap();
+    for error in ["first failure", "second failure"] {
+        let claimed = claim_one(&store, LONG).await;
+        assert!(
+            store
+                .retry(&key, claimed.fence, Duration::ZERO, error)
+                .await
+                .unwrap()
+        );
+    }
+    let claimed = claim_one(&store, LONG).await;
+    assert_eq!(claimed.attempt, 3);
+    let running = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(running.history.len(), 3);
+    assert_eq!(running.history[2].outcome, None);
+    assert_eq!(running.history[2].ended_at, None);
+    assert!(store.complete(&key, claimed.fence).await.unwrap());
+    // A stale exit changes nothing, in the history either.
+    assert!(!store.kill(&key, claimed.fence - 1, "zombie").await.unwrap());
+
+    let record = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(record.status, EventStatus::Succeeded);
+    let history: Vec<Summary<'_>> = record
+        .history
+        .iter()
+        .map(|attempt| {
+            (
+                attempt.number,
+                attempt.fence,
+                attempt.outcome,
+                attempt.error.as_deref(),
+                attempt.replay,
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (
+                1,
+                1,
+                Some(AttemptOutcome::Failed),
+                Some("first failure"),
+                false
+            ),
+            (
+                2,
+                2,
+                Some(AttemptOutcome::Failed),
+                Some("second failure"),
+                false
+            ),
+            (3, 3, Some(AttemptOutcome::Succeeded), None, false),
+        ]
+    );
+    for attempt in &record.history {
+        let ended = attempt.ended_at.expect("an ended attempt has an end");
+        assert!(ended >= attempt.started_at, "{attempt:?}");
+    }
+    // Listings leave the history out.
+    let listed = store.list(ListFilter::new(10)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].history.is_empty());
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn the_history_keeps_the_most_recent_attempts_and_give_backs() {
+    let Some(store) = TestInbox::new().await else {
+        return;
+    };
+    let key = EventKey::new("pg", "long");
+    store.insert(event("long", b"{}")).await.unwrap();
+    let total = MAX_HISTORY + 5;
+    for _ in 0..total {
+        let claimed = claim_one(&store, LONG).await;
+        // Given back, the attempt count does not grow: the budget is never spent.
+        assert!(store.give_back(&key, claimed.fence).await.unwrap());
+    }
+    let record = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(record.history.len(), MAX_HISTORY);
+    let fences: Vec<u64> = record.history.iter().map(|attempt| attempt.fence).collect();
+    let expected: Vec<u64> = (total - MAX_HISTORY + 1..=total)
+        .map(|f| f as u64)
+        .collect();
+    assert_eq!(fences, expected);
+    assert!(
+        record
+            .history
+            .iter()
+            .all(|attempt| attempt.outcome == Some(AttemptOutcome::GivenBack))
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn an_expired_lease_is_recorded_as_expired_even_when_it_kills() {
+    let Some(store) = TestInbox::new().await else {
+        return;
+    };
+    let key = EventKey::new("pg", "stalled");
+    store.insert(event("stalled", b"{}")).await.unwrap();
+    let first = claim_one(&store, Duration::ZERO).await;
+    // The lease ran out at once: the next claim takes over.
+    let second = claim_one(&store, LONG).await;
+    assert_eq!(second.fence, first.fence + 1);
+    assert_eq!(second.attempt, 2);
+    assert!(!store.complete(&key, first.fence).await.unwrap());
+    let record = store.get(&key).await.unwrap().unwrap();
+    let outcomes: Vec<Option<AttemptOutcome>> = record
+        .history
+        .iter()
+        .map(|attempt| attempt.outcome)
+        .collect();
+    assert_eq!(outcomes, [Some(AttemptOutcome::Expired), None]);
+    assert!(record.history[0].ended_at.is_some());
+
+    // With the budget spent, an expired lease kills the event and ends the
+    // attempt `Expired` too.
+    store.insert(event("poison", b"{}")).await.unwrap();
+    let poison = EventKey::new("pg", "poison");
+    let claimed = store
+        .claim(ClaimOptions {
+            limit: 1,
+            lease: Duration::ZERO,
+            max_attempts: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].key, poison);
+    let again = store
+        .claim(ClaimOptions {
+            limit: 10,
+            lease: LONG,
+            max_attempts: 1,
+        })
+        .await
+        .unwrap();
+    assert!(again.iter().all(|event| event.key != poison), "{again:?}");
+    let record = store.get(&poison).await.unwrap().unwrap();
+    assert_eq!(record.status, EventStatus::Dead);
+    let outcomes: Vec<Option<AttemptOutcome>> = record
+        .history
+        .iter()
+        .map(|attempt| attempt.outcome)
+        .collect();
+    assert_eq!(outcomes, [Some(AttemptOutcome::Expired)]);
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn a_succeeded_event_is_replayed_once_as_a_replay() {
+    let Some(store) = TestInbox::new().await else {
+        return;
+    };
+    let key = EventKey::new("pg", "done");
+    store.insert(event("done", b"{\"a\":1}")).await.unwrap();
+    // Not finished yet: nothing to replay.
+    assert!(!store.replay(&key).await.unwrap());
+    let claimed = claim_one(&store, LONG).await;
+    assert!(!store.replay(&key).await.unwrap());
+    assert!(store.complete(&key, claimed.fence).await.unwrap());
+    assert!(!store.replay(&EventKey::new("pg", "unknown")).await.unwrap());
+
+    assert!(store.replay(&key).await.unwrap());
+    let record = store.get(&key).await.unwrap().unwrap();
+    assert_eq!(record.status, EventStatus::Pending);
+    assert_eq!(record.attempts, 0);
+    let replayed = claim_one(&store, LONG).await;
+    assert!(replayed.replay);
+    assert_eq!(replayed.attempt, 1);
+    assert_eq!(replayed.fence, claimed.fence + 1);
+    assert_eq!(&replayed.body[..], b"{\"a\":1}");
+    // The flag is consumed by that claim.
+    assert!(store.give_back(&key, replayed.fence).await.unwrap());
+    let after = claim_one(&store, LONG).await;
+    assert!(!after.replay);
+    assert!(store.complete(&key, after.fence).await.unwrap());
+    let record = store.get(&key).await.unwrap().unwrap();
+    let replays: Vec<(Option<AttemptOutcome>, bool)> = record
+        .history
+        .iter()
+        .map(|attempt| (attempt.outcome, attempt.replay))
+        .collect();
+    assert_eq!(
+        replays,
+        [
+            (Some(AttemptOutcome::Succeeded), false),
+            (Some(AttemptOutcome::GivenBack), true),
+            (Some(AttemptOutcome::Succeeded), false),
+        ]
+    );
+
+    // Once its payload is purged, it cannot be replayed.
+    let purged = store
+        .purge(SystemTime::UNIX_EPOCH, SystemTime::now() + LONG)
+        .await
+        .unwrap();
+    assert_eq!(purged.payloads, 1);
+    assert!(!store.replay(&key).await.unwrap());
+}
+
+/// Inserts `count` events of `namespace` (ids `<prefix>-<n>`, arriving one
+/// millisecond apart from `start`) and kills each with `error`.
+async fn dead_events(
+    store: &TestInbox,
+    namespace: &str,
+    prefix: &str,
+    count: usize,
+    start: SystemTime,
+    error: &str,
+) {
+    let events: Vec<NewEvent> = (0..count)
+        .map(|n| {
+            let mut event = event(&format!("{prefix}-{n:05}"), b"{}");
+            event.key.namespace = namespace.to_owned();
+            event.received_at = start + Duration::from_millis(n as u64);
+            event
+        })
+        .collect();
+    let store_dyn: Arc<dyn InboxStore> = Arc::new(store.store.clone());
+    for chunk in events.chunks(500) {
+        let outcomes = insert_all(&store_dyn, chunk.to_vec()).await;
+        assert!(outcomes.iter().all(|outcome| *outcome == Inserted::New));
+    }
+    let mut killed = 0;
+    loop {
+        let claimed = store
+            .claim(ClaimOptions {
+                limit: 500,
+                lease: LONG,
+                max_attempts: 5,
+            })
+            .await
+            .unwrap();
+        if claimed.is_empty() {
+            break;
+        }
+        for event in claimed {
+            assert!(store.kill(&event.key, event.fence, error).await.unwrap());
+            killed += 1;
+        }
+    }
+    assert_eq!(killed, count);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn requeue_matching_1000_dead_events_by_namespace_and_error() {
+    let Some(store) = TestInbox::new().await else {
+        return;
+    };
+    let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    dead_events(
+        &store,
+        "stripe",
+        "hit",
+        1000,
+        start,
+        "upstream 503: try later",
+    )
+    .await;
+    // Same namespace, another error; same error, another namespace.
+    dead_events(&store, "stripe", "other", 20, start, "bad payload").await;
+    dead_events(
+        &store,
+        "github",
+        "hit",
+        20,
+        start,
+        "upstream 503: try later",
+    )
+    .await;
+    let selection = Selection::new(600)
+        .namespace("stripe")
+        .error_contains("503: try");
+    // Oldest arrival first, at most the limit.
+    assert_eq!(store.requeue_matching(&selection).await.unwrap(), 600);
+    let pending = store
+        .list(ListFilter::new(10_000).status(EventStatus::Pending))
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 600);
+    assert!(pending.iter().all(|record| record.key.namespace == "stripe"
+        && record.key.event_id.starts_with("hit-")
+        && record.key.event_id.as_str() < "hit-00600"
+        && record.attempts == 0));
+    let limit = Selection::new(10_000)
+        .namespace("stripe")
+        .error_contains("503: try");
+    assert_eq!(store.requeue_matching(&limit).await.unwrap(), 400);
+    assert_eq!(store.requeue_matching(&limit).await.unwrap(), 0);
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.dead), (1000, 40));
+    assert_eq!(counts.oldest_pending, Some(start));
+
+    // A time window: [start + 10 ms, start + 15 ms) of github's.
+    let window = Selection::new(100).namespace("github").received_between(
+        start + Duration::from_millis(10),
+        start + Duration::from_millis(15),
+    );
+    assert_eq!(store.requeue_matching(&window).await.unwrap(), 5);
+    // Nothing matches an error no event has; a zero limit changes nothing.
+    assert_eq!(
+        store
+            .requeue_matching(&Selection::new(100).error_contains("no such error"))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.requeue_matching(&Selection::new(0)).await.unwrap(), 0);
+    // Replay: the 35 dead left are finished; pending ones are not.
+    assert_eq!(
+        store
+            .replay_matching(&Selection::new(10_000))
+            .await
+            .unwrap(),
+        35
+    );
+    let claimed = store
+        .claim(ClaimOptions {
+            limit: 2000,
+            lease: LONG,
+            max_attempts: 5,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1040);
+    assert_eq!(claimed.iter().filter(|event| event.replay).count(), 35);
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn counts_follow_every_status() {
+    let Some(store) = TestInbox::new().await else {
+        return;
+    };
+    assert_eq!(store.counts().await.unwrap(), StatusCounts::default());
+    let start = UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    for n in 0..6u64 {
+        let mut event = event(&format!("e{n}"), b"{}");
+        event.received_at = start + Duration::from_secs(n);
+        store.insert(event).await.unwrap();
+    }
+    // Claimed in due order: each was due when it was inserted.
+    let claimed = store
+        .claim(ClaimOptions {
+            limit: 3,
+            lease: LONG,
+            max_attempts: 5,
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert!(
+        store
+            .complete(&claimed[0].key, claimed[0].fence)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .kill(&claimed[1].key, claimed[1].fence, "no")
+            .await
+            .unwrap()
+    );
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (
+            counts.pending,
+            counts.processing,
+            counts.succeeded,
+            counts.dead
+        ),
+        (3, 1, 1, 1)
+    );
+    let oldest_pending = store
+        .list(ListFilter::new(10).status(EventStatus::Pending))
+        .await
+        .unwrap()
+        .iter()
+        .map(|record| record.received_at)
+        .min();
+    assert_eq!(counts.oldest_pending, oldest_pending);
+    assert_eq!(store.pending_count().await.unwrap(), counts.pending);
+}
+
+/// A table made by the previous version (no traceparent, no replay flag, no
+/// attempts table) is brought up to date by `migrate`, its events kept.
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn migrate_upgrades_a_table_of_the_previous_version() {
+    let Some(url) = url() else {
+        return;
+    };
+    let table = unique_table();
+    let client = raw_client(&url).await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE \"{table}\" (
+                 namespace text NOT NULL, event_id text NOT NULL,
+                 status text NOT NULL
+                     CHECK (status IN ('pending', 'processing', 'succeeded', 'dead')),
+                 body bytea, body_hash bytea NOT NULL, headers jsonb NOT NULL,
+                 received_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,
+                 due_at timestamptz NOT NULL, attempts integer NOT NULL DEFAULT 0,
+                 fence bigint NOT NULL DEFAULT 0, last_error text,
+                 PRIMARY KEY (namespace, event_id));
+             INSERT INTO \"{table}\" (namespace, event_id, status, body, body_hash, headers,
+                                     received_at, updated_at, due_at, attempts, fence)
+             VALUES ('pg', 'old', 'processing', '\\x7b7d', '\\x00', '[]', now(), now(),
+                     now() - interval '1 minute', 1, 7)"
+        ))
+        .await
+        .unwrap();
+    let Some(store) = TestInbox::on(&table, true).await else {
+        return;
+    };
+    // Twice: the second finds everything in place.
+    store.store.migrate().await.unwrap();
+    let key = EventKey::new("pg", "old");
+    // The expired lease is taken over; the old attempt had no history row.
+    let claimed = claim_one(&store, LONG).await;
+    assert_eq!((claimed.attempt, claimed.fence), (2, 8));
+    assert_eq!(claimed.traceparent, None);
+    assert!(!claimed.replay);
+    assert!(store.complete(&key, claimed.fence).await.unwrap());
+    let record = store.get(&key).await.unwrap().unwrap();
+    let history: Vec<(u64, Option<AttemptOutcome>)> = record
+        .history
+        .iter()
+        .map(|attempt| (attempt.fence, attempt.outcome))
+        .collect();
+    assert_eq!(history, [(8, Some(AttemptOutcome::Succeeded))]);
+}
+
+/// Purging an event deletes its attempts.
+#[tokio::test]
+#[cfg_attr(
+    not(tower_webhooks_pg),
+    ignore = "set TOWER_WEBHOOKS_PG_URL to run against PostgreSQL"
+)]
+async fn a_purged_event_takes_its_attempts_along() {
+    let Some(store) = TestInbox::new().await else {
+        return;
+    };
+    let mut old = event("old", b"{}");
+    old.received_at = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    store.insert(old).await.unwrap();
+    store.insert(event("kept", b"{}")).await.unwrap();
+    for claimed in store.claim(options(LONG)).await.unwrap() {
+        assert!(store.complete(&claimed.key, claimed.fence).await.unwrap());
+    }
+    let purged = store
+        .purge(UNIX_EPOCH + Duration::from_secs(1_500_000_000), UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(purged.events, 1);
+    let client = raw_client(&store.url).await;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT event_id FROM \"{}_attempts\" ORDER BY event_id",
+                store.store.table()
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = rows.iter().map(|row| row.get(0)).collect();
+    assert_eq!(ids, ["kept"]);
 }

@@ -21,6 +21,7 @@ pub(super) struct Job {
     hash: Vec<u8>,
     headers: String,
     received_at: SystemTime,
+    traceparent: Option<String>,
     /// The signature to admit with the event, and how long to keep its
     /// record (milliseconds; `None`: as long as the event).
     signature: Option<(Bytes, Option<i64>)>,
@@ -44,6 +45,7 @@ impl Job {
             key: event.key,
             body: event.body,
             received_at: event.received_at,
+            traceparent: event.traceparent,
             arrival: 0,
             reply,
         }
@@ -228,6 +230,7 @@ impl Backend {
         let mut hashes = Vec::with_capacity(jobs.len());
         let mut headers = Vec::with_capacity(jobs.len());
         let mut received = Vec::with_capacity(jobs.len());
+        let mut traceparents: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
         let mut guards: Vec<Option<&[u8]>> = Vec::with_capacity(jobs.len());
         let mut order: Vec<i32> = Vec::with_capacity(jobs.len());
         // A key whose candidate has no signature is recorded with it (if new):
@@ -246,6 +249,7 @@ impl Backend {
             hashes.push(&job.hash[..]);
             headers.push(job.headers.as_str());
             received.push(job.received_at);
+            traceparents.push(job.traceparent.as_deref());
             guards.push(job.signature.as_ref().map(|(signature, _)| &signature[..]));
             order.push(i32::try_from(index).unwrap_or(i32::MAX));
         }
@@ -264,12 +268,19 @@ impl Backend {
             .with_client(|client| async move {
                 let rows = if plan.groups.is_empty() {
                     let statement = client.prepare_cached(&self.sql.insert).await?;
-                    let params: [&(dyn ToSql + Sync); 6] =
-                        [&namespaces, &ids, &bodies, &hashes, &headers, &received];
+                    let params: [&(dyn ToSql + Sync); 7] = [
+                        &namespaces,
+                        &ids,
+                        &bodies,
+                        &hashes,
+                        &headers,
+                        &received,
+                        &traceparents,
+                    ];
                     client.query(&statement, &params).await?
                 } else {
                     let statement = client.prepare_cached(&self.sql.admit).await?;
-                    let params: [&(dyn ToSql + Sync); 12] = [
+                    let params: [&(dyn ToSql + Sync); 13] = [
                         &namespaces,
                         &ids,
                         &bodies,
@@ -282,6 +293,7 @@ impl Backend {
                         &keeps,
                         &guards,
                         &order,
+                        &traceparents,
                     ];
                     client.query(&statement, &params).await?
                 };

@@ -11,7 +11,7 @@ use tokio_postgres::types::ToSql;
 
 use super::store::{
     ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
-    ListFilter, NewEvent, Purged, StoreError,
+    ListFilter, MAX_HISTORY, NewEvent, Purged, Selection, StatusCounts, StoreError,
 };
 use crate::backend::pg::{self, Conn, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, millis};
 
@@ -26,6 +26,9 @@ const DEFAULT_TABLE: &str = "tower_webhooks_inbox";
 const DEFAULT_MAX_GROUP: usize = 512;
 /// The most records [`InboxStore::list`] returns.
 const MAX_LIST: usize = 10_000;
+/// The most events one bulk call ([`InboxStore::requeue_matching`],
+/// [`InboxStore::replay_matching`]) changes.
+const MAX_BULK: usize = 10_000;
 
 /// The inbox on PostgreSQL: durable, shared by every instance that talks to
 /// the same database.
@@ -63,6 +66,20 @@ const MAX_LIST: usize = 10_000;
 /// anybody. Every exit from `processing` is an `UPDATE .. WHERE status =
 /// 'processing' AND fence = $fence`: a zombie whose lease was taken over
 /// changes nothing.
+///
+/// **Attempt history** lives in `<table>_attempts`, keyed by `(namespace,
+/// event_id, fence)`. The claim statement also ends the running attempt of
+/// every expired lease it kills or takes over (`expired`), starts one per
+/// claimed event, and deletes those beyond the most recent
+/// [`MAX_HISTORY`](super::MAX_HISTORY); every exit from `processing` ends
+/// its attempt in the statement that changes the event, and the purge deletes
+/// the attempts of the events it deletes. The events table also keeps the
+/// request's `traceparent` and `replay_next`, which an operator's
+/// [`replay`](InboxStore::replay) sets and the next claim consumes.
+/// [`migrate`](PostgresInbox::migrate) adds the columns and the table to a
+/// deployment made by an earlier version. Bulk requeues and replays lock and
+/// change their selection (oldest arrival first) in one statement;
+/// [`counts`](InboxStore::counts) is one statement of index-backed counts.
 ///
 /// **Signatures** (the replay guard for ids the signature does not cover,
 /// see [`InboxStore::insert`]) live in a second table, `<table>_signatures`:
@@ -312,6 +329,35 @@ impl PostgresInbox {
         }
     }
 
+    /// Runs one bulk operation over `selection`; returns how many events
+    /// it changed.
+    async fn change_matching(
+        &self,
+        statement: &str,
+        selection: &Selection,
+    ) -> Result<u64, StoreError> {
+        let limit = i64::try_from(selection.limit.min(MAX_BULK)).unwrap_or(0);
+        if limit == 0 {
+            return Ok(0);
+        }
+        let namespace = selection.namespace.as_deref();
+        let error = selection.error_contains.as_deref();
+        let params: [&(dyn ToSql + Sync); 5] = [
+            &namespace,
+            &selection.received_after,
+            &selection.received_before,
+            &error,
+            &limit,
+        ];
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(statement).await?;
+                let changed = client.execute(&statement, &params).await?;
+                Ok((changed, client))
+            })
+            .await
+    }
+
     /// Runs one fenced exit from `processing`.
     async fn exit(
         &self,
@@ -326,8 +372,8 @@ impl PostgresInbox {
         self.backend
             .with_client(|client| async move {
                 let statement = client.prepare_cached(statement).await?;
-                let changed = client.execute(&statement, &params).await?;
-                Ok((changed == 1, client))
+                let changed = client.query(&statement, &params).await?;
+                Ok((changed.len() == 1, client))
             })
             .await
     }
@@ -472,17 +518,29 @@ impl InboxStore for PostgresInbox {
 
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
         let sql = &self.backend.sql;
-        let row = self
+        let rows = self
             .backend
             .with_client(|client| async move {
                 let statement = client.prepare_cached(&sql.get).await?;
-                let row = client
-                    .query_opt(&statement, &[&key.namespace, &key.event_id])
+                let rows = client
+                    .query(&statement, &[&key.namespace, &key.event_id])
                     .await?;
-                Ok((row, client))
+                Ok((rows, client))
             })
             .await?;
-        row.map(|row| rows::record(&row, &sql.table)).transpose()
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let mut record = rows::record(first, &sql.table)?;
+        for row in &rows {
+            if let Some(attempt) = rows::attempt(row, &sql.table)? {
+                record.history.push(attempt);
+            }
+        }
+        // Claims trim the history; a longer one (another writer) is cut here.
+        let extra = record.history.len().saturating_sub(MAX_HISTORY);
+        record.history.drain(..extra);
+        Ok(Some(record))
     }
 
     async fn list(&self, filter: ListFilter) -> Result<Vec<EventRecord>, StoreError> {
@@ -540,6 +598,54 @@ impl InboxStore for PostgresInbox {
                 Ok((purged, client))
             })
             .await
+    }
+
+    async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.replay).await?;
+                let changed = client
+                    .execute(&statement, &[&key.namespace, &key.event_id])
+                    .await?;
+                Ok((changed == 1, client))
+            })
+            .await
+    }
+
+    async fn requeue_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
+        self.change_matching(&self.backend.sql.requeue_matching, selection)
+            .await
+    }
+
+    async fn replay_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
+        self.change_matching(&self.backend.sql.replay_matching, selection)
+            .await
+    }
+
+    async fn counts(&self) -> Result<StatusCounts, StoreError> {
+        let sql = &self.backend.sql;
+        let row = self
+            .backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.counts).await?;
+                let row = client.query_one(&statement, &[]).await?;
+                Ok((row, client))
+            })
+            .await?;
+        let unreadable = |_| StoreError::backend("unreadable answer to the inbox counts");
+        let count = |index: usize| {
+            row.try_get::<_, i64>(index)
+                .map(i64::unsigned_abs)
+                .map_err(unreadable)
+        };
+        Ok(StatusCounts {
+            pending: count(0)?,
+            processing: count(1)?,
+            succeeded: count(2)?,
+            dead: count(3)?,
+            oldest_pending: row.try_get(4).map_err(unreadable)?,
+        })
     }
 }
 

@@ -3,19 +3,32 @@
 //! an error naming the table and the column, never a guess: a guess would
 //! hide the damage, or hand a worker an event without its headers.
 
+use std::time::SystemTime;
+
 use bytes::Bytes;
 use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
 
-use crate::inbox::store::{ClaimedEvent, EventKey, EventRecord, EventStatus, StoreError};
+use crate::inbox::store::{
+    Attempt, AttemptOutcome, ClaimedEvent, EventKey, EventRecord, EventStatus, StoreError,
+};
 
 /// The columns [`record`] reads, in its order.
-pub(super) const RECORD_COLUMNS: &str =
-    "namespace, event_id, status, attempts, received_at, updated_at, due_at, last_error, body";
+pub(super) const RECORD_COLUMNS: &str = "namespace, event_id, status, attempts, received_at, \
+     updated_at, due_at, last_error, body, traceparent";
 
-/// The columns [`claimed`] reads, in its order (`t` is the table's alias).
-pub(super) const CLAIMED_COLUMNS: &str =
-    "t.namespace, t.event_id, t.body, t.headers::text, t.received_at, t.attempts, t.fence";
+/// How many columns [`RECORD_COLUMNS`] has.
+const RECORD_WIDTH: usize = 10;
+
+/// The columns [`attempt`] reads after the record's, in its order (`a` is
+/// the attempts table's alias).
+pub(super) const ATTEMPT_COLUMNS: &str =
+    "a.number, a.fence, a.started_at, a.ended_at, a.outcome, a.error, a.replay";
+
+/// The columns [`claimed`] reads, in its order (`t` is the table's alias,
+/// `p` the picked row's, which holds the replay flag before the claim).
+pub(super) const CLAIMED_COLUMNS: &str = "t.namespace, t.event_id, t.body, t.headers::text AS headers, \
+     t.received_at, t.attempts, t.fence, t.traceparent, p.replay_next AS replay";
 
 /// An audit record from a row of [`RECORD_COLUMNS`].
 pub(super) fn record(row: &Row, table: &str) -> Result<EventRecord, StoreError> {
@@ -34,7 +47,7 @@ pub(super) fn record(row: &Row, table: &str) -> Result<EventRecord, StoreError> 
         },
         last_error: read.get(7, "last_error")?,
         body: read.get::<Option<Vec<u8>>>(8, "body")?.map(Bytes::from),
-        traceparent: None,
+        traceparent: read.get(9, "traceparent")?,
         history: Vec::new(),
         key,
     })
@@ -57,9 +70,41 @@ pub(super) fn claimed(row: &Row, table: &str) -> Result<ClaimedEvent, StoreError
         received_at: read.get(4, "received_at")?,
         attempt: read.count(5, "attempts")?,
         fence: read.get::<i64>(6, "fence")?.unsigned_abs(),
-        traceparent: None,
-        replay: false,
+        traceparent: read.get(7, "traceparent")?,
+        replay: read.get(8, "replay_next")?,
     })
+}
+
+/// The attempt in a row of [`RECORD_COLUMNS`] then [`ATTEMPT_COLUMNS`], if
+/// the row has one (a record without attempts comes back as one row of
+/// NULLs).
+pub(super) fn attempt(row: &Row, table: &str) -> Result<Option<Attempt>, StoreError> {
+    let read = Reader { row, table };
+    let at = RECORD_WIDTH;
+    let Some(fence) = read.get::<Option<i64>>(at + 1, "attempts.fence")? else {
+        return Ok(None);
+    };
+    let number = u32::try_from(read.get::<i32>(at, "attempts.number")?)
+        .map_err(|_| read.unreadable("attempts.number", "is negative"))?;
+    let outcome = match read.get::<Option<&str>>(at + 4, "attempts.outcome")? {
+        Some(outcome) => Some(
+            AttemptOutcome::parse(outcome)
+                .ok_or_else(|| read.unreadable("attempts.outcome", "holds an unknown outcome"))?,
+        ),
+        None => None,
+    };
+    let mut attempt = Attempt::new(
+        number,
+        fence.unsigned_abs(),
+        read.get(at + 2, "attempts.started_at")?,
+        read.get(at + 6, "attempts.replay")?,
+    );
+    let ended_at: Option<SystemTime> = read.get(at + 3, "attempts.ended_at")?;
+    let error: Option<String> = read.get(at + 5, "attempts.error")?;
+    if let (Some(ended_at), Some(outcome)) = (ended_at, outcome) {
+        attempt = attempt.ended(ended_at, outcome, error);
+    }
+    Ok(Some(attempt))
 }
 
 /// Reads the columns of one row of `table`.

@@ -1,8 +1,9 @@
 //! The statements of the PostgreSQL inbox, built once per table.
 
-use super::rows::{CLAIMED_COLUMNS, RECORD_COLUMNS};
+use super::rows::{ATTEMPT_COLUMNS, CLAIMED_COLUMNS, RECORD_COLUMNS};
 use crate::backend::StoreError;
 use crate::backend::pg;
+use crate::inbox::store::MAX_HISTORY;
 
 /// The statements, built once from the validated table name.
 pub(super) struct Sql {
@@ -28,6 +29,12 @@ pub(super) struct Sql {
     pub(super) list: [String; 4],
     pub(super) pending: String,
     pub(super) purge: String,
+    pub(super) replay: String,
+    /// Bulk requeue of dead events in a selection.
+    pub(super) requeue_matching: String,
+    /// Bulk replay of finished events in a selection.
+    pub(super) replay_matching: String,
+    pub(super) counts: String,
 }
 
 const NOW: &str = "statement_timestamp()";
@@ -39,6 +46,8 @@ impl Sql {
         let t = parsed.quoted();
         // The replay guard's records: at most 59 bytes, within PostgreSQL's 63.
         let s = parsed.qualify(&format!("{name}_signatures"));
+        // Attempt history: at most 57 bytes.
+        let a = parsed.qualify(&format!("{name}_attempts"));
         let index = |suffix: &str| format!("\"{name}_{suffix}\"");
         // `due` serves the claim's pick; `leases` its scan for expired leases,
         // which through `due` would walk every pending row before reaching
@@ -53,12 +62,58 @@ impl Sql {
         // window; `sig_event` its deletion of the records that live as long
         // as their event.
         let (sig_expiry, sig_event) = (index("sig_expiry"), index("sig_event"));
-        let exit = |set: &str| {
+        // Every exit returns one row if it changed the event. Those that end
+        // the attempt do it in the same statement: the event row is locked
+        // first, then its attempt, as a claim does.
+        let heartbeat = |set: &str| {
             format!(
                 "UPDATE {t} SET {set}, updated_at = {NOW}
-                 WHERE namespace = $1 AND event_id = $2 AND status = 'processing' AND fence = $3"
+                 WHERE namespace = $1 AND event_id = $2 AND status = 'processing' AND fence = $3
+                 RETURNING 1"
             )
         };
+        let exit = |set: &str, outcome: &str, error: &str| {
+            format!(
+                "WITH event AS (
+                     UPDATE {t} SET {set}, updated_at = {NOW}
+                     WHERE namespace = $1 AND event_id = $2 AND status = 'processing'
+                       AND fence = $3
+                     RETURNING namespace, event_id, fence
+                 ), ended AS (
+                     UPDATE {a} AS a SET ended_at = {NOW}, outcome = '{outcome}', error = {error}
+                     FROM event AS e
+                     WHERE a.namespace = e.namespace AND a.event_id = e.event_id
+                       AND a.fence = e.fence AND a.outcome IS NULL
+                 )
+                 SELECT 1 FROM event"
+            )
+        };
+        // The bulk operations: events in a selection ($1 namespace, $2
+        // received at or after, $3 received before, $4 text of the last
+        // error; each NULL when not given), oldest arrival first, at most $5,
+        // locked (in that order) and changed by one statement.
+        let matching = |statuses: &str, set: &str| {
+            format!(
+                "WITH chosen AS (
+                     SELECT namespace, event_id FROM {t}
+                     WHERE status IN ({statuses}) AND body IS NOT NULL
+                       AND ($1::text IS NULL OR namespace = $1::text)
+                       AND ($2::timestamptz IS NULL OR received_at >= $2::timestamptz)
+                       AND ($3::timestamptz IS NULL OR received_at < $3::timestamptz)
+                       AND ($4::text IS NULL OR strpos(last_error, $4::text) > 0)
+                     ORDER BY received_at, namespace, event_id
+                     LIMIT $5
+                     FOR UPDATE
+                 )
+                 UPDATE {t} AS t SET {set}
+                 FROM chosen AS c
+                 WHERE t.namespace = c.namespace AND t.event_id = c.event_id
+                   AND t.status IN ({statuses}) AND t.body IS NOT NULL"
+            )
+        };
+        let requeued =
+            format!("status = 'pending', attempts = 0, due_at = {NOW}, updated_at = {NOW}");
+        let replayed = format!("{requeued}, replay_next = true");
         let list = |filter: &str| {
             format!(
                 "SELECT {RECORD_COLUMNS} FROM {t} {filter}
@@ -100,7 +155,24 @@ impl Sql {
                  CREATE INDEX IF NOT EXISTS {sig_expiry} ON {s} (expires_at)
                      WHERE expires_at IS NOT NULL;
                  CREATE INDEX IF NOT EXISTS {sig_event} ON {s} (namespace, event_id)
-                     WHERE expires_at IS NULL;"
+                     WHERE expires_at IS NULL;
+                 ALTER TABLE {t}
+                     ADD COLUMN IF NOT EXISTS traceparent text,
+                     ADD COLUMN IF NOT EXISTS replay_next boolean NOT NULL DEFAULT false;
+                 CREATE TABLE IF NOT EXISTS {a} (
+                     namespace  text        NOT NULL,
+                     event_id   text        NOT NULL,
+                     fence      bigint      NOT NULL,
+                     number     integer     NOT NULL,
+                     started_at timestamptz NOT NULL,
+                     ended_at   timestamptz,
+                     outcome    text
+                         CHECK (outcome IN ('succeeded', 'failed', 'dead', 'given_back',
+                                            'expired')),
+                     error      text,
+                     replay     boolean     NOT NULL DEFAULT false,
+                     PRIMARY KEY (namespace, event_id, fence)
+                 );"
             ),
             // One statement, so one atomic commit for the batch. `sig` admits
             // one signature per (namespace, signature) of the batch, in that
@@ -126,12 +198,12 @@ impl Sql {
                      RETURNING namespace, signature, event_id
                  ), event AS (
                      INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers,
-                                      received_at, updated_at, due_at)
+                                      received_at, updated_at, due_at, traceparent)
                      SELECT DISTINCT ON (u.n COLLATE \"C\", u.e COLLATE \"C\")
-                            u.n, u.e, 'pending', u.b, u.h, u.hd::jsonb, u.r, {NOW}, {NOW}
+                            u.n, u.e, 'pending', u.b, u.h, u.hd::jsonb, u.r, {NOW}, {NOW}, u.tp
                      FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[],
-                                 $6::timestamptz[], $11::bytea[], $12::integer[])
-                         AS u(n, e, b, h, hd, r, g, o)
+                                 $6::timestamptz[], $11::bytea[], $12::integer[], $13::text[])
+                         AS u(n, e, b, h, hd, r, g, o, tp)
                      LEFT JOIN sig ON sig.namespace = u.n AND sig.signature = u.g
                                   AND sig.event_id = u.e
                      WHERE u.g IS NULL OR sig.signature IS NOT NULL
@@ -151,10 +223,10 @@ impl Sql {
             // plain as it can be (`admit` costs more to run even without one).
             insert: format!(
                 "INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers,
-                                  received_at, updated_at, due_at)
-                 SELECT n, e, 'pending', b, h, hd::jsonb, r, {NOW}, {NOW}
+                                  received_at, updated_at, due_at, traceparent)
+                 SELECT n, e, 'pending', b, h, hd::jsonb, r, {NOW}, {NOW}, tp
                  FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[],
-                             $6::timestamptz[]) AS u(n, e, b, h, hd, r)
+                             $6::timestamptz[], $7::text[]) AS u(n, e, b, h, hd, r, tp)
                  ON CONFLICT (namespace, event_id) DO NOTHING
                  RETURNING true, namespace, event_id"
             ),
@@ -163,9 +235,15 @@ impl Sql {
                  WHERE (namespace, signature) IN (SELECT * FROM unnest($1::text[], $2::bytea[]))
                    AND (expires_at IS NULL OR expires_at > {NOW})"
             ),
+            // `ended` closes the running attempt of every expired lease (the
+            // killed ones and those taken over), `started` opens the claim's,
+            // and `trimmed` keeps the most recent MAX_HISTORY: each claim
+            // raises the fence by one, so those are the attempts whose fence
+            // is within MAX_HISTORY of the new one. The three touch distinct
+            // attempt rows. `picked` reads the replay flag the claim consumes.
             claim: format!(
                 "WITH expired AS MATERIALIZED (
-                     SELECT namespace, event_id FROM {t}
+                     SELECT namespace, event_id, fence FROM {t}
                      WHERE status = 'processing' AND due_at <= {NOW} AND attempts >= $2
                      FOR UPDATE SKIP LOCKED
                  ), killed AS (
@@ -175,37 +253,70 @@ impl Sql {
                      FROM expired AS e
                      WHERE t.namespace = e.namespace AND t.event_id = e.event_id
                  ), picked AS MATERIALIZED (
-                     SELECT namespace, event_id FROM {t}
+                     SELECT namespace, event_id, status, fence, replay_next FROM {t}
                      WHERE status IN ('pending', 'processing') AND due_at <= {NOW}
                        AND (status = 'pending' OR attempts < $2)
                      ORDER BY due_at
                      LIMIT $3
                      FOR UPDATE SKIP LOCKED
+                 ), claimed AS (
+                     UPDATE {t} AS t SET status = 'processing', attempts = t.attempts + 1,
+                         fence = t.fence + 1, updated_at = {NOW}, replay_next = false,
+                         due_at = {NOW} + $1::bigint * interval '1 millisecond'
+                     FROM picked AS p
+                     WHERE t.namespace = p.namespace AND t.event_id = p.event_id
+                     RETURNING {CLAIMED_COLUMNS}
+                 ), ended AS (
+                     UPDATE {a} AS a SET ended_at = {NOW}, outcome = 'expired'
+                     FROM (SELECT namespace, event_id, fence FROM expired
+                           UNION ALL
+                           SELECT namespace, event_id, fence FROM picked
+                           WHERE status = 'processing') AS x
+                     WHERE a.namespace = x.namespace AND a.event_id = x.event_id
+                       AND a.fence = x.fence AND a.outcome IS NULL
+                 ), started AS (
+                     INSERT INTO {a} (namespace, event_id, fence, number, started_at, replay)
+                     SELECT namespace, event_id, fence, attempts, {NOW}, replay FROM claimed
+                 ), trimmed AS (
+                     DELETE FROM {a} AS a USING claimed AS c
+                     WHERE a.namespace = c.namespace AND a.event_id = c.event_id
+                       AND a.fence <= c.fence - {MAX_HISTORY}
                  )
-                 UPDATE {t} AS t SET status = 'processing', attempts = t.attempts + 1,
-                     fence = t.fence + 1, updated_at = {NOW},
-                     due_at = {NOW} + $1::bigint * interval '1 millisecond'
-                 FROM picked AS p
-                 WHERE t.namespace = p.namespace AND t.event_id = p.event_id
-                 RETURNING {CLAIMED_COLUMNS}"
+                 SELECT * FROM claimed"
             ),
-            heartbeat: exit(&format!(
+            heartbeat: heartbeat(&format!(
                 "due_at = {NOW} + $4::bigint * interval '1 millisecond'"
             )),
-            complete: exit("status = 'succeeded'"),
-            retry: exit(&format!(
-                "status = 'pending', due_at = {NOW} + $4::bigint * interval '1 millisecond',
-                 last_error = $5"
-            )),
-            kill: exit("status = 'dead', last_error = $4"),
-            give_back: exit(&format!(
-                "status = 'pending', due_at = {NOW}, attempts = greatest(attempts - 1, 0)"
-            )),
+            complete: exit("status = 'succeeded'", "succeeded", "NULL"),
+            retry: exit(
+                &format!(
+                    "status = 'pending', due_at = {NOW} + $4::bigint * interval '1 millisecond',
+                     last_error = $5"
+                ),
+                "failed",
+                "$5",
+            ),
+            kill: exit("status = 'dead', last_error = $4", "dead", "$4"),
+            give_back: exit(
+                &format!(
+                    "status = 'pending', due_at = {NOW}, attempts = greatest(attempts - 1, 0)"
+                ),
+                "given_back",
+                "NULL",
+            ),
             requeue: format!(
                 "UPDATE {t} SET status = 'pending', attempts = 0, due_at = {NOW}, updated_at = {NOW}
                  WHERE namespace = $1 AND event_id = $2 AND status = 'dead' AND body IS NOT NULL"
             ),
-            get: format!("SELECT {RECORD_COLUMNS} FROM {t} WHERE namespace = $1 AND event_id = $2"),
+            // The record and its attempts (one row each, oldest first; one row
+            // of NULLs without any), read in one statement.
+            get: format!(
+                "SELECT r.*, {ATTEMPT_COLUMNS}
+                 FROM (SELECT {RECORD_COLUMNS} FROM {t} WHERE namespace = $1 AND event_id = $2)
+                     AS r
+                 LEFT JOIN {a} AS a ON a.namespace = r.namespace AND a.event_id = r.event_id
+                 ORDER BY a.fence"
+            ),
             // Indexed by [status filter?, since filter?].
             list: [
                 list(""),
@@ -228,6 +339,9 @@ impl Sql {
                      WHERE status IN ('succeeded', 'dead') AND received_at < $2
                        AND received_at >= $1 AND body IS NOT NULL
                      RETURNING 1
+                 ), history AS (
+                     DELETE FROM {a} AS a USING deleted AS d
+                     WHERE a.namespace = d.namespace AND a.event_id = d.event_id
                  ), forgotten AS (
                      DELETE FROM {s} AS s USING deleted AS d
                      WHERE s.expires_at IS NULL
@@ -236,6 +350,22 @@ impl Sql {
                      DELETE FROM {s} WHERE expires_at <= {NOW}
                  )
                  SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FROM dropped)"
+            ),
+            replay: format!(
+                "UPDATE {t} SET {replayed}
+                 WHERE namespace = $1 AND event_id = $2 AND status IN ('succeeded', 'dead')
+                   AND body IS NOT NULL"
+            ),
+            requeue_matching: matching("'dead'", &requeued),
+            replay_matching: matching("'succeeded', 'dead'", &replayed),
+            // Each count and the oldest arrival are read from the
+            // `(status, received_at)` index.
+            counts: format!(
+                "SELECT (SELECT count(*) FROM {t} WHERE status = 'pending'),
+                        (SELECT count(*) FROM {t} WHERE status = 'processing'),
+                        (SELECT count(*) FROM {t} WHERE status = 'succeeded'),
+                        (SELECT count(*) FROM {t} WHERE status = 'dead'),
+                        (SELECT min(received_at) FROM {t} WHERE status = 'pending')"
             ),
         })
     }
@@ -267,6 +397,18 @@ mod tests {
         let sql = Sql::new("app.Inbox").unwrap();
         for statement in [&sql.claim, &sql.insert, &sql.purge, &sql.complete] {
             assert!(statement.contains("\"app\".\"Inbox\""), "{statement}");
+        }
+        for statement in [
+            &sql.migrate,
+            &sql.claim,
+            &sql.complete,
+            &sql.get,
+            &sql.purge,
+        ] {
+            assert!(
+                statement.contains("\"app\".\"Inbox_attempts\""),
+                "{statement}"
+            );
         }
         for statement in [&sql.migrate, &sql.admit, &sql.holders, &sql.purge] {
             assert!(
