@@ -10,13 +10,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
 use super::{
-    ClaimOptions, EventKey, EventRecord, EventStatus, HandlerError, Inbox, InboxEvent, InboxStore,
-    Inserted, ListFilter, NewEvent, SignatureRecord, StoreError, Worker,
+    Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
+    HandlerError, Inbox, InboxEvent, InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent,
+    Selection, SignatureRecord, StoreError, Worker,
 };
 
 fn event(id: &str, body: &'static [u8]) -> NewEvent {
@@ -760,6 +761,629 @@ pub async fn one_signature_under_20_ids_admits_one(store: Arc<dyn InboxStore>) {
     assert_eq!(all[0].key.event_id, admitted[0].0);
 }
 
+/// Claim options with a long lease and a large budget, for the properties
+/// that drive a store by hand.
+fn by_hand(limit: usize) -> ClaimOptions {
+    ClaimOptions {
+        limit,
+        lease: Duration::from_secs(60),
+        max_attempts: 100,
+    }
+}
+
+/// A whole number of seconds after the epoch: every store keeps it exactly.
+fn at_second(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+/// Claims exactly one event and returns it.
+async fn claim_one(store: &Arc<dyn InboxStore>) -> ClaimedEvent {
+    let mut claimed = store.claim(by_hand(1)).await.expect("claim failed");
+    assert_eq!(claimed.len(), 1, "expected one due event");
+    claimed.remove(0)
+}
+
+/// Inserts `new`, retrying while the store sheds load.
+async fn insert_retrying(store: &Arc<dyn InboxStore>, new: NewEvent) -> Inserted {
+    loop {
+        match store.insert(new.clone()).await {
+            Err(StoreError::Overloaded) => tokio::time::sleep(Duration::from_millis(5)).await,
+            outcome => return outcome.expect("insert failed"),
+        }
+    }
+}
+
+fn outcomes(history: &[Attempt]) -> Vec<Option<AttemptOutcome>> {
+    history.iter().map(|attempt| attempt.outcome).collect()
+}
+
+fn assert_fences_rise(history: &[Attempt]) {
+    for pair in history.windows(2) {
+        assert!(
+            pair[0].fence < pair[1].fence,
+            "fences must rise through the history: {history:?}"
+        );
+    }
+}
+
+/// The `traceparent` recorded with an event comes back with its claim and
+/// its audit record; an event without one has none.
+pub async fn the_traceparent_round_trips(store: Arc<dyn InboxStore>) {
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut traced = event("evt_traced", b"{}");
+    traced.traceparent = Some(traceparent.to_owned());
+    insert_new(&store, traced).await;
+    insert_new(&store, event("evt_untraced", b"{}")).await;
+    let claimed = store.claim(by_hand(10)).await.expect("claim failed");
+    assert_eq!(claimed.len(), 2);
+    for event in &claimed {
+        let expected = (event.key.event_id == "evt_traced").then_some(traceparent);
+        assert_eq!(event.traceparent.as_deref(), expected, "{}", event.key);
+        assert!(!event.replay, "a first run is no replay");
+    }
+    assert_eq!(
+        record(&store, "evt_traced").await.traceparent.as_deref(),
+        Some(traceparent)
+    );
+    assert_eq!(record(&store, "evt_untraced").await.traceparent, None);
+}
+
+/// Fail, fail, succeed: three attempts in order, numbered 1 to 3, with the
+/// errors kept and the fences of the claims; listings carry no history.
+pub async fn the_history_records_fail_fail_succeed(store: Arc<dyn InboxStore>) {
+    insert_new(&store, event("evt_hist", b"{}")).await;
+    assert!(record(&store, "evt_hist").await.history.is_empty());
+    let k = key("evt_hist");
+    let mut fences = Vec::new();
+    for error in ["boom 1", "boom 2"] {
+        let claimed = claim_one(&store).await;
+        fences.push(claimed.fence);
+        let running = record(&store, "evt_hist").await;
+        let last = running.history.last().expect("a claim starts an attempt");
+        assert_eq!(
+            (last.fence, last.outcome, last.ended_at),
+            (claimed.fence, None, None)
+        );
+        assert!(
+            store
+                .retry(&k, claimed.fence, Duration::ZERO, error)
+                .await
+                .expect("retry failed")
+        );
+    }
+    let claimed = claim_one(&store).await;
+    fences.push(claimed.fence);
+    assert!(
+        store
+            .complete(&k, claimed.fence)
+            .await
+            .expect("complete failed")
+    );
+    let done = record(&store, "evt_hist").await;
+    let history = &done.history;
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert_eq!(
+        outcomes(history),
+        [
+            Some(AttemptOutcome::Failed),
+            Some(AttemptOutcome::Failed),
+            Some(AttemptOutcome::Succeeded)
+        ]
+    );
+    assert_eq!(
+        history
+            .iter()
+            .map(|a| a.error.as_deref())
+            .collect::<Vec<_>>(),
+        [Some("boom 1"), Some("boom 2"), None]
+    );
+    assert_eq!(
+        history.iter().map(|a| a.number).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(history.iter().map(|a| a.fence).collect::<Vec<_>>(), fences);
+    assert_fences_rise(history);
+    for attempt in history {
+        let ended = attempt.ended_at.expect("every attempt ended");
+        assert!(ended >= attempt.started_at, "{attempt:?}");
+        assert!(!attempt.replay);
+    }
+    let listed = store.list(ListFilter::new(10)).await.expect("list failed");
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].history.is_empty(), "listings leave history out");
+}
+
+/// Dead, requeued, then succeeded: the history continues across the
+/// requeue, the new budget numbering from 1 again.
+pub async fn the_history_continues_after_a_requeue(store: Arc<dyn InboxStore>) {
+    insert_new(&store, event("evt_requeued", b"{}")).await;
+    let k = key("evt_requeued");
+    let first = claim_one(&store).await;
+    assert!(
+        store
+            .kill(&k, first.fence, "fatal")
+            .await
+            .expect("kill failed")
+    );
+    assert!(store.requeue(&k).await.expect("requeue failed"));
+    let second = claim_one(&store).await;
+    assert_eq!(second.attempt, 1, "a requeue gives a fresh budget");
+    assert!(!second.replay, "a requeue is no replay");
+    assert!(
+        store
+            .complete(&k, second.fence)
+            .await
+            .expect("complete failed")
+    );
+    let history = record(&store, "evt_requeued").await.history;
+    assert_eq!(
+        outcomes(&history),
+        [Some(AttemptOutcome::Dead), Some(AttemptOutcome::Succeeded)]
+    );
+    assert_eq!(history[0].error.as_deref(), Some("fatal"));
+    assert_eq!(history[1].error, None);
+    assert_eq!((history[0].number, history[1].number), (1, 1));
+    assert_eq!(
+        (history[0].fence, history[1].fence),
+        (first.fence, second.fence)
+    );
+    assert_fences_rise(&history);
+}
+
+/// An attempt whose lease expired is ended `Expired` by the claim that
+/// takes the event over, and by the claim that kills it when the budget is
+/// spent.
+pub async fn an_expired_lease_is_recorded_as_expired(store: Arc<dyn InboxStore>) {
+    let options = ClaimOptions {
+        limit: 10,
+        lease: Duration::from_millis(300),
+        max_attempts: 2,
+    };
+    insert_new(&store, event("evt_expiring", b"{}")).await;
+    let first = store.claim(options).await.expect("claim failed");
+    assert_eq!(first.len(), 1);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let second = store.claim(options).await.expect("claim failed");
+    assert_eq!(second.len(), 1, "an expired lease must be claimable");
+    let history = record(&store, "evt_expiring").await.history;
+    assert_eq!(outcomes(&history), [Some(AttemptOutcome::Expired), None]);
+    assert!(history[0].ended_at.is_some());
+    assert_eq!(
+        (history[0].fence, history[1].fence),
+        (first[0].fence, second[0].fence)
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(store.claim(options).await.expect("claim failed").is_empty());
+    let dead = record(&store, "evt_expiring").await;
+    assert_eq!(dead.status, EventStatus::Dead);
+    assert_eq!(
+        outcomes(&dead.history),
+        [Some(AttemptOutcome::Expired), Some(AttemptOutcome::Expired)]
+    );
+}
+
+/// Only the most recent [`MAX_HISTORY`] attempts are kept, oldest first.
+pub async fn the_history_keeps_the_last_max_history_attempts(store: Arc<dyn InboxStore>) {
+    insert_new(&store, event("evt_long", b"{}")).await;
+    let k = key("evt_long");
+    let total = MAX_HISTORY + 5;
+    let mut fences = Vec::new();
+    for n in 1..=total {
+        let claimed = claim_one(&store).await;
+        assert_eq!(claimed.attempt as usize, n);
+        fences.push(claimed.fence);
+        assert!(
+            store
+                .retry(&k, claimed.fence, Duration::ZERO, &format!("failure {n}"))
+                .await
+                .expect("retry failed")
+        );
+    }
+    let history = record(&store, "evt_long").await.history;
+    assert_eq!(history.len(), MAX_HISTORY);
+    assert_eq!(
+        history.iter().map(|a| a.fence).collect::<Vec<_>>(),
+        fences[total - MAX_HISTORY..]
+    );
+    assert_eq!(history[0].number as usize, total - MAX_HISTORY + 1);
+    assert_eq!(history[MAX_HISTORY - 1].number as usize, total);
+    assert_eq!(
+        history[MAX_HISTORY - 1].error.as_deref(),
+        Some(format!("failure {total}").as_str())
+    );
+}
+
+/// `replay` puts a finished event back with a fresh budget, and its next
+/// claim (only that one) is a replay; unfinished, unknown or purged events
+/// are refused.
+pub async fn a_finished_event_is_replayed(store: Arc<dyn InboxStore>) {
+    insert_new(&store, event("evt_replay", b"{\"r\":1}")).await;
+    let k = key("evt_replay");
+    assert!(!store.replay(&k).await.expect("replay failed"), "pending");
+    assert!(
+        !store
+            .replay(&key("evt_unknown"))
+            .await
+            .expect("replay failed")
+    );
+    let first = claim_one(&store).await;
+    assert!(!first.replay);
+    assert!(
+        !store.replay(&k).await.expect("replay failed"),
+        "processing"
+    );
+    assert!(
+        store
+            .complete(&k, first.fence)
+            .await
+            .expect("complete failed")
+    );
+    assert!(store.replay(&k).await.expect("replay failed"), "succeeded");
+    let replayed = record(&store, "evt_replay").await;
+    assert_eq!(
+        (replayed.status, replayed.attempts),
+        (EventStatus::Pending, 0)
+    );
+    assert!(
+        !store.replay(&k).await.expect("replay failed"),
+        "a replayed event is pending again"
+    );
+    let second = claim_one(&store).await;
+    assert!(second.replay, "the claim after a replay says so");
+    assert_eq!(second.attempt, 1);
+    assert_eq!(second.body, Bytes::from_static(b"{\"r\":1}"));
+    assert!(
+        store
+            .retry(&k, second.fence, Duration::ZERO, "again")
+            .await
+            .expect("retry failed")
+    );
+    let third = claim_one(&store).await;
+    assert!(!third.replay, "the replay flag is consumed by one claim");
+    assert!(
+        store
+            .kill(&k, third.fence, "gave up")
+            .await
+            .expect("kill failed")
+    );
+    let history = record(&store, "evt_replay").await.history;
+    assert_eq!(
+        history.iter().map(|a| a.replay).collect::<Vec<_>>(),
+        [false, true, false]
+    );
+    assert_fences_rise(&history);
+    // Dead events are replayed too, unless their payload was purged.
+    let future = SystemTime::now() + Duration::from_secs(3_600);
+    let past = SystemTime::now() - Duration::from_secs(3_600);
+    assert_eq!(
+        store
+            .purge(past, future)
+            .await
+            .expect("purge failed")
+            .payloads,
+        1
+    );
+    assert!(
+        !store.replay(&k).await.expect("replay failed"),
+        "no payload to replay"
+    );
+    insert_new(&store, event("evt_replay_dead", b"{}")).await;
+    let claimed = claim_one(&store).await;
+    let dead = key("evt_replay_dead");
+    assert!(
+        store
+            .kill(&dead, claimed.fence, "gave up")
+            .await
+            .expect("kill failed")
+    );
+    assert!(store.replay(&dead).await.expect("replay failed"), "dead");
+    assert!(claim_one(&store).await.replay);
+}
+
+/// `requeue_matching` requeues the dead events a selection matches (1,000
+/// of them here), oldest arrival first, up to its limit, and nothing else.
+pub async fn requeue_matching_requeues_only_the_selection(store: Arc<dyn InboxStore>) {
+    let base = 1_700_000_000;
+    let mut news = Vec::new();
+    for i in 0..1_000_u64 {
+        news.push(NewEvent {
+            key: key(&format!("evt_bulk_{i:04}")),
+            received_at: at_second(base + i),
+            ..event("", b"{}")
+        });
+    }
+    // The same error in another namespace, another error in this one, and a
+    // pending event: none of them selected.
+    for (namespace, id) in [("conf_other", "evt_other"), ("conf", "evt_fatal")] {
+        news.push(NewEvent {
+            key: EventKey::new(namespace, id),
+            received_at: at_second(base - 10),
+            ..event("", b"{}")
+        });
+    }
+    let inserts: Vec<_> = news
+        .into_iter()
+        .map(|new| {
+            let store = store.clone();
+            tokio::spawn(async move { insert_retrying(&store, new).await })
+        })
+        .collect();
+    for insert in inserts {
+        assert_eq!(insert.await.expect("insert task panicked"), Inserted::New);
+    }
+    let claimed = store.claim(by_hand(2_000)).await.expect("claim failed");
+    assert_eq!(claimed.len(), 1_002);
+    let kills: Vec<_> = claimed
+        .into_iter()
+        .map(|claimed| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let error = if claimed.key.event_id == "evt_fatal" {
+                    "malformed payload"
+                } else {
+                    "upstream answered 503 Service Unavailable"
+                };
+                store.kill(&claimed.key, claimed.fence, error).await
+            })
+        })
+        .collect();
+    for kill in kills {
+        assert!(
+            kill.await
+                .expect("kill task panicked")
+                .expect("kill failed")
+        );
+    }
+    insert_new(&store, event("evt_waiting", b"{}")).await;
+
+    let selection = Selection::new(400).namespace("conf").error_contains("503");
+    assert_eq!(
+        store
+            .requeue_matching(&selection)
+            .await
+            .expect("requeue_matching failed"),
+        400,
+        "the limit is honoured"
+    );
+    assert_eq!(
+        record(&store, "evt_bulk_0000").await.status,
+        EventStatus::Pending
+    );
+    assert_eq!(
+        record(&store, "evt_bulk_0399").await.status,
+        EventStatus::Pending
+    );
+    assert_eq!(
+        record(&store, "evt_bulk_0400").await.status,
+        EventStatus::Dead,
+        "oldest arrival first"
+    );
+    let selection = Selection {
+        limit: 10_000,
+        ..selection
+    };
+    assert_eq!(
+        store
+            .requeue_matching(&selection)
+            .await
+            .expect("requeue_matching failed"),
+        600
+    );
+    assert_eq!(
+        store
+            .requeue_matching(&selection)
+            .await
+            .expect("requeue_matching failed"),
+        0,
+        "nothing dead is left in the selection"
+    );
+    let requeued = record(&store, "evt_bulk_0999").await;
+    assert_eq!(
+        (requeued.status, requeued.attempts),
+        (EventStatus::Pending, 0)
+    );
+    assert!(requeued.next_attempt_at.is_some());
+    let other = store
+        .get(&EventKey::new("conf_other", "evt_other"))
+        .await
+        .expect("get failed")
+        .expect("recorded");
+    assert_eq!(other.status, EventStatus::Dead, "another namespace");
+    assert_eq!(record(&store, "evt_fatal").await.status, EventStatus::Dead);
+    assert_eq!(
+        store.pending_count().await.expect("pending_count failed"),
+        1_001
+    );
+    // A time range selects too: [after, before).
+    let selection = Selection::new(100)
+        .received_between(at_second(base - 10), at_second(base - 9))
+        .error_contains("malformed");
+    assert_eq!(
+        store
+            .requeue_matching(&selection)
+            .await
+            .expect("requeue_matching failed"),
+        1
+    );
+    assert_eq!(
+        record(&store, "evt_fatal").await.status,
+        EventStatus::Pending
+    );
+}
+
+/// `replay_matching` replays the finished events a selection matches,
+/// oldest first, up to its limit; each next claim is a replay.
+pub async fn replay_matching_replays_only_the_selection(store: Arc<dyn InboxStore>) {
+    let base = 1_700_000_000;
+    let ids = ["evt_rm_ok", "evt_rm_dead", "evt_rm_late", "evt_rm_open"];
+    for (i, id) in ids.iter().enumerate() {
+        insert_new(
+            &store,
+            NewEvent {
+                received_at: at_second(base + 10 * i as u64),
+                ..event(id, b"{}")
+            },
+        )
+        .await;
+    }
+    insert_new(
+        &store,
+        NewEvent {
+            key: EventKey::new("conf_other", "evt_rm_other"),
+            received_at: at_second(base),
+            ..event("", b"{}")
+        },
+    )
+    .await;
+    let claimed = store.claim(by_hand(10)).await.expect("claim failed");
+    assert_eq!(claimed.len(), 5);
+    for claimed in &claimed {
+        let ok = match claimed.key.event_id.as_str() {
+            "evt_rm_open" => continue,
+            "evt_rm_dead" => store.kill(&claimed.key, claimed.fence, "gave up").await,
+            _ => store.complete(&claimed.key, claimed.fence).await,
+        };
+        assert!(ok.expect("exit failed"));
+    }
+    // evt_rm_open stays processing: not finished, never replayed.
+    let window = Selection::new(100)
+        .namespace("conf")
+        .received_between(at_second(base), at_second(base + 20));
+    assert_eq!(
+        store
+            .replay_matching(&Selection {
+                limit: 1,
+                ..window.clone()
+            })
+            .await
+            .expect("replay_matching failed"),
+        1,
+        "the limit is honoured"
+    );
+    assert_eq!(
+        record(&store, "evt_rm_ok").await.status,
+        EventStatus::Pending
+    );
+    assert_eq!(
+        record(&store, "evt_rm_dead").await.status,
+        EventStatus::Dead
+    );
+    assert_eq!(
+        store
+            .replay_matching(&window)
+            .await
+            .expect("replay_matching failed"),
+        1
+    );
+    assert_eq!(
+        record(&store, "evt_rm_late").await.status,
+        EventStatus::Succeeded
+    );
+    assert_eq!(
+        store
+            .get(&EventKey::new("conf_other", "evt_rm_other"))
+            .await
+            .expect("get failed")
+            .expect("recorded")
+            .status,
+        EventStatus::Succeeded
+    );
+    let replays = store.claim(by_hand(10)).await.expect("claim failed");
+    let mut replayed: Vec<_> = replays
+        .iter()
+        .map(|claimed| {
+            (
+                claimed.key.event_id.as_str(),
+                claimed.replay,
+                claimed.attempt,
+            )
+        })
+        .collect();
+    replayed.sort_unstable();
+    assert_eq!(replayed, [("evt_rm_dead", true, 1), ("evt_rm_ok", true, 1)]);
+    // Errors select finished events too.
+    for claimed in &replays {
+        assert!(
+            store
+                .kill(&claimed.key, claimed.fence, "schema mismatch")
+                .await
+                .expect("kill failed")
+        );
+    }
+    let by_error = Selection::new(100).error_contains("schema");
+    assert_eq!(
+        store
+            .replay_matching(&by_error)
+            .await
+            .expect("replay_matching failed"),
+        2
+    );
+}
+
+/// `counts` tells the events in each status and the arrival of the oldest
+/// pending one.
+pub async fn counts_tell_each_status_and_the_oldest_pending(store: Arc<dyn InboxStore>) {
+    let empty = store.counts().await.expect("counts failed");
+    assert_eq!(
+        (empty.pending, empty.processing, empty.succeeded, empty.dead),
+        (0, 0, 0, 0)
+    );
+    assert_eq!(empty.oldest_pending, None);
+    let base = 1_700_000_000;
+    let finish = [("evt_c_ok", true), ("evt_c_dead", false)];
+    for (id, ok) in finish {
+        insert_new(&store, event(id, b"{}")).await;
+        let claimed = claim_one(&store).await;
+        let done = if ok {
+            store.complete(&claimed.key, claimed.fence).await
+        } else {
+            store.kill(&claimed.key, claimed.fence, "gave up").await
+        };
+        assert!(done.expect("exit failed"));
+    }
+    insert_new(&store, event("evt_c_running", b"{}")).await;
+    claim_one(&store).await;
+    for (id, secs) in [
+        ("evt_c_new", base + 50),
+        ("evt_c_old", base),
+        ("evt_c_mid", base + 5),
+    ] {
+        insert_new(
+            &store,
+            NewEvent {
+                received_at: at_second(secs),
+                ..event(id, b"{}")
+            },
+        )
+        .await;
+    }
+    let counts = store.counts().await.expect("counts failed");
+    assert_eq!(
+        (
+            counts.pending,
+            counts.processing,
+            counts.succeeded,
+            counts.dead
+        ),
+        (3, 1, 1, 1)
+    );
+    assert_eq!(counts.oldest_pending, Some(at_second(base)));
+    let claimed = claim_one(&store).await;
+    let counts = store.counts().await.expect("counts failed");
+    assert_eq!((counts.pending, counts.processing), (2, 2));
+    // Claims go by due time, not by arrival: the oldest pending arrival is
+    // whichever of the three is left.
+    let left: Vec<_> = [
+        ("evt_c_old", base),
+        ("evt_c_mid", base + 5),
+        ("evt_c_new", base + 50),
+    ]
+    .into_iter()
+    .filter(|(id, _)| *id != claimed.key.event_id)
+    .collect();
+    assert_eq!(counts.oldest_pending, Some(at_second(left[0].1)));
+}
+
 /// Generates one `#[tokio::test]` per inbox property; see the
 /// [`conformance`](crate::inbox::conformance) module.
 #[macro_export]
@@ -783,6 +1407,15 @@ macro_rules! inbox_store_conformance {
             a_windowed_signature_expires
             an_unwindowed_signature_lives_until_its_event_is_purged
             one_signature_under_20_ids_admits_one
+            the_traceparent_round_trips
+            the_history_records_fail_fail_succeed
+            the_history_continues_after_a_requeue
+            an_expired_lease_is_recorded_as_expired
+            the_history_keeps_the_last_max_history_attempts
+            a_finished_event_is_replayed
+            requeue_matching_requeues_only_the_selection
+            replay_matching_replays_only_the_selection
+            counts_tell_each_status_and_the_oldest_pending
         );
     };
     (@each $attrs:tt $make:tt $($name:ident)*) => {$(
