@@ -67,6 +67,15 @@ use crate::clock::{Clock, SystemClock};
 /// the event; [`purge`](InboxStore::purge) deletes the expired ones and
 /// those of the events it deletes.
 ///
+/// **Attempt history.** Each claim starts an attempt in a third table,
+/// `{table}_attempts` (keyed by namespace, event id and fence), in the
+/// claim's transaction; every exit from `processing` ends it in its own,
+/// and the table keeps the most recent [`MAX_HISTORY`] per event.
+/// [`get`](InboxStore::get) reads the record and its history in one read
+/// transaction; [`counts`](InboxStore::counts) reads the `(status,
+/// received_at)` index only. A file made by an earlier version gains the
+/// missing columns and tables when it is opened.
+///
 /// A row that cannot be read back (an unknown status, unparsable headers) is
 /// an error ([`StoreError::Backend`], naming the column), never a default.
 ///
@@ -113,7 +122,7 @@ const DEFAULT_QUEUE_CAPACITY: usize = 4_096;
 impl SqliteInboxBuilder {
     /// The table name (ASCII letters, digits and `_`, at most 48 bytes).
     /// Default `webhook_inbox`. The signature records go in
-    /// `{table}_signatures`.
+    /// `{table}_signatures`, the attempt history in `{table}_attempts`.
     pub fn table(mut self, table: impl Into<String>) -> Self {
         self.table = table.into();
         self
@@ -1127,16 +1136,21 @@ impl InboxStore for SqliteInbox {
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
         let key = key.clone();
         self.read(move |connection, sql| {
-            // One read transaction: the record and its history agree.
-            let snapshot = connection.unchecked_transaction()?;
-            let Some(mut record) = snapshot
+            // One read transaction, so the record and its history agree (an
+            // in-memory database reads on the writer, already in one).
+            let _snapshot = if connection.is_autocommit() {
+                Some(connection.unchecked_transaction()?)
+            } else {
+                None
+            };
+            let Some(mut record) = connection
                 .prepare_cached(&sql.get)?
                 .query_row(params![key.namespace, key.event_id], to_record)
                 .optional()?
             else {
                 return Ok(None);
             };
-            record.history = snapshot
+            record.history = connection
                 .prepare_cached(&sql.history)?
                 .query_map(params![key.namespace, key.event_id], to_attempt)?
                 .collect::<rusqlite::Result<_>>()?;
