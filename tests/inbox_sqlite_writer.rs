@@ -668,3 +668,118 @@ async fn purge_deletes_the_signature_records_that_are_over() {
         "a window outlives its event"
     );
 }
+
+/// A file made by an earlier version (no `traceparent`, no `replay_next`, no
+/// attempts table) opens: its events are claimed, and gain a history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_from_an_earlier_version_is_migrated_on_open() {
+    let path = fresh_path("migrate");
+    raw(
+        &path,
+        &format!(
+            "CREATE TABLE {TABLE} (
+                 namespace TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL,
+                 body BLOB, body_hash BLOB NOT NULL, headers TEXT NOT NULL,
+                 received_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, due_at INTEGER NOT NULL,
+                 attempts INTEGER NOT NULL DEFAULT 0, fence INTEGER NOT NULL DEFAULT 0,
+                 last_error TEXT, PRIMARY KEY (namespace, event_id));
+             INSERT INTO {TABLE} (namespace, event_id, status, body, body_hash, headers,
+                                  received_at, updated_at, due_at, fence)
+             VALUES ('writer', 'evt_old', 'pending', x'7b7d', x'00', '[]', 1000, 1000, 1000, 4);"
+        ),
+    );
+    let inbox = SqliteInbox::open(&path)
+        .await
+        .expect("open an earlier file");
+    let counts = inbox.counts().await.unwrap();
+    assert_eq!(counts.pending, 1);
+    assert_eq!(
+        counts.oldest_pending,
+        Some(UNIX_EPOCH + Duration::from_secs(1))
+    );
+    let options = ClaimOptions {
+        limit: 10,
+        lease: Duration::from_secs(60),
+        max_attempts: 5,
+    };
+    let claimed = inbox.claim(options).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        (claimed[0].fence, claimed[0].traceparent.as_deref()),
+        (5, None)
+    );
+    assert!(!claimed[0].replay);
+    assert!(inbox.complete(&key("evt_old"), 5).await.unwrap());
+    let record = inbox.get(&key("evt_old")).await.unwrap().unwrap();
+    assert_eq!(record.history.len(), 1);
+    assert_eq!(record.history[0].fence, 5);
+    drop(inbox);
+    // Opening it again changes nothing.
+    let inbox = SqliteInbox::open(&path).await.expect("open again");
+    let record = inbox.get(&key("evt_old")).await.unwrap().unwrap();
+    assert_eq!(record.history.len(), 1);
+}
+
+/// Purging an event deletes its attempts with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purging_an_event_deletes_its_attempts() {
+    let path = fresh_path("purge-attempts");
+    let inbox = SqliteInbox::open(&path).await.unwrap();
+    let options = ClaimOptions {
+        limit: 10,
+        lease: Duration::from_secs(60),
+        max_attempts: 5,
+    };
+    for id in ["evt_gone", "evt_kept"] {
+        assert_eq!(inbox.insert(event(id)).await.unwrap(), Inserted::New);
+    }
+    for claimed in inbox.claim(options).await.unwrap() {
+        if claimed.key.event_id == "evt_gone" {
+            assert!(inbox.complete(&claimed.key, claimed.fence).await.unwrap());
+        }
+    }
+    let future = SystemTime::now() + Duration::from_secs(3_600);
+    assert_eq!(inbox.purge(future, future).await.unwrap().events, 1);
+    let connection = Connection::open(&path).unwrap();
+    let left: Vec<String> = connection
+        .prepare(&format!("SELECT event_id FROM {TABLE}_attempts"))
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(left, ["evt_kept"]);
+}
+
+/// The searches `counts` makes read a range of an index, not the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_read_an_index() {
+    let path = fresh_path("counts-plan");
+    let inbox = SqliteInbox::open(&path).await.unwrap();
+    assert_eq!(inbox.counts().await.unwrap().pending, 0);
+    let connection = Connection::open(&path).unwrap();
+    let plan: Vec<String> = connection
+        .prepare(&format!(
+            "EXPLAIN QUERY PLAN SELECT (SELECT count(*) FROM {TABLE} WHERE status = 'dead'),
+                 (SELECT min(received_at) FROM {TABLE} WHERE status = 'pending')"
+        ))
+        .unwrap()
+        .query_map([], |row| row.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let searches = plan
+        .iter()
+        .filter(|step| {
+            step.starts_with("SEARCH")
+                && step.contains(&format!("COVERING INDEX {TABLE}_status_received"))
+        })
+        .count();
+    assert_eq!(searches, 2, "{plan:?}");
+    assert!(
+        !plan
+            .iter()
+            .any(|step| step.starts_with(&format!("SCAN {TABLE}"))),
+        "{plan:?}"
+    );
+}

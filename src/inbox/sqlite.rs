@@ -14,8 +14,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use super::store::{
-    ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
-    ListFilter, NewEvent, Purged, StoreError,
+    Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
+    InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, Purged, Selection, StatusCounts,
+    StoreError,
 };
 use crate::backend::sql::sqlite::{
     configure_durable, duration_millis, millis, time, validate_table,
@@ -66,6 +67,15 @@ use crate::clock::{Clock, SystemClock};
 /// the event; [`purge`](InboxStore::purge) deletes the expired ones and
 /// those of the events it deletes.
 ///
+/// **Attempt history.** Each claim starts an attempt in a third table,
+/// `{table}_attempts` (keyed by namespace, event id and fence), in the
+/// claim's transaction; every exit from `processing` ends it in its own,
+/// and the table keeps the most recent [`MAX_HISTORY`] per event.
+/// [`get`](InboxStore::get) reads the record and its history in one read
+/// transaction; [`counts`](InboxStore::counts) reads the `(status,
+/// received_at)` index only. A file made by an earlier version gains the
+/// missing columns and tables when it is opened.
+///
 /// A row that cannot be read back (an unknown status, unparsable headers) is
 /// an error ([`StoreError::Backend`], naming the column), never a default.
 ///
@@ -112,7 +122,7 @@ const DEFAULT_QUEUE_CAPACITY: usize = 4_096;
 impl SqliteInboxBuilder {
     /// The table name (ASCII letters, digits and `_`, at most 48 bytes).
     /// Default `webhook_inbox`. The signature records go in
-    /// `{table}_signatures`.
+    /// `{table}_signatures`, the attempt history in `{table}_attempts`.
     pub fn table(mut self, table: impl Into<String>) -> Self {
         self.table = table.into();
         self
@@ -503,9 +513,15 @@ impl Writer {
 fn open_writer(path: &Path, table: &str, busy_timeout: Duration) -> Result<Connection, StoreError> {
     let connection = Connection::open(path).map_err(StoreError::unavailable)?;
     configure_durable(&connection, busy_timeout).map_err(StoreError::backend)?;
-    connection
-        .execute_batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {table} (
+    create_tables(&connection, table).map_err(StoreError::backend)?;
+    Ok(connection)
+}
+
+/// Creates the tables and indexes, and brings a file made by an earlier
+/// version up to date (the columns and the attempts table it lacks).
+fn create_tables(connection: &Connection, table: &str) -> rusqlite::Result<()> {
+    connection.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
                  namespace   TEXT    NOT NULL,
                  event_id    TEXT    NOT NULL,
                  status      TEXT    NOT NULL,
@@ -518,6 +534,8 @@ fn open_writer(path: &Path, table: &str, busy_timeout: Duration) -> Result<Conne
                  attempts    INTEGER NOT NULL DEFAULT 0,
                  fence       INTEGER NOT NULL DEFAULT 0,
                  last_error  TEXT,
+                 traceparent TEXT,
+                 replay_next INTEGER NOT NULL DEFAULT 0,
                  PRIMARY KEY (namespace, event_id)
              );
              CREATE INDEX IF NOT EXISTS {table}_due ON {table} (status, due_at);
@@ -533,9 +551,39 @@ fn open_writer(path: &Path, table: &str, busy_timeout: Duration) -> Result<Conne
                  ON {table}_signatures (namespace, event_id);
              CREATE INDEX IF NOT EXISTS {table}_signatures_expiry
                  ON {table}_signatures (expires_at);"
-        ))
-        .map_err(StoreError::backend)?;
-    Ok(connection)
+    ))?;
+    for (column, definition) in [
+        ("traceparent", "TEXT"),
+        ("replay_next", "INTEGER NOT NULL DEFAULT 0"),
+    ] {
+        let present: bool = connection.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            params![table, column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            connection.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    // The attempts of each event, keyed by its fence (one per claim), and
+    // the index `counts` reads instead of the table.
+    connection.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {table}_attempts (
+             namespace  TEXT    NOT NULL,
+             event_id   TEXT    NOT NULL,
+             fence      INTEGER NOT NULL,
+             number     INTEGER NOT NULL,
+             started_at INTEGER NOT NULL,
+             ended_at   INTEGER,
+             outcome    TEXT,
+             error      TEXT,
+             replay     INTEGER NOT NULL DEFAULT 0,
+             PRIMARY KEY (namespace, event_id, fence)
+         );
+         CREATE INDEX IF NOT EXISTS {table}_status_received ON {table} (status, received_at);"
+    ))
 }
 
 fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
@@ -570,12 +618,26 @@ struct Sql {
     purge_events: String,
     purge_expired_signatures: String,
     purge_payloads: String,
+    /// Ends the running attempt of a claim: ?1 now, ?2 outcome, ?3 error,
+    /// ?4 namespace, ?5 event id, ?6 fence.
+    end_attempt: String,
+    /// Ends the running attempts of the processing events whose lease
+    /// expired at ?1.
+    expire_attempts: String,
+    start_attempt: String,
+    trim_attempts: String,
+    clear_replay: String,
+    history: String,
+    purge_attempts_of_events: String,
+    replay: String,
+    requeue_matching: String,
+    replay_matching: String,
+    counts: String,
     table: String,
 }
 
 /// The columns [`to_record`] reads; `list` puts `NULL` in place of the body.
-const RECORD_COLUMNS: &str =
-    "namespace, event_id, status, attempts, received_at, updated_at, due_at, last_error";
+const RECORD_COLUMNS: &str = "namespace, event_id, status, attempts, received_at, updated_at, due_at, last_error, traceparent";
 
 const FINISHED: &str = "status IN ('succeeded', 'dead')";
 
@@ -587,10 +649,26 @@ impl Sql {
             )
         };
         let s = format!("{t}_signatures");
+        let a = format!("{t}_attempts");
+        // A bulk change of the events in a selection (?2 namespace, ?3
+        // received at or after, ?4 received before, ?5 error text, ?6 limit),
+        // oldest arrival first.
+        let matching = |which: &str, set: &str| {
+            format!(
+                "UPDATE {t} SET status = 'pending', attempts = 0, due_at = ?1, updated_at = ?1, {set}
+                 WHERE rowid IN (SELECT rowid FROM {t}
+                     WHERE {which} AND body IS NOT NULL
+                       AND (?2 IS NULL OR namespace = ?2)
+                       AND (?3 IS NULL OR received_at >= ?3)
+                       AND (?4 IS NULL OR received_at < ?4)
+                       AND (?5 IS NULL OR instr(last_error, ?5) > 0)
+                     ORDER BY received_at LIMIT ?6)"
+            )
+        };
         Self {
             insert: format!(
-                "INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers, received_at, updated_at, due_at)
-                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT (namespace, event_id) DO NOTHING"
+                "INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers, received_at, updated_at, due_at, traceparent)
+                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?7, ?8) ON CONFLICT (namespace, event_id) DO NOTHING"
             ),
             body_hash: format!("SELECT body_hash FROM {t} WHERE namespace = ?1 AND event_id = ?2"),
             // The holder, whether its record is live at ?3 (a windowed record
@@ -616,7 +694,7 @@ impl Sql {
                      due_at = ?1 + ?2, updated_at = ?1
                  WHERE rowid IN (SELECT rowid FROM {t} WHERE status IN ('pending', 'processing') AND due_at <= ?1
                                  ORDER BY due_at LIMIT ?3)
-                 RETURNING namespace, event_id, body, headers, received_at, attempts, fence"
+                 RETURNING namespace, event_id, body, headers, received_at, attempts, fence, traceparent, replay_next"
             ),
             heartbeat: exit("due_at = ?1 + ?5"),
             complete: exit("status = 'succeeded'"),
@@ -646,6 +724,48 @@ impl Sql {
             purge_expired_signatures: format!("DELETE FROM {s} WHERE expires_at <= ?1"),
             purge_payloads: format!(
                 "UPDATE {t} SET body = NULL WHERE {FINISHED} AND received_at < ?1 AND body IS NOT NULL"
+            ),
+            end_attempt: format!(
+                "UPDATE {a} SET ended_at = ?1, outcome = ?2, error = ?3
+                 WHERE namespace = ?4 AND event_id = ?5 AND fence = ?6 AND outcome IS NULL"
+            ),
+            expire_attempts: format!(
+                "UPDATE {a} SET ended_at = ?1, outcome = 'expired'
+                 WHERE outcome IS NULL AND (namespace, event_id, fence) IN
+                     (SELECT namespace, event_id, fence FROM {t} WHERE status = 'processing' AND due_at <= ?1)"
+            ),
+            start_attempt: format!(
+                "INSERT OR REPLACE INTO {a} (namespace, event_id, fence, number, started_at, replay)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            ),
+            trim_attempts: format!(
+                "DELETE FROM {a} WHERE namespace = ?1 AND event_id = ?2 AND fence <= ?3"
+            ),
+            clear_replay: format!(
+                "UPDATE {t} SET replay_next = 0 WHERE namespace = ?1 AND event_id = ?2"
+            ),
+            history: format!(
+                "SELECT number, fence, started_at, ended_at, outcome, error, replay FROM {a}
+                 WHERE namespace = ?1 AND event_id = ?2 ORDER BY fence"
+            ),
+            purge_attempts_of_events: format!(
+                "DELETE FROM {a} WHERE (namespace, event_id) IN
+                     (SELECT namespace, event_id FROM {t} WHERE {FINISHED} AND received_at < ?1)"
+            ),
+            replay: format!(
+                "UPDATE {t} SET status = 'pending', attempts = 0, due_at = ?1, updated_at = ?1, replay_next = 1
+                 WHERE namespace = ?2 AND event_id = ?3 AND {FINISHED} AND body IS NOT NULL"
+            ),
+            requeue_matching: matching("status = 'dead'", "replay_next = replay_next"),
+            replay_matching: matching(FINISHED, "replay_next = 1"),
+            // Five searches of the (status, received_at) index, never the
+            // table; the oldest pending arrival is the first entry of its range.
+            counts: format!(
+                "SELECT (SELECT count(*) FROM {t} WHERE status = 'pending'),
+                        (SELECT count(*) FROM {t} WHERE status = 'processing'),
+                        (SELECT count(*) FROM {t} WHERE status = 'succeeded'),
+                        (SELECT count(*) FROM {t} WHERE status = 'dead'),
+                        (SELECT min(received_at) FROM {t} WHERE status = 'pending')"
             ),
             table: t.to_owned(),
         }
@@ -683,8 +803,8 @@ fn to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
         updated_at: time(row.get(5)?),
         next_attempt_at: (status == EventStatus::Pending).then(|| time(due_at)),
         last_error: row.get(7)?,
-        body: row.get::<_, Option<Vec<u8>>>(8)?.map(Bytes::from),
-        traceparent: None,
+        traceparent: row.get(8)?,
+        body: row.get::<_, Option<Vec<u8>>>(9)?.map(Bytes::from),
         history: Vec::new(),
     })
 }
@@ -719,6 +839,71 @@ fn admit_signature(
     }
 }
 
+/// Ends the running attempt of the claim `fence` of `key`.
+fn end_attempt(
+    connection: &Connection,
+    sql: &Sql,
+    key: &EventKey,
+    fence: u64,
+    now: i64,
+    outcome: AttemptOutcome,
+    error: Option<&str>,
+) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(&sql.end_attempt)?
+        .execute(params![
+            now,
+            outcome.as_str(),
+            error,
+            key.namespace,
+            key.event_id,
+            fence as i64
+        ])?;
+    Ok(())
+}
+
+fn to_attempt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Attempt> {
+    let started = Attempt::new(
+        row.get(0)?,
+        row.get::<_, i64>(1)? as u64,
+        time(row.get(2)?),
+        row.get(6)?,
+    );
+    let outcome: Option<String> = row.get(4)?;
+    Ok(match outcome {
+        None => started,
+        Some(outcome) => {
+            let outcome =
+                AttemptOutcome::parse(&outcome).ok_or_else(|| unreadable(4, "outcome"))?;
+            let ended_at: Option<i64> = row.get(3)?;
+            let ended_at = ended_at.ok_or_else(|| unreadable(3, "ended_at"))?;
+            started.ended(time(ended_at), outcome, row.get(5)?)
+        }
+    })
+}
+
+/// Binds a selection's conditions (from ?2) and runs a bulk change.
+fn change_matching(
+    connection: &Connection,
+    statement: &str,
+    selection: &Selection,
+    now: i64,
+) -> rusqlite::Result<u64> {
+    let limit = selection.limit.min(MAX_BULK) as i64;
+    let changed = connection.prepare_cached(statement)?.execute(params![
+        now,
+        selection.namespace,
+        selection.received_after.map(millis),
+        selection.received_before.map(millis),
+        selection.error_contains,
+        limit
+    ])?;
+    Ok(changed as u64)
+}
+
+/// The most events one bulk call changes.
+const MAX_BULK: usize = 10_000;
+
 #[async_trait]
 impl InboxStore for SqliteInbox {
     fn is_durable(&self) -> bool {
@@ -744,7 +929,8 @@ impl InboxStore for SqliteInbox {
                 hash,
                 headers,
                 received_at,
-                now
+                now,
+                event.traceparent
             ])?;
             if inserted == 1 {
                 return Ok(Inserted::New);
@@ -764,6 +950,9 @@ impl InboxStore for SqliteInbox {
         let limit = i64::try_from(options.limit).unwrap_or(i64::MAX);
         self.write(move |connection, sql, now| {
             connection
+                .prepare_cached(&sql.expire_attempts)?
+                .execute(params![now])?;
+            connection
                 .prepare_cached(&sql.expire)?
                 .execute(params![now, options.max_attempts])?;
             let mut claim = connection.prepare_cached(&sql.claim)?;
@@ -778,11 +967,31 @@ impl InboxStore for SqliteInbox {
                     received_at: time(row.get(4)?),
                     attempt: row.get(5)?,
                     fence: row.get::<_, i64>(6)? as u64,
-                    traceparent: None,
-                    replay: false,
+                    traceparent: row.get(7)?,
+                    replay: row.get(8)?,
                 })
             })?;
-            rows.collect()
+            let claimed: Vec<ClaimedEvent> = rows.collect::<rusqlite::Result<_>>()?;
+            let mut start = connection.prepare_cached(&sql.start_attempt)?;
+            let mut trim = connection.prepare_cached(&sql.trim_attempts)?;
+            let mut clear = connection.prepare_cached(&sql.clear_replay)?;
+            for event in &claimed {
+                let (namespace, event_id) = (&event.key.namespace, &event.key.event_id);
+                let fence = event.fence as i64;
+                start.execute(params![
+                    namespace,
+                    event_id,
+                    fence,
+                    event.attempt,
+                    now,
+                    event.replay
+                ])?;
+                trim.execute(params![namespace, event_id, fence - MAX_HISTORY as i64])?;
+                if event.replay {
+                    clear.execute(params![namespace, event_id])?;
+                }
+            }
+            Ok(claimed)
         })
         .await
     }
@@ -816,6 +1025,17 @@ impl InboxStore for SqliteInbox {
                 key.event_id,
                 fence as i64
             ])?;
+            if changed == 1 {
+                end_attempt(
+                    connection,
+                    sql,
+                    &key,
+                    fence,
+                    now,
+                    AttemptOutcome::Succeeded,
+                    None,
+                )?;
+            }
             Ok(changed == 1)
         })
         .await
@@ -838,6 +1058,17 @@ impl InboxStore for SqliteInbox {
                 delay,
                 error
             ])?;
+            if changed == 1 {
+                end_attempt(
+                    connection,
+                    sql,
+                    &key,
+                    fence,
+                    now,
+                    AttemptOutcome::Failed,
+                    Some(&error),
+                )?;
+            }
             Ok(changed == 1)
         })
         .await
@@ -853,6 +1084,17 @@ impl InboxStore for SqliteInbox {
                 fence as i64,
                 error
             ])?;
+            if changed == 1 {
+                end_attempt(
+                    connection,
+                    sql,
+                    &key,
+                    fence,
+                    now,
+                    AttemptOutcome::Dead,
+                    Some(&error),
+                )?;
+            }
             Ok(changed == 1)
         })
         .await
@@ -867,6 +1109,17 @@ impl InboxStore for SqliteInbox {
                 key.event_id,
                 fence as i64
             ])?;
+            if changed == 1 {
+                end_attempt(
+                    connection,
+                    sql,
+                    &key,
+                    fence,
+                    now,
+                    AttemptOutcome::GivenBack,
+                    None,
+                )?;
+            }
             Ok(changed == 1)
         })
         .await
@@ -888,10 +1141,25 @@ impl InboxStore for SqliteInbox {
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
         let key = key.clone();
         self.read(move |connection, sql| {
-            connection
+            // One read transaction, so the record and its history agree (an
+            // in-memory database reads on the writer, already in one).
+            let _snapshot = if connection.is_autocommit() {
+                Some(connection.unchecked_transaction()?)
+            } else {
+                None
+            };
+            let Some(mut record) = connection
                 .prepare_cached(&sql.get)?
                 .query_row(params![key.namespace, key.event_id], to_record)
-                .optional()
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            record.history = connection
+                .prepare_cached(&sql.history)?
+                .query_map(params![key.namespace, key.event_id], to_attempt)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(record))
         })
         .await
     }
@@ -935,6 +1203,9 @@ impl InboxStore for SqliteInbox {
             connection
                 .prepare_cached(&sql.purge_signatures_of_events)?
                 .execute(params![events_before])?;
+            connection
+                .prepare_cached(&sql.purge_attempts_of_events)?
+                .execute(params![events_before])?;
             let events = connection
                 .prepare_cached(&sql.purge_events)?
                 .execute(params![events_before])?;
@@ -948,6 +1219,55 @@ impl InboxStore for SqliteInbox {
                 events: events as u64,
                 payloads: payloads as u64,
             })
+        })
+        .await
+    }
+    async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.write(move |connection, sql, now| {
+            let changed = connection.prepare_cached(&sql.replay)?.execute(params![
+                now,
+                key.namespace,
+                key.event_id
+            ])?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn requeue_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
+        let selection = selection.clone();
+        self.write(move |connection, sql, now| {
+            change_matching(connection, &sql.requeue_matching, &selection, now)
+        })
+        .await
+    }
+
+    async fn replay_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
+        let selection = selection.clone();
+        self.write(move |connection, sql, now| {
+            change_matching(connection, &sql.replay_matching, &selection, now)
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<StatusCounts, StoreError> {
+        self.read(|connection, sql| {
+            let count = |row: &rusqlite::Row<'_>, index| {
+                row.get::<_, i64>(index)
+                    .map(|count| u64::try_from(count).unwrap_or(0))
+            };
+            connection
+                .prepare_cached(&sql.counts)?
+                .query_row([], |row| {
+                    Ok(StatusCounts {
+                        pending: count(row, 0)?,
+                        processing: count(row, 1)?,
+                        succeeded: count(row, 2)?,
+                        dead: count(row, 3)?,
+                        oldest_pending: row.get::<_, Option<i64>>(4)?.map(time),
+                    })
+                })
         })
         .await
     }
