@@ -3,7 +3,7 @@
 //! "Official" vectors appear literally in a provider's docs or official SDK
 //! tests (source cited next to each). "Derived" vectors take their inputs from
 //! an official test but their expected value was computed by us
-//! (`/work/notes/derive_vectors.py`): they check consistency, not agreement
+//! (`scripts/vectors/first_wave.py`): they check consistency, not agreement
 //! with the provider. Stripe, Discord and Linear publish no known-answer
 //! vector, so theirs are derived.
 #![cfg(feature = "test-util")]
@@ -60,7 +60,7 @@ mod stripe {
 
     // DERIVED (Stripe publishes no literal signature). Inputs from stripe-node
     // test/Webhook.spec.ts: EVENT_PAYLOAD_STRING, SECRET = 'whsec_test_secret',
-    // timestamp 12345; expected values from /work/notes/derive_vectors.py.
+    // timestamp 12345; expected values from scripts/vectors/first_wave.py.
     const SECRET: &str = "whsec_test_secret";
     const ROLLED_SECRET: &str = "whsec_test_secret_rolled_key";
     const TIMESTAMP: u64 = 12345;
@@ -976,7 +976,7 @@ mod discord {
 
     // DERIVED (Discord's SDK tests generate a key pair on every run). Key: RFC 8032
     // §7.1 TEST 1; body: discord-interactions-js src/__tests__ pingRequestBody;
-    // expected signature from /work/notes/derive_vectors.py (python `cryptography`).
+    // expected signature from scripts/vectors/first_wave.py (python `cryptography`).
     const SEED_HEX: &str = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60";
     const PUBLIC_KEY_HEX: &str = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
     const TIMESTAMP: u64 = 1700000000;
@@ -1344,7 +1344,7 @@ mod linear {
 
     // DERIVED (Linear's SDK test signs at run time). Inputs from linear/linear
     // packages/sdk/src/_tests/LinearWebhooks.test.ts (secret "SECRET", rawBody =
-    // JSON.stringify(requestBody)); expected value from /work/notes/derive_vectors.py.
+    // JSON.stringify(requestBody)); expected value from scripts/vectors/first_wave.py.
     const SECRET: &str = "SECRET";
     const BODY: &str = r#"{"action":"create","data":{"id":"2174add1-f7c8-44e3-bbf3-2d60b5ea8bc9","createdAt":"2020-01-23T12:53:18.084Z","updatedAt":"2020-01-23T12:53:18.084Z","archivedAt":null,"body":"Indeed, I think this is definitely an improvement over the previous version.","edited":false,"issueId":"539068e2-ae88-4d09-bd75-22eb4a59612f","userId":"aacdca22-6266-4c0a-ab3c-8fa70a26765c"},"type":"Comment","url":"https://linear.app/issue/LIN-1778/foo-bar#comment-77217de3-fb52-4dad-bb9a-b356beb93de8","createdAt":"2020-01-23T12:53:18.084Z","webhookTimestamp":1677611643000}"#;
     const SIGNATURE: &str = "8790fcbbea809950be9198408593c2a13f7591bba6c61adb589f709b5e1b186a";
