@@ -10,6 +10,7 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
 use super::{Namespace, RouteTag, SignatureRecord};
+use crate::idempotency::SignatureClaim;
 use crate::rejection::Rejection;
 use crate::verify::{VerifiedWebhook, VerifyError, is_valid_event_id};
 
@@ -161,6 +162,26 @@ impl Ticket {
     /// `namespace:event-id`, the key of idempotency stores.
     pub(crate) fn key(&self) -> String {
         format!("{}:{}", self.namespace, self.event_id)
+    }
+
+    /// The replay guard's half of [`IdempotencyStore::admit`]: the record
+    /// under `signature_key` (from [`signature_key`](Self::signature_key)),
+    /// held by this event's id for the replay window, or for `event_lifetime`
+    /// (the completed key's retention and lease) when the scheme signs no
+    /// timestamp and the request verifies for ever.
+    ///
+    /// [`IdempotencyStore::admit`]: crate::idempotency::IdempotencyStore::admit
+    pub(crate) fn signature_claim<'a>(
+        &'a self,
+        signature_key: Option<&'a str>,
+        event_lifetime: Duration,
+    ) -> Option<SignatureClaim<'a>> {
+        let record = self.signature.as_ref()?;
+        Some(SignatureClaim {
+            key: signature_key?,
+            event_id: &self.event_id,
+            keep: record.keep.unwrap_or(event_lifetime),
+        })
     }
 
     /// `namespace#sig:<hex>`, the key of the signature record in an

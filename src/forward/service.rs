@@ -16,7 +16,7 @@ use tower_service::Service;
 use super::{ForwardError, Message, Publisher, header};
 use crate::admission::{Routes, Ticket};
 use crate::backend::timed;
-use crate::idempotency::{Claim, FenceToken, IdempotencyStore, SignatureClaim};
+use crate::idempotency::{Claim, FenceToken, IdempotencyStore};
 use crate::rejection::{Rejection, Responder};
 use crate::verify::VerifiedWebhook;
 
@@ -280,19 +280,12 @@ where
             .saturating_mul(2)
             .saturating_add(config.store_timeout),
     );
-    let signature = ticket
-        .signature
-        .as_ref()
-        .zip(signature_key.as_deref())
-        .map(|(record, key)| SignatureClaim {
-            key,
-            event_id: &ticket.event_id,
-            // Without a signed timestamp the request verifies for ever: keep
-            // the record as long as the event's own.
-            keep: record
-                .keep
-                .unwrap_or(config.retention.saturating_add(lease)),
-        });
+    // Without a signed timestamp the request verifies for ever: the record
+    // lives as long as the event's own key.
+    let signature = ticket.signature_claim(
+        signature_key.as_deref(),
+        config.retention.saturating_add(lease),
+    );
     let unavailable = Rejection::StoreUnavailable {
         retry_after: config.unavailable_retry_after,
     };

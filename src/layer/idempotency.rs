@@ -15,7 +15,7 @@ use tower_service::Service;
 use super::{ResponseBody, reject};
 use crate::admission::{Routes, Ticket};
 use crate::backend::timed;
-use crate::idempotency::{Claim, FenceToken, IdempotencyStore, SignatureClaim};
+use crate::idempotency::{Claim, FenceToken, IdempotencyStore};
 use crate::metrics;
 use crate::rejection::{Rejection, Responder};
 use crate::verify::VerifiedWebhook;
@@ -279,19 +279,12 @@ where
     }
     let key = ticket.key();
     let signature_key = ticket.signature_key();
-    let signature = ticket
-        .signature
-        .as_ref()
-        .zip(signature_key.as_deref())
-        .map(|(record, key)| SignatureClaim {
-            key,
-            event_id: &ticket.event_id,
-            // Without a signed timestamp the request verifies for ever: keep
-            // the record as long as the event's own.
-            keep: record
-                .keep
-                .unwrap_or(config.retention.saturating_add(config.lease)),
-        });
+    // Without a signed timestamp the request verifies for ever: the record
+    // lives as long as the event's own key.
+    let signature = ticket.signature_claim(
+        signature_key.as_deref(),
+        config.retention.saturating_add(config.lease),
+    );
 
     let store = &config.store;
     let admitted = timed(
