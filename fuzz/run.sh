@@ -13,7 +13,7 @@
 # New inputs go to fuzz/target/work-corpus/<target> (ignored by git); the
 # committed seeds in fuzz/corpus/<target> are only read. A crash leaves its input
 # in fuzz/artifacts/<target>/ and stops the run with a non-zero status: add it to
-# fuzz/regressions/<target>/ and it becomes a test (tests/fuzz_regressions.rs).
+# fuzz/regressions/<target>/ and it becomes a test (tests/it/fuzz_regressions.rs).
 # Extra arguments after SECONDS go to libFuzzer (e.g. -jobs=2 -workers=2).
 set -euo pipefail
 

@@ -1,7 +1,7 @@
 //! The fuzz harness: the input format and the properties each target checks.
 //!
 //! The fuzz targets in `fuzz_targets/` are one line each, calling [`presets`],
-//! [`generic`] or [`layer`]. `tests/fuzz_regressions.rs` in the main crate
+//! [`generic`] or [`layer`]. `tests/it/fuzz_regressions.rs` in the main crate
 //! includes this file as a module and replays every crash input through the
 //! same functions, so a regression test exercises exactly the fuzzed path.
 //!

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Derived test vectors of the first wave (tests/providers.rs), for the
+"""Derived test vectors of the first wave (tests/it/providers.rs), for the
 presets whose providers publish no literal known-answer vector.
 
 The inputs come from each provider's official SDK tests (cited in
-tests/providers.rs); the expected values are computed here, so they check
+tests/it/providers.rs); the expected values are computed here, so they check
 the presets' consistency with the documented algorithm, not agreement with
 the provider's own output. Run: python3 scripts/vectors/first_wave.py
 (Discord needs the `cryptography` package: pip install cryptography).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Derives the PayPal test vector used in tests/providers_pubkey.rs.
+"""Derives the PayPal test vector used in tests/it/providers_pubkey.rs.
 
 PayPal publishes no signed sample with its certificate, so this signs one
 the way PayPal's SDKs verify it: RSA PKCS#1 v1.5 / SHA-256 over

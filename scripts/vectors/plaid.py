@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Derives the Plaid test vector used in tests/providers_pubkey.rs.
+"""Derives the Plaid test vector used in tests/it/providers_pubkey.rs.
 
 Plaid publishes no signed sample, so this builds one as Plaid's "Verify
 webhooks" reference describes it: a compact JWS with header

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Derives the Google Pub/Sub push test vector used in tests/providers_pubkey.rs.
+"""Derives the Google Pub/Sub push test vector used in tests/it/providers_pubkey.rs.
 
 Google publishes no signed sample, so this builds an OIDC token shaped like
 the ones Pub/Sub push sends (header {"alg":"RS256","kid":...,"typ":"JWT"};

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Makes the test signing key and certificate used by the SNS tests in
-tests/providers_pubkey.rs (the derived half: AWS's own sample messages and
+tests/it/providers_pubkey.rs (the derived half: AWS's own sample messages and
 certificate are the official half).
 
 A self-signed RSA-2048 certificate for `sns.us-east-1.amazonaws.com` and its

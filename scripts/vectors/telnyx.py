@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Derives the Telnyx test vector used in tests/providers_pubkey.rs.
+"""Derives the Telnyx test vector used in tests/it/providers_pubkey.rs.
 
 Telnyx publishes no signed sample, so this signs one the way Telnyx's SDKs
 verify it (Ed25519 over `{telnyx-timestamp}|{raw body}`, base64 signature,

@@ -2,7 +2,7 @@
 //! read timeout, and many such clients do not starve other requests.
 #![cfg(feature = "test-util")]
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -4,11 +4,11 @@
 //! `fuzz/regressions/<target>/`; the seed corpus (`fuzz/corpus/<target>/`) is
 //! replayed too, and must verify.
 //!
-//! `cargo test --test fuzz_regressions -- --ignored write_seed_corpus`
+//! `cargo test --all-features --test it -- --ignored fuzz_regressions::write_seed_corpus`
 //! regenerates the seed corpus.
 #![cfg(all(feature = "test-util", feature = "ed25519"))]
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod harness;
 

@@ -2,7 +2,7 @@
 //! each event handled once, and every way a claim is given back.
 #![cfg(feature = "test-util")]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

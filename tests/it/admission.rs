@@ -7,7 +7,7 @@
 //! genuine event's future id cannot pre-empt that event.
 #![cfg(all(feature = "test-util", feature = "sqlite"))]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -4,6 +4,7 @@
 //! and `TOWER_WEBHOOKS_REDIS_URL` (e.g. `redis://127.0.0.1:6379/`) to run
 //! them; a test without its servers is reported as ignored. Each test uses
 //! its own stream, queue and key prefix, deleted at its end.
+#![cfg(all(feature = "jetstream", feature = "rabbitmq", feature = "redis-stream"))]
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

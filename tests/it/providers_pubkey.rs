@@ -3,7 +3,7 @@
 //! fetched keys, URL pinning before any fetch.
 #![cfg(feature = "test-util")]
 
-mod support;
+use crate::support;
 
 use http::request::Parts;
 use tower_webhooks::clock::FixedClock;

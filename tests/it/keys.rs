@@ -2,7 +2,7 @@
 //! single flight, failures) and per-tenant secrets on one route.
 #![cfg(feature = "test-util")]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -3,7 +3,7 @@
 //! header read timeout. Each test has its own ports and its own SQLite file.
 #![cfg(all(feature = "test-util", feature = "sqlite"))]
 
-mod support;
+use crate::support;
 
 use std::io::Read;
 use std::net::SocketAddr;

@@ -4,8 +4,6 @@
 //! ones and ones on routes that did not enable them are not answered.
 #![cfg(all(feature = "test-util", feature = "ed25519"))]
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

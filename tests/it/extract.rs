@@ -2,7 +2,7 @@
 //! missing, and 400 when the verified body is not the expected JSON.
 #![cfg(all(feature = "axum", feature = "test-util"))]
 
-mod support;
+use crate::support;
 
 use axum::Router;
 use axum::routing::post;

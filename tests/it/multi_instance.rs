@@ -4,7 +4,7 @@
 //! concurrently to both, and every event is handled exactly once in total.
 #![cfg(all(feature = "test-util", feature = "redis", feature = "postgres"))]
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

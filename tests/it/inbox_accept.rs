@@ -2,7 +2,7 @@
 //! (not) recorded, in every situation.
 #![cfg(all(feature = "test-util", feature = "sqlite"))]
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,7 +1,7 @@
 //! The verify layer around a plain `service_fn`: every rejection path, the
 //! body limit, and what is forwarded.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 use std::io;

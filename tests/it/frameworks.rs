@@ -2,7 +2,7 @@
 //! The verify layer inside axum (`route_layer`, no `HandleErrorLayer`) and
 //! inside a plain hyper 1 server, over real connections.
 
-mod support;
+use crate::support;
 
 use std::convert::Infallible;
 

@@ -3,7 +3,7 @@
 //! in any store.
 #![cfg(all(feature = "test-util", feature = "sqlite"))]
 
-mod support;
+use crate::support;
 
 use std::io;
 use std::sync::Arc;

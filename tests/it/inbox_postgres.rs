@@ -78,6 +78,9 @@ impl TestInbox {
             .table(table)
             .pool_size(8)
             .group_commit(group_commit)
+            // Correctness, not speed: a loaded machine must not turn a slow
+            // insert into a failed property (the timeout has its own test).
+            .timeout(Duration::from_secs(30))
             .connect(&url)
             .expect("invalid URL");
         store.migrate().await.expect("migrate failed");

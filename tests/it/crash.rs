@@ -5,7 +5,7 @@
 //! lost.
 #![cfg(all(unix, feature = "test-util", feature = "sqlite"))]
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
