@@ -72,6 +72,8 @@
 //! | `sqlite` | `SqliteStore` and `SqliteInbox`, on an SQLite file |
 //! | `redis` | `RedisStore` |
 //! | `postgres` | `PostgresStore` and `PostgresInbox` |
+//! | `postgres-tls` | `backend::PgTls`: the PostgreSQL backends over TLS (rustls) |
+//! | `bundled-sqlite` (default) | with `sqlite`, SQLite compiled in; off, the system's `libsqlite3` |
 //! | `test-util` | the `testing` module and the store conformance suites |
 //! | `jetstream` | `forward` with `JetStreamPublisher`: verified events to NATS JetStream |
 //! | `rabbitmq` | `forward` with `RabbitMqPublisher`: verified events to RabbitMQ |
@@ -93,7 +95,7 @@
 )]
 
 pub mod admission;
-mod backend;
+pub mod backend;
 pub mod clock;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

@@ -1,13 +1,41 @@
 //! What every store shares, idempotency stores and inbox stores alike: the
-//! error type, calls bounded by a timeout, and the SQL plumbing (identifier
-//! rules, SQLite durability settings, the PostgreSQL pool).
+//! error type ([`StoreError`]), calls bounded by a timeout, the SQL plumbing
+//! (identifier rules, SQLite durability settings, the PostgreSQL pool),
+//! PostgreSQL over TLS (`PgTls`, feature `postgres-tls`), and the client
+//! crates whose types appear in constructors (`deadpool_postgres`,
+//! `tokio_postgres`, `redis`), re-exported so their versions match.
 
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]
 pub(crate) mod pg;
+#[cfg(feature = "postgres-tls")]
+mod pg_tls;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod sql;
+
+#[cfg(feature = "postgres-tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
+pub use self::pg_tls::PgTls;
+
+/// The PostgreSQL pool crate, re-exported so that a pool given to
+/// `with_pool` is built with the same version the crate uses.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use deadpool_postgres;
+/// The Redis client crate, re-exported so that a `ConnectionManager` given to
+/// `with_manager` comes from the version the crate uses.
+#[cfg(any(feature = "redis", feature = "redis-stream"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "redis-stream"))))]
+pub use redis;
+/// rustls, re-exported for [`PgTls::from_rustls`].
+#[cfg(feature = "postgres-tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
+pub use rustls;
+/// The PostgreSQL client crate, re-exported for the same reason.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use tokio_postgres;
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -19,13 +19,24 @@ pub(crate) const DEFAULT_POOL_SIZE: usize = 16;
 /// The longest duration handed to PostgreSQL (about 100 years).
 const MAX_MILLIS: i64 = 100 * 365 * 24 * 3_600 * 1_000;
 
-/// A pool of unencrypted connections to `url`, opened lazily, each step
-/// bounded by `timeout`. The error never repeats the URL (it may hold a
-/// password).
+/// How a pool's connections are made: plaintext, or TLS (feature
+/// `postgres-tls`).
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Transport {
+    #[default]
+    Plain,
+    #[cfg(feature = "postgres-tls")]
+    Tls(crate::backend::PgTls),
+}
+
+/// A pool of connections to `url`, opened lazily, each step bounded by
+/// `timeout`. With TLS, connections require it (no plaintext fallback). The
+/// error never repeats the URL (it may hold a password).
 pub(crate) fn connect_pool(
     url: &str,
     pool_size: usize,
     timeout: Duration,
+    transport: &Transport,
 ) -> Result<Pool, StoreError> {
     let mut config: tokio_postgres::Config = url.parse().map_err(|_| {
         StoreError::backend(
@@ -35,13 +46,17 @@ pub(crate) fn connect_pool(
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(timeout);
     }
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match transport {
+        Transport::Plain => Manager::from_config(config, NoTls, manager_config),
+        #[cfg(feature = "postgres-tls")]
+        Transport::Tls(tls) => {
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+            Manager::from_config(config, tls.connector(), manager_config)
+        }
+    };
     Pool::builder(manager)
         .max_size(pool_size)
         .runtime(Runtime::Tokio1)

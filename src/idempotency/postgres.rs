@@ -123,6 +123,7 @@ pub struct PostgresStoreBuilder {
     table: String,
     timeout: Duration,
     pool_size: usize,
+    transport: pg::Transport,
 }
 
 impl PostgresStoreBuilder {
@@ -148,18 +149,29 @@ impl PostgresStoreBuilder {
         self
     }
 
-    /// Creates a pool of unencrypted connections to `url`
-    /// (`postgres://user[:password]@host[:port]/db` or `host=.. user=..`).
-    /// Connections are opened lazily, so this does not touch the network;
-    /// call [`PostgresStore::migrate`] next. For TLS, build a pool yourself
-    /// and use [`with_pool`](Self::with_pool).
+    /// Encrypts connections made by [`connect`](Self::connect) with TLS
+    /// (feature `postgres-tls`): required, never a plaintext fallback, the
+    /// server's certificate checked against `tls`'s roots.
+    #[cfg(feature = "postgres-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
+    pub fn tls(mut self, tls: crate::backend::PgTls) -> Self {
+        self.transport = pg::Transport::Tls(tls);
+        self
+    }
+
+    /// Creates a pool of connections to `url`
+    /// (`postgres://user[:password]@host[:port]/db` or `host=.. user=..`),
+    /// unencrypted unless [`tls`](Self::tls) was set (feature
+    /// `postgres-tls`). Connections are opened lazily, so this does not touch
+    /// the network; call [`PostgresStore::migrate`] next. For other pool settings,
+    /// build a pool yourself and use [`with_pool`](Self::with_pool).
     ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] if the URL or the table name is invalid. The
     /// error never repeats the URL.
     pub fn connect(self, url: &str) -> Result<PostgresStore, StoreError> {
-        let pool = pg::connect_pool(url, self.pool_size, self.timeout)?;
+        let pool = pg::connect_pool(url, self.pool_size, self.timeout, &self.transport)?;
         self.with_pool(pool)
     }
 
@@ -205,6 +217,7 @@ impl PostgresStore {
             table: DEFAULT_POSTGRES_TABLE.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
+            transport: pg::Transport::Plain,
         }
     }
 

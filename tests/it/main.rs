@@ -29,6 +29,7 @@ mod inbox_sqlite_writer;
 mod keys;
 mod metrics;
 mod multi_instance;
+mod postgres_tls;
 mod providers;
 mod providers_pubkey;
 mod providers_roundtrip;

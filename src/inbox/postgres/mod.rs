@@ -174,6 +174,7 @@ pub struct PostgresInboxBuilder {
     table: String,
     timeout: Duration,
     pool_size: usize,
+    transport: pg::Transport,
     group_commit: bool,
     max_group: usize,
 }
@@ -202,6 +203,16 @@ impl PostgresInboxBuilder {
         self
     }
 
+    /// Encrypts connections made by [`connect`](Self::connect) with TLS
+    /// (feature `postgres-tls`): required, never a plaintext fallback, the
+    /// server's certificate checked against `tls`'s roots.
+    #[cfg(feature = "postgres-tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres-tls")))]
+    pub fn tls(mut self, tls: crate::backend::PgTls) -> Self {
+        self.transport = pg::Transport::Tls(tls);
+        self
+    }
+
     /// Records the inserts that queue up together, one statement and one
     /// commit per batch. Default on; off, every insert is its own statement.
     pub fn group_commit(mut self, group: bool) -> Self {
@@ -215,18 +226,19 @@ impl PostgresInboxBuilder {
         self
     }
 
-    /// Creates a pool of unencrypted connections to `url`
-    /// (`postgres://user[:password]@host[:port]/db` or `host=.. user=..`).
-    /// Connections are opened lazily, so this does not touch the network;
-    /// call [`PostgresInbox::migrate`] next. For TLS, build a pool yourself
-    /// and use [`with_pool`](Self::with_pool).
+    /// Creates a pool of connections to `url`
+    /// (`postgres://user[:password]@host[:port]/db` or `host=.. user=..`),
+    /// unencrypted unless [`tls`](Self::tls) was set (feature
+    /// `postgres-tls`). Connections are opened lazily, so this does not touch
+    /// the network; call [`PostgresInbox::migrate`] next. For other pool settings,
+    /// build a pool yourself and use [`with_pool`](Self::with_pool).
     ///
     /// # Errors
     ///
     /// [`StoreError::Backend`] if the URL or the table name is invalid. The
     /// error never repeats the URL.
     pub fn connect(self, url: &str) -> Result<PostgresInbox, StoreError> {
-        let pool = pg::connect_pool(url, self.pool_size, self.timeout)?;
+        let pool = pg::connect_pool(url, self.pool_size, self.timeout, &self.transport)?;
         self.with_pool(pool)
     }
 
@@ -268,6 +280,7 @@ impl PostgresInbox {
             table: DEFAULT_TABLE.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
+            transport: pg::Transport::Plain,
             group_commit: true,
             max_group: DEFAULT_MAX_GROUP,
         }
