@@ -6,6 +6,7 @@
 //! cargo run --example send -- --id evt_1          # 200 {"ok":true,"duplicate":true}
 //! cargo run --example send -- --id evt_2 --tamper # 401
 //! curl -s 127.0.0.1:8001/events/evt_1             # {"id":"evt_1","status":"succeeded",...}
+//! open http://127.0.0.1:8001/                      # the dashboard
 //! ```
 //!
 //! Webhook listener (`BIND`):
@@ -50,13 +51,18 @@
 //! | `okta` | `OKTA_EVENT_HOOK_SECRET` | `GET` one-time verification |
 //! | `msgraph` | `MSGRAPH_CLIENT_STATE` | `POST ?validationToken=` |
 //!
-//! Admin listener (`ADMIN_BIND`, inbox mode only), the audit trail:
-//! `GET /events/{id}` (`?namespace=`, default `generic`; presets record under
-//! their name), `GET /events?status=&limit=`, `POST /events/{id}/requeue`, and
-//! `GET /health`. With `ADMIN_TOKEN` set, every admin request needs
-//! `Authorization: Bearer <token>` (401 otherwise). In inline mode there is no
-//! inbox, hence no audit trail: the admin listener does not start and
-//! `ADMIN_BIND`/`ADMIN_TOKEN` are not read.
+//! Admin listener (`ADMIN_BIND`, inbox mode only): the admin service
+//! (`tower_webhooks::admin`): the dashboard at `/` (open it in a browser),
+//! the JSON API (`GET /events?status=&namespace=&limit=&cursor=`,
+//! `GET /events/{id}` with `?namespace=`, default `generic`, presets record
+//! under their name; `POST /events/{id}/requeue`, `POST /events/{id}/replay`,
+//! bulk `POST /events/requeue` and `POST /events/replay`, `POST /purge`,
+//! `GET /counts`), `GET /metrics` (Prometheus text) and `GET /health`. With
+//! `ADMIN_TOKEN` set, every admin request needs `Authorization: Bearer
+//! <token>` (401 otherwise), and a browser logs in on the dashboard's form
+//! with the token. In inline mode there is no inbox, hence no audit trail:
+//! the admin listener does not start and `ADMIN_BIND`/`ADMIN_TOKEN` are not
+//! read.
 //!
 //! Every handled event prints one `handled event_id=<id> type=<type>
 //! provider=<name> ...` line on stdout (logs go to stderr).
@@ -72,6 +78,8 @@
 //! | each preset's secret variable | see the table above | unset (route not mounted) |
 //! | `ADMIN_BIND` | the admin listener's address (inbox mode) | `127.0.0.1:8001` |
 //! | `ADMIN_TOKEN` | the bearer token admin requests need; required when `ADMIN_BIND` is not a loopback address | none |
+//! | `INBOX_MAX_ATTEMPTS` | inbox mode: attempts before an event goes `dead` | `8` |
+//! | `INBOX_BACKOFF_MS` | inbox mode: the first retry's delay (doubling, with jitter, up to 10 min) | `1000` |
 //! | `HEADER_READ_TIMEOUT_MS` | how long a client may take to send a request's head (and a kept-alive connection may sit idle) before it is disconnected | `10000` |
 //! | `RECEIVER_MODE` | `inbox` (record, answer 200, process in the background) or `inline` (handle inside the request, deduplicated) | `inbox` |
 //! | `INBOX_STORE` | inbox mode: `sqlite`, `postgres` or `memory` | `sqlite` |
@@ -91,7 +99,8 @@
 //! set without `META_APP_SECRET`, when Twilio's, Square's or HubSpot's
 //! variable is set and `WEBHOOK_PUBLIC_URL` is invalid, or unset with a
 //! `BIND` that is not a loopback address, and when `ADMIN_BIND` is not a
-//! loopback address and `ADMIN_TOKEN` is unset.
+//! loopback address and `ADMIN_TOKEN` is unset, and when `INBOX_MAX_ATTEMPTS`
+//! or `INBOX_BACKOFF_MS` is not a whole number of at least 1.
 //!
 //! Stops cleanly on Ctrl-C or SIGTERM: stops accepting, finishes requests in
 //! progress, lets running handlers finish (10 s) and gives the rest back to
