@@ -570,14 +570,19 @@ async fn history_requeue_replay_purge_and_counts() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _, _) = send(
+    // As the receiver always answered: limit 0 lists nothing, and a limit
+    // that is not a number is a 400 in the API's error shape.
+    let listed = get_json(&router, "/events?limit=0").await;
+    assert_eq!(listed, json!({"events": [], "next_cursor": null}));
+    let (status, _, body) = send(
         &router,
-        request("GET", "/events?limit=0", Some(TOKEN))
+        request("GET", "/events?limit=many", Some(TOKEN))
             .body(Body::empty())
             .unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["ok"], false);
 
     // Purge: the default keeps anything younger than 30 days; older_than_secs 0 takes both.
     let (status, body) = post_json(&router, "/purge", json!({})).await;

@@ -6,7 +6,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /events?status=&namespace=&limit=&cursor=` | `{"events":[...],"next_cursor":"..."}`, most recent first; `next_cursor` (opaque) continues the listing, `null` on the last page; `limit` 1 to 10,000, default 100 |
+//! | `GET /events?status=&namespace=&limit=&cursor=` | `{"events":[...],"next_cursor":"..."}`, most recent first; `next_cursor` (opaque) continues the listing, `null` on the last page; `limit` default 100, at most 10,000 (larger values are capped) |
 //! | `GET /events/{id}?namespace=` | one event (namespace default `generic`) with its `history` of attempts; 404 if unknown |
 //! | `POST /events/{id}/requeue?namespace=` | a dead event back to pending: `{"ok":true,"requeued":true}`; 404, or 409 if it is not dead (or its payload was purged) |
 //! | `POST /events/{id}/replay?namespace=` | a finished event run again: `{"ok":true,"replayed":true}`; 404 or 409 |
