@@ -6,6 +6,7 @@
 //! cargo run --example send -- --id evt_1          # 200 {"ok":true,"duplicate":true}
 //! cargo run --example send -- --id evt_2 --tamper # 401
 //! curl -s 127.0.0.1:8001/events/evt_1             # {"id":"evt_1","status":"succeeded",...}
+//! open http://127.0.0.1:8001/                      # the dashboard
 //! ```
 //!
 //! Webhook listener (`BIND`):
@@ -50,13 +51,18 @@
 //! | `okta` | `OKTA_EVENT_HOOK_SECRET` | `GET` one-time verification |
 //! | `msgraph` | `MSGRAPH_CLIENT_STATE` | `POST ?validationToken=` |
 //!
-//! Admin listener (`ADMIN_BIND`, inbox mode only), the audit trail:
-//! `GET /events/{id}` (`?namespace=`, default `generic`; presets record under
-//! their name), `GET /events?status=&limit=`, `POST /events/{id}/requeue`, and
-//! `GET /health`. With `ADMIN_TOKEN` set, every admin request needs
-//! `Authorization: Bearer <token>` (401 otherwise). In inline mode there is no
-//! inbox, hence no audit trail: the admin listener does not start and
-//! `ADMIN_BIND`/`ADMIN_TOKEN` are not read.
+//! Admin listener (`ADMIN_BIND`, inbox mode only): the admin service
+//! (`tower_webhooks::admin`): the dashboard at `/` (open it in a browser),
+//! the JSON API (`GET /events?status=&namespace=&limit=&cursor=`,
+//! `GET /events/{id}` with `?namespace=`, default `generic`, presets record
+//! under their name; `POST /events/{id}/requeue`, `POST /events/{id}/replay`,
+//! bulk `POST /events/requeue` and `POST /events/replay`, `POST /purge`,
+//! `GET /counts`), `GET /metrics` (Prometheus text) and `GET /health`. With
+//! `ADMIN_TOKEN` set, every admin request needs `Authorization: Bearer
+//! <token>` (401 otherwise), and a browser logs in on the dashboard's form
+//! with the token. In inline mode there is no inbox, hence no audit trail:
+//! the admin listener does not start and `ADMIN_BIND`/`ADMIN_TOKEN` are not
+//! read.
 //!
 //! Every handled event prints one `handled event_id=<id> type=<type>
 //! provider=<name> ...` line on stdout (logs go to stderr).
@@ -72,6 +78,8 @@
 //! | each preset's secret variable | see the table above | unset (route not mounted) |
 //! | `ADMIN_BIND` | the admin listener's address (inbox mode) | `127.0.0.1:8001` |
 //! | `ADMIN_TOKEN` | the bearer token admin requests need; required when `ADMIN_BIND` is not a loopback address | none |
+//! | `INBOX_MAX_ATTEMPTS` | inbox mode: attempts before an event goes `dead` | `8` |
+//! | `INBOX_BACKOFF_MS` | inbox mode: the first retry's delay (doubling, with jitter, up to 10 min) | `1000` |
 //! | `HEADER_READ_TIMEOUT_MS` | how long a client may take to send a request's head (and a kept-alive connection may sit idle) before it is disconnected | `10000` |
 //! | `RECEIVER_MODE` | `inbox` (record, answer 200, process in the background) or `inline` (handle inside the request, deduplicated) | `inbox` |
 //! | `INBOX_STORE` | inbox mode: `sqlite`, `postgres` or `memory` | `sqlite` |
@@ -91,7 +99,8 @@
 //! set without `META_APP_SECRET`, when Twilio's, Square's or HubSpot's
 //! variable is set and `WEBHOOK_PUBLIC_URL` is invalid, or unset with a
 //! `BIND` that is not a loopback address, and when `ADMIN_BIND` is not a
-//! loopback address and `ADMIN_TOKEN` is unset.
+//! loopback address and `ADMIN_TOKEN` is unset, and when `INBOX_MAX_ATTEMPTS`
+//! or `INBOX_BACKOFF_MS` is not a whole number of at least 1.
 //!
 //! Stops cleanly on Ctrl-C or SIGTERM: stops accepting, finishes requests in
 //! progress, lets running handlers finish (10 s) and gives the rest back to
@@ -104,24 +113,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Json};
 use axum::routing::{get, post, post_service};
 use axum::{Extension, Router};
 use common::{BoxError, Route};
-use serde::Deserialize;
-use serde_json::json;
-use subtle::ConstantTimeEq;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower::ServiceBuilder;
 use tower_webhooks::VerifiedWebhook;
+use tower_webhooks::admin::{Admin, AllowAll, BearerToken};
 use tower_webhooks::idempotency::{
     IdempotencyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore,
 };
 use tower_webhooks::inbox::{
-    EventKey, EventRecord, EventStatus, HandlerError, Inbox, InboxEvent, InboxStore, ListFilter,
-    MemoryInbox, PostgresInbox, SqliteInbox,
+    HandlerError, Inbox, InboxEvent, InboxStore, MemoryInbox, PostgresInbox, SqliteInbox,
 };
 use tower_webhooks::layer::IdempotencyLayer;
 
@@ -210,132 +213,42 @@ fn inbox_app(routes: Vec<Route>, inbox: &Inbox) -> Router {
     app
 }
 
-/// The audit trail, on its own listener.
-fn admin_app(inbox: Inbox, token: Option<String>) -> Router {
-    Router::new()
-        .route("/events", get(list_events))
-        .route("/events/{id}", get(get_event))
-        .route("/events/{id}/requeue", post(requeue_event))
-        .route("/health", get(health))
-        .with_state(inbox)
-        .layer(middleware::from_fn_with_state(
-            token.map(Arc::<str>::from),
-            require_token,
-        ))
+/// The admin listener: the dashboard at `/`, the JSON API at `/events...`,
+/// `/counts` and `/purge`, and `/metrics` and `/health`, all behind
+/// `ADMIN_TOKEN` when it is set (open on loopback otherwise).
+fn admin_app(
+    inbox: Inbox,
+    token: Option<String>,
+    metrics: PrometheusHandle,
+) -> Result<Router, BoxError> {
+    let extra = Router::new()
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
+        .route("/health", get(health));
+    let admin = match token {
+        Some(token) => Admin::new(inbox, BearerToken::new(token)?),
+        // `run` allows no token only on a loopback `ADMIN_BIND`.
+        None => Admin::new(inbox, AllowAll),
+    };
+    Ok(admin.with_routes(extra).router())
 }
 
-/// With `ADMIN_TOKEN` set, lets through only requests with
-/// `Authorization: Bearer <token>`, compared in constant time.
-async fn require_token(
-    State(token): State<Option<Arc<str>>>,
-    request: Request,
-    next: Next,
-) -> axum::response::Response {
-    if let Some(token) = token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, given)| given.as_bytes());
-        if !given.is_some_and(|given| bool::from(given.ct_eq(token.as_bytes()))) {
-            let mut response = error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
-            let challenge = header::HeaderValue::from_static("Bearer");
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, challenge);
-            return response;
-        }
-    }
-    next.run(request).await
-}
-
-#[derive(Deserialize)]
-struct NamespaceQuery {
-    namespace: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ListQuery {
-    status: Option<String>,
-    limit: Option<usize>,
-}
-
-fn event_json(record: &EventRecord) -> serde_json::Value {
-    json!({
-        "id": record.key.event_id,
-        "namespace": record.key.namespace,
-        "status": record.status.as_str(),
-        "attempts": record.attempts,
-        "received_at": common::rfc3339(record.received_at),
-        "updated_at": common::rfc3339(record.updated_at),
-        "next_attempt_at": record.next_attempt_at.map(common::rfc3339),
-        "last_error": record.last_error,
-    })
-}
-
-fn error(status: StatusCode, message: &str) -> axum::response::Response {
-    (status, Json(json!({ "ok": false, "error": message }))).into_response()
-}
-
-fn key(id: String, query: NamespaceQuery) -> EventKey {
-    EventKey::new(query.namespace.unwrap_or_else(|| "generic".to_owned()), id)
-}
-
-async fn get_event(
-    State(inbox): State<Inbox>,
-    Path(id): Path<String>,
-    Query(query): Query<NamespaceQuery>,
-) -> axum::response::Response {
-    match inbox.store().get(&key(id, query)).await {
-        Ok(Some(record)) => Json(event_json(&record)).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, "no such event"),
-        Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, &failure.to_string()),
-    }
-}
-
-async fn list_events(
-    State(inbox): State<Inbox>,
-    Query(query): Query<ListQuery>,
-) -> axum::response::Response {
-    let mut filter = ListFilter::new(query.limit.unwrap_or(100).min(10_000));
-    if let Some(status) = query.status {
-        match EventStatus::parse(&status) {
-            Some(status) => filter = filter.status(status),
-            None => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "status is pending, processing, succeeded or dead",
-                );
-            }
-        }
-    }
-    match inbox.store().list(filter).await {
-        Ok(records) => {
-            Json(json!({ "events": records.iter().map(event_json).collect::<Vec<_>>() }))
-                .into_response()
-        }
-        Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, &failure.to_string()),
-    }
-}
-
-async fn requeue_event(
-    State(inbox): State<Inbox>,
-    Path(id): Path<String>,
-    Query(query): Query<NamespaceQuery>,
-) -> axum::response::Response {
-    let key = key(id, query);
-    match inbox.store().requeue(&key).await {
-        Ok(true) => Json(json!({ "ok": true, "requeued": true })).into_response(),
-        Ok(false) => match inbox.store().get(&key).await {
-            Ok(None) => error(StatusCode::NOT_FOUND, "no such event"),
-            _ => error(
-                StatusCode::CONFLICT,
-                "only dead events with their payload can be requeued",
-            ),
-        },
-        Err(failure) => error(StatusCode::SERVICE_UNAVAILABLE, &failure.to_string()),
+/// A positive whole number from `variable`, or `default` when it is unset.
+fn number_var<T: std::str::FromStr + PartialOrd + From<u8>>(
+    variable: &str,
+    default: T,
+) -> Result<T, BoxError> {
+    match std::env::var(variable) {
+        Err(_) => Ok(default),
+        Ok(value) => value
+            .parse::<T>()
+            .ok()
+            .filter(|number| *number >= T::from(1))
+            .ok_or_else(|| {
+                format!("{variable}={value:?}: expected a whole number of at least 1").into()
+            }),
     }
 }
 
@@ -417,11 +330,20 @@ async fn run() -> Result<(), BoxError> {
                 )
                 .into());
             }
+            let max_attempts = number_var::<u32>("INBOX_MAX_ATTEMPTS", 8)?;
+            let backoff = Duration::from_millis(number_var::<u64>("INBOX_BACKOFF_MS", 1_000)?);
+            let metrics = PrometheusBuilder::new().install_recorder()?;
             let inbox = open_inbox().await?;
-            let worker = inbox.worker(process).lease(Duration::from_secs(10)).spawn();
+            let worker = inbox
+                .worker(process)
+                .lease(Duration::from_secs(10))
+                .max_attempts(max_attempts)
+                .backoff(backoff, backoff.max(Duration::from_secs(600)))
+                .spawn();
             tracing::info!(address = %admin_address, token = token.is_some(), "admin listening");
             let app = inbox_app(routes, &inbox);
-            (app, Some((admin, admin_app(inbox, token))), Some(worker))
+            let admin_router = admin_app(inbox, token, metrics)?;
+            (app, Some((admin, admin_router)), Some(worker))
         }
         "inline" => (
             inline_app(routes, open_idempotency_store().await?),

@@ -59,6 +59,8 @@
 //!   render it your way.
 //! - [`secret`] and [`clock`]: redacted secrets with rotation, and injectable time.
 //! - [`metrics`]: what is counted and timed (feature `metrics`).
+//! - `admin` (feature `admin`): the admin service, a JSON API and a
+//!   dashboard over an inbox, behind an authorization hook.
 //! - `extract` (feature `axum`): the `Webhook<T>` and `VerifiedWebhook` extractors.
 //! - `testing` (feature `test-util`): signers for every scheme, for your own tests.
 //!
@@ -68,6 +70,7 @@
 //! |---|---|
 //! | `ed25519` (default) | Discord and Standard Webhooks `v1a` signatures |
 //! | `axum` | the `extract` module: `Webhook<T>` and the `VerifiedWebhook` extractor |
+//! | `admin` | the `admin` module: JSON API and dashboard over an inbox, as an axum `Router` |
 //! | `metrics` | counters and histograms through the `metrics` facade; see [`metrics`] |
 //! | `sqlite` | `SqliteStore` and `SqliteInbox`, on an SQLite file |
 //! | `redis` | `RedisStore` |
@@ -94,6 +97,9 @@
     clippy::all
 )]
 
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 pub mod admission;
 pub mod backend;
 pub mod clock;

@@ -330,6 +330,18 @@ impl InboxStore for MemoryInbox {
             .iter()
             .filter(|(_, entry)| filter.status.is_none_or(|status| entry.status == status))
             .filter(|(_, entry)| filter.since.is_none_or(|since| entry.received_at >= since))
+            .filter(|(key, _)| {
+                filter
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|namespace| key.namespace == namespace)
+            })
+            .filter(|(key, entry)| {
+                filter
+                    .after
+                    .as_ref()
+                    .is_none_or(|cursor| cursor.precedes(entry.received_at, key))
+            })
             .map(|(key, entry)| record(key, entry, false))
             .collect();
         records.sort_by(|a, b| {

@@ -81,8 +81,8 @@ pub use self::postgres::{PostgresInbox, PostgresInboxBuilder};
 pub use self::sqlite::{SqliteInbox, SqliteInboxBuilder};
 pub use self::store::{
     Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
-    InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, Purged, Selection, SignatureRecord,
-    StatusCounts, StoreError,
+    InboxStore, Inserted, ListCursor, ListFilter, MAX_HISTORY, NewEvent, Purged, Selection,
+    SignatureRecord, StatusCounts, StoreError,
 };
 pub use self::worker::{Handler, HandlerError, InboxEvent, ServiceHandler, Worker, WorkerHandle};
 use crate::rejection::{Rejection, Responder};

@@ -710,7 +710,9 @@ impl Sql {
             ),
             list: format!(
                 "SELECT {RECORD_COLUMNS}, NULL FROM {t}
-                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR received_at >= ?2)
+                 WHERE (?1 IS NULL OR status = ?1) AND received_at >= ?2 AND received_at <= ?5
+                   AND (?4 IS NULL OR namespace = ?4)
+                   AND (?6 IS NULL OR received_at < ?5 OR (namespace, event_id) > (?6, ?7))
                  ORDER BY received_at DESC, namespace, event_id LIMIT ?3"
             ),
             pending: format!("SELECT count(*) FROM {t} WHERE status = 'pending'"),
@@ -1167,12 +1169,19 @@ impl InboxStore for SqliteInbox {
     /// Records without their bodies (`body: None`); see [`SqliteInbox`].
     async fn list(&self, filter: ListFilter) -> Result<Vec<EventRecord>, StoreError> {
         self.read(move |connection, sql| {
+            // Unbounded arrival limits as extreme values rather than NULLs:
+            // the range stays one the `received` indexes can seek.
+            let after = filter.after.as_ref();
             let mut statement = connection.prepare_cached(&sql.list)?;
             let rows = statement.query_map(
                 params![
                     filter.status.map(EventStatus::as_str),
-                    filter.since.map(millis),
-                    filter.limit.min(10_000) as i64
+                    filter.since.map_or(i64::MIN, millis),
+                    filter.limit.min(10_000) as i64,
+                    filter.namespace,
+                    after.map_or(i64::MAX, |cursor| millis(cursor.received_at)),
+                    after.map(|cursor| cursor.key.namespace.as_str()),
+                    after.map(|cursor| cursor.key.event_id.as_str()),
                 ],
                 to_record,
             )?;

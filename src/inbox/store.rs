@@ -351,6 +351,10 @@ pub struct EventRecord {
 }
 
 /// A query over the audit trail.
+///
+/// Listings are ordered by arrival, most recent first (ties by namespace, then
+/// event id); [`after`](Self::after) continues a listing from its last record,
+/// so a caller can page through any number of events without an offset.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub struct ListFilter {
@@ -358,6 +362,11 @@ pub struct ListFilter {
     pub status: Option<EventStatus>,
     /// Only events that arrived at or after this time.
     pub since: Option<SystemTime>,
+    /// Only events of this namespace.
+    pub namespace: Option<String>,
+    /// Only events listed after this position (the previous page's last
+    /// record).
+    pub after: Option<ListCursor>,
     /// Most records to return (the store may cap it).
     pub limit: usize,
 }
@@ -366,9 +375,8 @@ impl ListFilter {
     /// Up to `limit` records, any status, any time.
     pub fn new(limit: usize) -> Self {
         Self {
-            status: None,
-            since: None,
             limit,
+            ..Self::default()
         }
     }
 
@@ -384,6 +392,47 @@ impl ListFilter {
     pub fn since(mut self, since: SystemTime) -> Self {
         self.since = Some(since);
         self
+    }
+
+    /// Only events of `namespace`.
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Only events that come after `cursor` in the listing's order: those
+    /// that arrived earlier, or at the same time with a greater key.
+    #[must_use]
+    pub fn after(mut self, cursor: ListCursor) -> Self {
+        self.after = Some(cursor);
+        self
+    }
+}
+
+/// A position in a listing ([`ListFilter::after`]): a record's arrival time
+/// and key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListCursor {
+    /// The record's arrival, exactly as the store returned it.
+    pub received_at: SystemTime,
+    /// The record's key.
+    pub key: EventKey,
+}
+
+impl ListCursor {
+    /// The position of `record`, to continue a listing after it.
+    pub fn of(record: &EventRecord) -> Self {
+        Self {
+            received_at: record.received_at,
+            key: record.key.clone(),
+        }
+    }
+
+    /// Whether a record that arrived at `received_at` with `key` comes after
+    /// this position in the listing's order.
+    pub fn precedes(&self, received_at: SystemTime, key: &EventKey) -> bool {
+        received_at < self.received_at || (received_at == self.received_at && *key > self.key)
     }
 }
 

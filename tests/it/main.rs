@@ -8,12 +8,14 @@
 
 mod support;
 
+mod admin;
 mod admission;
 mod conformance_memory;
 mod conformance_postgres;
 mod conformance_redis;
 mod conformance_sqlite;
 mod crash;
+mod dashboard_browser;
 mod extract;
 mod forward;
 mod frameworks;

@@ -559,15 +559,43 @@ impl InboxStore for PostgresInbox {
     async fn list(&self, filter: ListFilter) -> Result<Vec<EventRecord>, StoreError> {
         let limit = i64::try_from(filter.limit.min(MAX_LIST)).unwrap_or(0);
         let status = filter.status.map(EventStatus::as_str);
+        // Only the conditions given, so each combination gets its own plan
+        // (at most 16 statements, cached per connection).
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&limit];
+        let mut conditions = Vec::new();
         if let Some(status) = &status {
             params.push(status);
+            conditions.push(format!("status = ${}", params.len()));
         }
         if let Some(since) = &filter.since {
             params.push(since);
+            conditions.push(format!("received_at >= ${}", params.len()));
         }
-        let query = &self.backend.sql.list
-            [usize::from(status.is_some()) * 2 + usize::from(filter.since.is_some())];
+        if let Some(namespace) = &filter.namespace {
+            params.push(namespace);
+            conditions.push(format!("namespace = ${}", params.len()));
+        }
+        if let Some(cursor) = &filter.after {
+            params.extend([
+                &cursor.received_at as &(dyn ToSql + Sync),
+                &cursor.key.namespace,
+                &cursor.key.event_id,
+            ]);
+            let n = params.len();
+            conditions.push(format!(
+                "received_at <= ${at} AND (received_at < ${at} OR (namespace, event_id) > (${ns}, ${id}))",
+                at = n - 2,
+                ns = n - 1,
+                id = n
+            ));
+        }
+        let query = format!(
+            "{} {}{} ORDER BY received_at DESC, namespace, event_id LIMIT $1",
+            self.backend.sql.list,
+            if conditions.is_empty() { "" } else { "WHERE " },
+            conditions.join(" AND ")
+        );
+        let query = &query;
         let rows = self
             .backend
             .with_client(|client| async move {

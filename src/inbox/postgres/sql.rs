@@ -26,7 +26,8 @@ pub(super) struct Sql {
     pub(super) give_back: String,
     pub(super) requeue: String,
     pub(super) get: String,
-    pub(super) list: [String; 4],
+    /// The start of a listing: `list` adds the conditions and the order.
+    pub(super) list: String,
     pub(super) pending: String,
     pub(super) purge: String,
     pub(super) replay: String,
@@ -114,12 +115,6 @@ impl Sql {
         let requeued =
             format!("status = 'pending', attempts = 0, due_at = {NOW}, updated_at = {NOW}");
         let replayed = format!("{requeued}, replay_next = true");
-        let list = |filter: &str| {
-            format!(
-                "SELECT {RECORD_COLUMNS} FROM {t} {filter}
-                 ORDER BY received_at DESC, namespace, event_id LIMIT $1"
-            )
-        };
         Ok(Self {
             table: table.to_owned(),
             migrate: format!(
@@ -317,13 +312,8 @@ impl Sql {
                  LEFT JOIN {a} AS a ON a.namespace = r.namespace AND a.event_id = r.event_id
                  ORDER BY a.fence"
             ),
-            // Indexed by [status filter?, since filter?].
-            list: [
-                list(""),
-                list("WHERE received_at >= $2"),
-                list("WHERE status = $2"),
-                list("WHERE status = $2 AND received_at >= $3"),
-            ],
+            // Completed by `list` with the filter's conditions.
+            list: format!("SELECT {RECORD_COLUMNS} FROM {t}"),
             pending: format!("SELECT count(*) FROM {t} WHERE status = 'pending'"),
             // Signature records go with the events they guard (`forgotten`:
             // those kept for as long as the event) or when their window ends
