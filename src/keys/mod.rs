@@ -62,6 +62,8 @@
 
 mod cache;
 mod fetch;
+#[cfg(feature = "https-fetcher")]
+mod https;
 mod tenants;
 
 use std::fmt;
@@ -73,6 +75,14 @@ use http::request::Parts;
 pub use self::cache::CachedKeys;
 pub(crate) use self::cache::{Keyed, ResolveFuture, Resolver};
 pub use self::fetch::{Fetcher, HostPattern, HttpsUrl, MAX_URL_LEN, UrlPin, UrlRefused};
+#[cfg(feature = "https-fetcher")]
+#[cfg_attr(docsrs, doc(cfg(feature = "https-fetcher")))]
+pub use self::https::{HttpsFetcher, HttpsFetcherBuilder};
+/// The `rustls` crate [`HttpsFetcher`] is built on (feature
+/// `https-fetcher`), for its [`RootCertStore`](rustls::RootCertStore).
+#[cfg(feature = "https-fetcher")]
+#[cfg_attr(docsrs, doc(cfg(feature = "https-fetcher")))]
+pub use rustls;
 pub use self::tenants::Tenants;
 use crate::verify::{VerifiedWebhook, VerifyError};
 
