@@ -322,25 +322,69 @@ impl<V: KeyedVerifier> Resolver for Keyed<V> {
 
     fn resolve(&self, parts: &Parts, body: &[u8]) -> Result<ResolveFuture, VerifyError> {
         let locator = self.verifier.locate(parts, body)?;
+        let follow_up = self.verifier.follow_up(parts, body)?;
         let verifier = self.verifier.clone();
         let keys = self.keys.clone();
+        let Some(follow_up) = follow_up else {
+            return Ok(Box::pin(async move {
+                match keys.lookup(&locator, verifier.provider()).await {
+                    Ok(Some(key)) => Ok(Box::new(move |parts: &Parts, body: &[u8]| {
+                        verifier.verify(parts, body, &locator, &key)
+                    }) as Resolved),
+                    Ok(None) => Ok(unknown_key()),
+                    Err(error) => Err(unavailable(verifier.provider(), &keys, &error)),
+                }
+            }));
+        };
+        // The follow-up runs only after the request verified, inside this
+        // future: it needs its own copy of the request (rare: SNS's
+        // subscription confirmations).
+        let parts = parts.clone();
+        let body = bytes::Bytes::copy_from_slice(body);
         Ok(Box::pin(async move {
-            match keys.lookup(&locator, verifier.provider()).await {
-                Ok(Some(key)) => Ok(Box::new(move |parts: &Parts, body: &[u8]| {
-                    verifier.verify(parts, body, &locator, &key)
-                }) as Resolved),
-                Ok(None) => Ok(Box::new(|_: &Parts, _: &[u8]| {
-                    Err(VerifyError::Unauthorized(
-                        "no key is known for this request".into(),
-                    ))
-                }) as Resolved),
-                Err(error) => {
-                    tracing::warn!(provider = verifier.provider(), %error, "answering 503");
-                    Err(Rejection::KeyUnavailable {
-                        retry_after: keys.inner.retry_after,
-                    })
+            let provider = verifier.provider();
+            let key = match keys.lookup(&locator, provider).await {
+                Ok(Some(key)) => key,
+                Ok(None) => return Ok(unknown_key()),
+                Err(error) => return Err(unavailable(provider, &keys, &error)),
+            };
+            let verified = verifier.verify(&parts, &body, &locator, &key);
+            if verified.is_ok() {
+                let timeout = keys.inner.fetch_timeout;
+                let error = match tokio::time::timeout(timeout, follow_up).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error),
+                    Err(_) => Some(KeyError::new(format!(
+                        "the follow-up took longer than {} ms",
+                        timeout.as_millis()
+                    ))),
+                };
+                if let Some(error) = error {
+                    return Err(unavailable(provider, &keys, &error));
                 }
             }
+            Ok(Box::new(move |_: &Parts, _: &[u8]| verified) as Resolved)
         }))
+    }
+}
+
+/// The verification of a request whose key does not exist.
+fn unknown_key() -> Resolved {
+    Box::new(|_: &Parts, _: &[u8]| {
+        Err(VerifyError::Unauthorized(
+            "no key is known for this request".into(),
+        ))
+    })
+}
+
+/// Logs `error` and answers 503 with the cache's `Retry-After`.
+fn unavailable<L, K>(
+    provider: &'static str,
+    keys: &CachedKeys<L, K>,
+    error: &KeyError,
+) -> Rejection {
+    tracing::warn!(provider, %error, "answering 503");
+    Rejection::KeyUnavailable {
+        retry_after: keys.inner.retry_after,
     }
 }

@@ -138,12 +138,7 @@ impl HttpsFetcher {
             return Err(format!("{host} answered {status}"));
         }
         let body = response.into_body();
-        let too_large = || {
-            format!(
-                "{host}'s answer is larger than {} bytes",
-                self.max_body
-            )
-        };
+        let too_large = || format!("{host}'s answer is larger than {} bytes", self.max_body);
         if body.size_hint().lower() > self.max_body as u64 {
             return Err(too_large());
         }

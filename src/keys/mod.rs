@@ -67,7 +67,9 @@ mod https;
 mod tenants;
 
 use std::fmt;
+use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 
 use async_trait::async_trait;
 use http::request::Parts;
@@ -78,13 +80,13 @@ pub use self::fetch::{Fetcher, HostPattern, HttpsUrl, MAX_URL_LEN, UrlPin, UrlRe
 #[cfg(feature = "https-fetcher")]
 #[cfg_attr(docsrs, doc(cfg(feature = "https-fetcher")))]
 pub use self::https::{HttpsFetcher, HttpsFetcherBuilder};
+pub use self::tenants::Tenants;
+use crate::verify::{VerifiedWebhook, VerifyError};
 /// The `rustls` crate [`HttpsFetcher`] is built on (feature
 /// `https-fetcher`), for its [`RootCertStore`](rustls::RootCertStore).
 #[cfg(feature = "https-fetcher")]
 #[cfg_attr(docsrs, doc(cfg(feature = "https-fetcher")))]
 pub use rustls;
-pub use self::tenants::Tenants;
-use crate::verify::{VerifiedWebhook, VerifyError};
 
 /// A verifier whose key is chosen per request and resolved asynchronously;
 /// see the [module docs](self).
@@ -120,7 +122,31 @@ pub trait KeyedVerifier: fmt::Debug + Send + Sync + 'static {
         locator: &Self::Locator,
         key: &Self::Key,
     ) -> Result<VerifiedWebhook, VerifyError>;
+
+    /// Work that must be done once the request has verified and before
+    /// the layer answers it, such as AWS SNS's subscription confirmation
+    /// (a `GET` of the message's `SubscribeURL`), or `None` (the default).
+    ///
+    /// Called with the request before verification, and pure: it only
+    /// builds the work (a future, which does nothing until polled). The
+    /// layer runs the work after the request verified with its key, and
+    /// never for a request that did not; it is bounded by the cache's
+    /// [`fetch_timeout`](CachedKeys::fetch_timeout), and an error or a
+    /// timeout is answered 503 with `Retry-After` (the sender retries).
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyError`] refuses the request at once, before any key is
+    /// fetched (a confirmation URL off the sender's hosts, say).
+    fn follow_up(&self, parts: &Parts, body: &[u8]) -> Result<Option<FollowUp>, VerifyError> {
+        let _ = (parts, body);
+        Ok(None)
+    }
 }
+
+/// The work a [`KeyedVerifier::follow_up`] asks for: run after the request
+/// verified; an error is answered 503 with `Retry-After`.
+pub type FollowUp = Pin<Box<dyn Future<Output = Result<(), KeyError>> + Send + 'static>>;
 
 /// Where keys come from: your records, a key service, an HTTPS endpoint.
 ///
