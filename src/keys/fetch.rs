@@ -10,7 +10,8 @@ use bytes::Bytes;
 use super::KeyError;
 
 /// Fetches a document (a certificate, a JWK set) by URL with the
-/// application's HTTP client.
+/// application's HTTP client, or with the crate's
+/// [`HttpsFetcher`](super::HttpsFetcher) (feature `https-fetcher`).
 ///
 /// The crate never fetches on its own: presets that need a key from the
 /// network (AWS SNS's certificates) take a `Fetcher`, and only call it with

@@ -23,6 +23,24 @@
 //!   tenant, for per-tenant secrets on one route; each tenant's events get
 //!   their own namespace, so one tenant can never pre-empt another's ids.
 //!
+//! Keys from the network come through a [`Fetcher`], the application's
+//! HTTP client; only URLs that passed a [`UrlPin`] are fetched.
+//!
+//! # The HTTPS fetcher
+//!
+//! With the feature `https-fetcher`, `HttpsFetcher` is a [`Fetcher`] on
+//! hyper 1 and rustls (the `ring` provider, Mozilla's roots from
+//! `webpki-roots`, or roots you give it): https only, no redirects, a
+//! capped body (64 KiB by default) and timeouts. Presets that fetch their
+//! keys take it as they take any fetcher; `Sns::confirm_subscriptions`
+//! takes it for SNS's subscription handshake.
+//!
+//! Sources that hold a whole key set, such as `providers::GoogleKeys`
+//! (feature `pubsub`), fetch it
+//! again when a request names a `kid` it lacks, at most once per refresh
+//! interval, so a rotated key is found by its first request and made-up
+//! `kid`s cannot make the source hammer the sender.
+//!
 //! [`WebhookLayer::with_keys`](crate::WebhookLayer::with_keys) puts it in
 //! front of a route. A key that cannot be fetched (source down or slower
 //! than the timeout) is answered 503 with `Retry-After`, never 401: the
@@ -151,7 +169,8 @@ pub type FollowUp = Pin<Box<dyn Future<Output = Result<(), KeyError>> + Send + '
 /// Where keys come from: your records, a key service, an HTTPS endpoint.
 ///
 /// The crate does not choose an HTTP client for you: a source that fetches
-/// over the network uses the application's.
+/// over the network uses the application's, through a [`Fetcher`] (the
+/// optional `HttpsFetcher`, feature `https-fetcher`, is one).
 #[async_trait]
 pub trait KeySource<L, K>: fmt::Debug + Send + Sync + 'static {
     /// Fetches the key named by `locator`: `Ok(None)` when it does not exist
