@@ -453,3 +453,53 @@ async fn a_follow_up_that_fails_or_hangs_is_503_and_not_handled() {
         assert_eq!(handled.load(Ordering::SeqCst), 0, "{mode:?}");
     }
 }
+
+#[tokio::test]
+async fn missing_keys_hold_back_uncached_fetches_for_the_interval() {
+    let secrets = Secrets::with(&[("acme", "whsec_acme"), ("globex", "whsec_globex")]);
+    let runs = Arc::new(AtomicU32::new(0));
+    let keys = CachedKeys::new(Source(secrets.clone()))
+        .missing_fetch_interval(Duration::from_secs(3600))
+        .ttl(Duration::from_millis(50));
+    let app = app(keys, runs.clone());
+    // Cached before any miss: served as usual.
+    assert_eq!(
+        send(&app, event("acme", "whsec_acme", "evt_1")).await.0,
+        StatusCode::OK
+    );
+    // The first unknown tenant is fetched (401); the next ones are held
+    // back without a fetch (503, the sender retries).
+    assert_eq!(
+        send(&app, event("nobody", "whsec_x", "evt_2")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(secrets.fetches.load(Ordering::SeqCst), 2);
+    for index in 0..20 {
+        let (status, kind, retry_after) =
+            send(&app, event(&format!("made-up-{index}"), "whsec_x", "evt_3")).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "key-unavailable")
+        );
+        assert!(retry_after.is_some());
+    }
+    assert_eq!(secrets.fetches.load(Ordering::SeqCst), 2);
+    // A key first used within the interval is held back too (503, not 401).
+    assert_eq!(
+        send(&app, event("globex", "whsec_globex", "evt_4")).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // The known missing one stays 401 from its negative entry, and a
+    // cached key past its TTL is refreshed (fetched), not held back.
+    assert_eq!(
+        send(&app, event("nobody", "whsec_x", "evt_5")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(
+        send(&app, event("acme", "whsec_acme", "evt_6")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(secrets.fetches.load(Ordering::SeqCst), 3);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
