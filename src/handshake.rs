@@ -6,6 +6,14 @@
 //! per route with [`WebhookLayer::handshake`](crate::WebhookLayer::handshake).
 //! The [`providers`](crate::providers) module lists them all.
 //!
+//! **AWS SNS's `SubscriptionConfirmation`** needs a fetch (its
+//! `SubscribeURL`) after verification, which a [`Handshake`] hook cannot
+//! await: the SNS verifier does the fetch as its
+//! [`KeyedVerifier::follow_up`](crate::keys::KeyedVerifier::follow_up),
+//! only when enabled with `Sns::confirm_subscriptions`, and the handshake
+//! from `Sns::subscription_handshake` answers the confirmed message 200
+//! (feature `sns`; see `providers::Sns`).
+//!
 //! **Routing a `GET` handshake.** Dropbox's, Meta's and Okta's handshakes
 //! are `GET` requests, while events are `POST`s. An axum route built with
 //! `post(..)` answers 405 to a `GET` before any route layer runs, so the

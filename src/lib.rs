@@ -86,6 +86,7 @@
 //! | `plaid` | `providers::Plaid` (ES256 JWT) |
 //! | `pubsub` | `providers::PubSub` (Google Pub/Sub push, RS256 OIDC token) |
 //! | `paypal` | `providers::PayPal` (RSA over a fetched certificate) |
+//! | `https-fetcher` | `keys::HttpsFetcher`: a `keys::Fetcher` on hyper and rustls (https only, no redirects, bounded) |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_code)]

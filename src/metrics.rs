@@ -15,7 +15,7 @@
 //! | `tower_webhooks_verify_duration_seconds` | histogram | `provider` | time spent verifying a signature (key resolution excluded) |
 //! | `tower_webhooks_accept_duration_seconds` | histogram | `namespace` | inbox: from the request reaching the inbox to its answer (the durable insert included) |
 //! | `tower_webhooks_handler_duration_seconds` | histogram | `namespace`, `outcome` | inbox: one handler attempt; `outcome` is `succeeded`, `retry` (failed, panicked or timed out; tried again later), `dead`, `shutdown` (given back) or `stale` (the lease was lost) |
-//! | `tower_webhooks_key_lookups_total` | counter | `provider`, `result` | key cache: `hit`, `miss` (a fetch was made or joined), `negative` (known missing) |
+//! | `tower_webhooks_key_lookups_total` | counter | `provider`, `result` | key cache: `hit`, `miss` (a fetch was made or joined), `negative` (known missing), `held_back` (not fetched: see `CachedKeys::missing_fetch_interval`) |
 //! | `tower_webhooks_key_fetches_total` | counter | `provider`, `outcome` | key fetches: `ok`, `missing`, `error` |
 //!
 //! Rejections are also logged, at most 20 lines a second (the rest are

@@ -31,6 +31,11 @@ use crate::verify::{VerifiedWebhook, VerifyError};
 /// - At most [`max_entries`](Self::max_entries) keys are cached (default
 ///   10,000); past that, expired entries are dropped, and if none is, the
 ///   new key is used without being cached.
+/// - Optionally, [`missing_fetch_interval`](Self::missing_fetch_interval)
+///   bounds how often keys that turn out not to exist are fetched, for
+///   sources that fetch one key per call from the sender (Plaid's
+///   `/webhook_verification_key/get`): requests naming made-up `kid`s then
+///   cost the sender one call per interval, not one per `kid`.
 ///
 /// Clones share the cache.
 pub struct CachedKeys<L, K> {
@@ -44,6 +49,8 @@ struct Inner<L, K> {
     fetch_timeout: Duration,
     retry_after: Duration,
     max_entries: usize,
+    missing_interval: Option<Duration>,
+    last_missing: Mutex<Option<Instant>>,
     entries: Mutex<HashMap<L, Entry<K>>>,
     fetches: AtomicU64,
 }
@@ -72,6 +79,7 @@ impl<L, K> fmt::Debug for CachedKeys<L, K> {
             .field("negative_ttl", &self.inner.negative_ttl)
             .field("fetch_timeout", &self.inner.fetch_timeout)
             .field("max_entries", &self.inner.max_entries)
+            .field("missing_interval", &self.inner.missing_interval)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +106,8 @@ where
                 fetch_timeout: Self::DEFAULT_FETCH_TIMEOUT,
                 retry_after: Duration::from_secs(5),
                 max_entries: 10_000,
+                missing_interval: None,
+                last_missing: Mutex::new(None),
                 entries: Mutex::new(HashMap::new()),
                 fetches: AtomicU64::new(0),
             }),
@@ -164,6 +174,39 @@ where
         self
     }
 
+    /// After a fetch found that a key does not exist, fetches no key that
+    /// is not cached for `interval`: such requests are answered 503 with
+    /// `Retry-After` (the sender retries) instead of reaching the source.
+    /// Keys already cached, and cached keys being refreshed, are not held
+    /// back. Default: off.
+    ///
+    /// For sources that ask the sender for one key per call (Plaid): a
+    /// flood of tokens naming made-up `kid`s costs one call per interval.
+    /// A new key first used within the interval is answered 503 once and
+    /// found when the sender retries. Leave it off for per-tenant secrets,
+    /// where an unknown tenant would hold back every uncached one.
+    ///
+    /// # Panics
+    ///
+    /// If called on a clone.
+    #[must_use]
+    pub fn missing_fetch_interval(mut self, interval: Duration) -> Self {
+        self.settings().missing_interval = Some(interval);
+        self
+    }
+
+    /// Whether a fetch of a key that is not cached is held back now.
+    fn held_back(&self) -> bool {
+        let Some(interval) = self.inner.missing_interval else {
+            return false;
+        };
+        self.inner
+            .last_missing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some_and(|at| at.elapsed() < interval)
+    }
+
     /// How many fetches the source has been asked for so far.
     pub fn fetch_count(&self) -> u64 {
         self.inner.fetches.load(Ordering::Relaxed)
@@ -207,7 +250,15 @@ where
                     return Ok(key.clone());
                 }
                 Some(Entry::Loading(cell)) => cell.clone(),
-                _ => {
+                entry => {
+                    let refresh = matches!(entry, Some(Entry::Ready { key: Some(_), .. }));
+                    if !refresh && self.held_back() {
+                        metrics::key_lookup(provider, "held_back");
+                        return Err(KeyError::new(
+                            "a key that does not exist was fetched less than the missing-fetch \
+                             interval ago",
+                        ));
+                    }
                     let cell = Arc::new(OnceCell::new());
                     entries.insert(locator.clone(), Entry::Loading(cell.clone()));
                     cell
@@ -249,6 +300,13 @@ where
     /// Replaces the loading entry with the outcome: kept for its time to
     /// live, or removed (errors are not cached).
     fn settle(&self, locator: &L, fetched: &Fetched<K>) {
+        if matches!(fetched, Ok(None)) && self.inner.missing_interval.is_some() {
+            *self
+                .inner
+                .last_missing
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+        }
         let mut entries = self.lock();
         match fetched {
             Ok(key) => {
@@ -322,25 +380,69 @@ impl<V: KeyedVerifier> Resolver for Keyed<V> {
 
     fn resolve(&self, parts: &Parts, body: &[u8]) -> Result<ResolveFuture, VerifyError> {
         let locator = self.verifier.locate(parts, body)?;
+        let follow_up = self.verifier.follow_up(parts, body)?;
         let verifier = self.verifier.clone();
         let keys = self.keys.clone();
+        let Some(follow_up) = follow_up else {
+            return Ok(Box::pin(async move {
+                match keys.lookup(&locator, verifier.provider()).await {
+                    Ok(Some(key)) => Ok(Box::new(move |parts: &Parts, body: &[u8]| {
+                        verifier.verify(parts, body, &locator, &key)
+                    }) as Resolved),
+                    Ok(None) => Ok(unknown_key()),
+                    Err(error) => Err(unavailable(verifier.provider(), &keys, &error)),
+                }
+            }));
+        };
+        // The follow-up runs only after the request verified, inside this
+        // future: it needs its own copy of the request (rare: SNS's
+        // subscription confirmations).
+        let parts = parts.clone();
+        let body = bytes::Bytes::copy_from_slice(body);
         Ok(Box::pin(async move {
-            match keys.lookup(&locator, verifier.provider()).await {
-                Ok(Some(key)) => Ok(Box::new(move |parts: &Parts, body: &[u8]| {
-                    verifier.verify(parts, body, &locator, &key)
-                }) as Resolved),
-                Ok(None) => Ok(Box::new(|_: &Parts, _: &[u8]| {
-                    Err(VerifyError::Unauthorized(
-                        "no key is known for this request".into(),
-                    ))
-                }) as Resolved),
-                Err(error) => {
-                    tracing::warn!(provider = verifier.provider(), %error, "answering 503");
-                    Err(Rejection::KeyUnavailable {
-                        retry_after: keys.inner.retry_after,
-                    })
+            let provider = verifier.provider();
+            let key = match keys.lookup(&locator, provider).await {
+                Ok(Some(key)) => key,
+                Ok(None) => return Ok(unknown_key()),
+                Err(error) => return Err(unavailable(provider, &keys, &error)),
+            };
+            let verified = verifier.verify(&parts, &body, &locator, &key);
+            if verified.is_ok() {
+                let timeout = keys.inner.fetch_timeout;
+                let error = match tokio::time::timeout(timeout, follow_up).await {
+                    Ok(Ok(())) => None,
+                    Ok(Err(error)) => Some(error),
+                    Err(_) => Some(KeyError::new(format!(
+                        "the follow-up took longer than {} ms",
+                        timeout.as_millis()
+                    ))),
+                };
+                if let Some(error) = error {
+                    return Err(unavailable(provider, &keys, &error));
                 }
             }
+            Ok(Box::new(move |_: &Parts, _: &[u8]| verified) as Resolved)
         }))
+    }
+}
+
+/// The verification of a request whose key does not exist.
+fn unknown_key() -> Resolved {
+    Box::new(|_: &Parts, _: &[u8]| {
+        Err(VerifyError::Unauthorized(
+            "no key is known for this request".into(),
+        ))
+    })
+}
+
+/// Logs `error` and answers 503 with the cache's `Retry-After`.
+fn unavailable<L, K>(
+    provider: &'static str,
+    keys: &CachedKeys<L, K>,
+    error: &KeyError,
+) -> Rejection {
+    tracing::warn!(provider, %error, "answering 503");
+    Rejection::KeyUnavailable {
+        retry_after: keys.inner.retry_after,
     }
 }

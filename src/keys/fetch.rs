@@ -10,7 +10,8 @@ use bytes::Bytes;
 use super::KeyError;
 
 /// Fetches a document (a certificate, a JWK set) by URL with the
-/// application's HTTP client.
+/// application's HTTP client, or with the crate's
+/// [`HttpsFetcher`](super::HttpsFetcher) (feature `https-fetcher`).
 ///
 /// The crate never fetches on its own: presets that need a key from the
 /// network (AWS SNS's certificates) take a `Fetcher`, and only call it with
@@ -85,6 +86,7 @@ pub struct HttpsUrl {
     url: Box<str>,
     host: Box<str>,
     path: Box<str>,
+    query: Option<Box<str>>,
 }
 
 impl HttpsUrl {
@@ -104,6 +106,21 @@ impl HttpsUrl {
     ///
     /// [`UrlRefused`] naming the first check that failed.
     pub fn parse(url: &str) -> Result<Self, UrlRefused> {
+        Self::parse_inner(url, false)
+    }
+
+    /// [`parse`](Self::parse), but allowing a query (`?…`, printable ASCII
+    /// without `#` or a backslash): for URLs that carry their parameters, such as
+    /// an SNS `SubscribeURL`.
+    ///
+    /// # Errors
+    ///
+    /// [`UrlRefused`] naming the first check that failed.
+    pub fn parse_with_query(url: &str) -> Result<Self, UrlRefused> {
+        Self::parse_inner(url, true)
+    }
+
+    fn parse_inner(url: &str, allow_query: bool) -> Result<Self, UrlRefused> {
         if url.len() > MAX_URL_LEN {
             return Err(UrlRefused("the URL is too long"));
         }
@@ -135,18 +152,31 @@ impl HttpsUrl {
         if !labels_ok {
             return Err(UrlRefused("the URL's host is not a lowercase DNS name"));
         }
-        if path.contains(['?', '#']) {
+        let (path, query) = match path.split_once('?') {
+            Some((path, query)) if allow_query => (path, Some(query)),
+            Some(_) => return Err(UrlRefused("the URL has a query or a fragment")),
+            None => (path, None),
+        };
+        if path.contains('#') || query.is_some_and(|query| query.contains(['?', '#'])) {
             return Err(UrlRefused("the URL has a query or a fragment"));
         }
-        if !path.bytes().all(|b| b.is_ascii_graphic()) || path.contains('\\') {
+        let printable =
+            |text: &str| text.bytes().all(|b| b.is_ascii_graphic()) && !text.contains('\\');
+        if !printable(path) {
             return Err(UrlRefused(
                 "the URL's path has characters outside printable ASCII",
+            ));
+        }
+        if !query.is_none_or(printable) {
+            return Err(UrlRefused(
+                "the URL's query has characters outside printable ASCII",
             ));
         }
         Ok(Self {
             url: url.into(),
             host: host.into(),
             path: path.into(),
+            query: query.map(Into::into),
         })
     }
 
@@ -163,6 +193,12 @@ impl HttpsUrl {
     /// The path, starting with `/`.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The query, without its `?` (only from
+    /// [`parse_with_query`](Self::parse_with_query)).
+    pub fn query(&self) -> Option<&str> {
+        self.query.as_deref()
     }
 }
 
@@ -242,6 +278,7 @@ impl HostPattern {
 pub struct UrlPin {
     hosts: Vec<HostPattern>,
     path_suffix: Option<Box<str>>,
+    query: bool,
 }
 
 impl UrlPin {
@@ -250,6 +287,7 @@ impl UrlPin {
         Self {
             hosts: hosts.into_iter().collect(),
             path_suffix: None,
+            query: false,
         }
     }
 
@@ -260,14 +298,22 @@ impl UrlPin {
         self
     }
 
+    /// Also accepts URLs with a query ([`HttpsUrl::parse_with_query`]).
+    #[must_use]
+    pub fn allow_query(mut self) -> Self {
+        self.query = true;
+        self
+    }
+
     /// Checks `url`.
     ///
     /// # Errors
     ///
-    /// [`UrlRefused`] if it fails [`HttpsUrl::parse`], its host matches no
-    /// pattern, or its path lacks the suffix.
+    /// [`UrlRefused`] if it fails [`HttpsUrl::parse`] (or, with
+    /// [`allow_query`](Self::allow_query), [`HttpsUrl::parse_with_query`]),
+    /// its host matches no pattern, or its path lacks the suffix.
     pub fn check(&self, url: &str) -> Result<HttpsUrl, UrlRefused> {
-        let url = HttpsUrl::parse(url)?;
+        let url = HttpsUrl::parse_inner(url, self.query)?;
         if !self.hosts.iter().any(|pattern| pattern.matches(url.host())) {
             return Err(UrlRefused("the URL's host is not one the sender uses"));
         }
@@ -312,6 +358,42 @@ mod tests {
             assert!(HttpsUrl::parse(bad).is_err(), "{bad}");
         }
         assert!(HttpsUrl::parse(&format!("https://a.com/{}", "x".repeat(3000))).is_err());
+    }
+
+    #[test]
+    fn queries_only_where_allowed() {
+        let url = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=abc";
+        assert!(HttpsUrl::parse(url).is_err());
+        let parsed = HttpsUrl::parse_with_query(url).unwrap();
+        assert_eq!(parsed.path(), "/");
+        assert_eq!(parsed.query(), Some("Action=ConfirmSubscription&Token=abc"));
+        assert_eq!(parsed.as_str(), url);
+        assert_eq!(
+            HttpsUrl::parse_with_query("https://a.com/x")
+                .unwrap()
+                .query(),
+            None
+        );
+        for bad in [
+            "https://a.com/?x=1#y",
+            "https://a.com/?x=1?y",
+            "https://a.com/?x= 1",
+            "https://a.com/?x=\\1",
+            "https://a.com/x#y?z",
+            "https://user@a.com/?x=1",
+            "https://a.com:8443/?x=1",
+            "https://a.com?x=1",
+        ] {
+            assert!(HttpsUrl::parse_with_query(bad).is_err(), "{bad}");
+        }
+        let pin = UrlPin::new([HostPattern::new("a.com")]);
+        assert!(pin.check("https://a.com/?x=1").is_err());
+        assert!(
+            pin.clone()
+                .allow_query()
+                .check("https://a.com/?x=1")
+                .is_ok()
+        );
     }
 
     #[test]

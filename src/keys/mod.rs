@@ -23,6 +23,24 @@
 //!   tenant, for per-tenant secrets on one route; each tenant's events get
 //!   their own namespace, so one tenant can never pre-empt another's ids.
 //!
+//! Keys from the network come through a [`Fetcher`], the application's
+//! HTTP client; only URLs that passed a [`UrlPin`] are fetched.
+//!
+//! # The HTTPS fetcher
+//!
+//! With the feature `https-fetcher`, `HttpsFetcher` is a [`Fetcher`] on
+//! hyper 1 and rustls (the `ring` provider, Mozilla's roots from
+//! `webpki-roots`, or roots you give it): https only, no redirects, a
+//! capped body (64 KiB by default) and timeouts. Presets that fetch their
+//! keys take it as they take any fetcher; `Sns::confirm_subscriptions`
+//! takes it for SNS's subscription handshake.
+//!
+//! Sources that hold a whole key set, such as `providers::GoogleKeys`
+//! (feature `pubsub`), fetch it
+//! again when a request names a `kid` it lacks, at most once per refresh
+//! interval, so a rotated key is found by its first request and made-up
+//! `kid`s cannot make the source hammer the sender.
+//!
 //! [`WebhookLayer::with_keys`](crate::WebhookLayer::with_keys) puts it in
 //! front of a route. A key that cannot be fetched (source down or slower
 //! than the timeout) is answered 503 with `Retry-After`, never 401: the
@@ -62,10 +80,14 @@
 
 mod cache;
 mod fetch;
+#[cfg(feature = "https-fetcher")]
+mod https;
 mod tenants;
 
 use std::fmt;
+use std::future::Future;
 use std::hash::Hash;
+use std::pin::Pin;
 
 use async_trait::async_trait;
 use http::request::Parts;
@@ -73,8 +95,16 @@ use http::request::Parts;
 pub use self::cache::CachedKeys;
 pub(crate) use self::cache::{Keyed, ResolveFuture, Resolver};
 pub use self::fetch::{Fetcher, HostPattern, HttpsUrl, MAX_URL_LEN, UrlPin, UrlRefused};
+#[cfg(feature = "https-fetcher")]
+#[cfg_attr(docsrs, doc(cfg(feature = "https-fetcher")))]
+pub use self::https::{HttpsFetcher, HttpsFetcherBuilder};
 pub use self::tenants::Tenants;
 use crate::verify::{VerifiedWebhook, VerifyError};
+/// The `rustls` crate [`HttpsFetcher`] is built on (feature
+/// `https-fetcher`), for its [`RootCertStore`](rustls::RootCertStore).
+#[cfg(feature = "https-fetcher")]
+#[cfg_attr(docsrs, doc(cfg(feature = "https-fetcher")))]
+pub use rustls;
 
 /// A verifier whose key is chosen per request and resolved asynchronously;
 /// see the [module docs](self).
@@ -110,12 +140,37 @@ pub trait KeyedVerifier: fmt::Debug + Send + Sync + 'static {
         locator: &Self::Locator,
         key: &Self::Key,
     ) -> Result<VerifiedWebhook, VerifyError>;
+
+    /// Work that must be done once the request has verified and before
+    /// the layer answers it, such as AWS SNS's subscription confirmation
+    /// (a `GET` of the message's `SubscribeURL`), or `None` (the default).
+    ///
+    /// Called with the request before verification, and pure: it only
+    /// builds the work (a future, which does nothing until polled). The
+    /// layer runs the work after the request verified with its key, and
+    /// never for a request that did not; it is bounded by the cache's
+    /// [`fetch_timeout`](CachedKeys::fetch_timeout), and an error or a
+    /// timeout is answered 503 with `Retry-After` (the sender retries).
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyError`] refuses the request at once, before any key is
+    /// fetched (a confirmation URL off the sender's hosts, say).
+    fn follow_up(&self, parts: &Parts, body: &[u8]) -> Result<Option<FollowUp>, VerifyError> {
+        let _ = (parts, body);
+        Ok(None)
+    }
 }
+
+/// The work a [`KeyedVerifier::follow_up`] asks for: run after the request
+/// verified; an error is answered 503 with `Retry-After`.
+pub type FollowUp = Pin<Box<dyn Future<Output = Result<(), KeyError>> + Send + 'static>>;
 
 /// Where keys come from: your records, a key service, an HTTPS endpoint.
 ///
 /// The crate does not choose an HTTP client for you: a source that fetches
-/// over the network uses the application's.
+/// over the network uses the application's, through a [`Fetcher`] (the
+/// optional `HttpsFetcher`, feature `https-fetcher`, is one).
 #[async_trait]
 pub trait KeySource<L, K>: fmt::Debug + Send + Sync + 'static {
     /// Fetches the key named by `locator`: `Ok(None)` when it does not exist

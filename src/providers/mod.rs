@@ -240,7 +240,9 @@ pub use self::shopify::Shopify;
 pub use self::slack::{Slack, SlackUrlVerification};
 #[cfg(feature = "sns")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
-pub use self::sns::{MAX_CERTIFICATE_LEN, Sns, SnsCertificates, SnsKey};
+pub use self::sns::{
+    MAX_CERTIFICATE_LEN, Sns, SnsCertificates, SnsKey, SnsSubscriptionConfirmation,
+};
 pub use self::square::Square;
 pub use self::standard::StandardWebhooks;
 pub use self::stripe::Stripe;

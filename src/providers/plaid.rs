@@ -30,6 +30,12 @@ use crate::verify::{TimestampWindow, VerifiedWebhook, VerifyError, single_header
 /// | key | a JWK (`kty` `EC`, `crv` `P-256`, `x`, `y`); a key whose `expired_at` is set is refused |
 /// | event id | none (Plaid sends none): the layer derives one from the body |
 ///
+/// A token naming a `kid` that is not cached is fetched once (single
+/// flight) and a missing one is remembered as missing; with
+/// [`CachedKeys::missing_fetch_interval`](crate::keys::CachedKeys::missing_fetch_interval)
+/// (as below) tokens naming made-up `kid`s cost Plaid one call per
+/// interval, not one per `kid`.
+///
 /// Source: Plaid's "Verify webhooks" API reference
 /// (`plaid.com/docs/api/webhooks/webhook-verification`). Plaid publishes no
 /// signed sample; this crate's vector is derived with
@@ -58,7 +64,10 @@ use crate::verify::{TimestampWindow, VerifiedWebhook, VerifyError, single_header
 /// #     Err(KeyError::new("offline"))
 /// # }
 ///
-/// let keys = CachedKeys::new(PlaidApi).ttl(Duration::from_secs(3600));
+/// // One call to Plaid per minute at most for kids that do not exist.
+/// let keys = CachedKeys::new(PlaidApi)
+///     .ttl(Duration::from_secs(3600))
+///     .missing_fetch_interval(Duration::from_secs(60));
 /// let layer = WebhookLayer::with_keys(Plaid::new(), keys);
 /// # let _ = layer;
 /// ```

@@ -2,7 +2,7 @@
 //! OIDC token signed by Google).
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
@@ -200,30 +200,107 @@ const MAX_JWKS_LEN: usize = 64 * 1024;
 /// Fetches Google's OIDC signing keys ([`PubSub::CERTS_URL`]) through the
 /// application's [`Fetcher`]; a [`KeySource`] for [`PubSub`]. The URL is
 /// fixed: nothing in the request chooses where keys come from.
+///
+/// It keeps the whole key set (the JWKS) it fetched last, one fetch at a
+/// time:
+///
+/// - a `kid` in a set younger than [`max_age`](Self::max_age) (default
+///   5 minutes) is answered from it, without a fetch;
+/// - a set older than that is fetched again;
+/// - a `kid` absent from a young set (Google rotated its keys, or a
+///   forged token) makes the set be fetched again, **at most once per
+///   [`refresh_interval`](Self::refresh_interval)** (default 60 s): a
+///   rotated key is found by the first request that names it, and a flood
+///   of tokens with made-up `kid`s costs Google one fetch per interval.
+///   Within the interval an unknown `kid` does not exist (401, and the
+///   [`CachedKeys`](crate::keys::CachedKeys) negative entry keeps it so).
+///   A set fetched because it was old, which lacks the `kid`, counts as
+///   that refresh.
 #[derive(Debug)]
 pub struct GoogleKeys<F> {
     fetcher: F,
     url: Box<str>,
+    max_age: Duration,
+    refresh_interval: Duration,
+    set: tokio::sync::Mutex<KeySet>,
+}
+
+/// The key set fetched last.
+#[derive(Debug, Default)]
+struct KeySet {
+    jwks: Option<bytes::Bytes>,
+    fetched_at: Option<Instant>,
+    refreshed_at: Option<Instant>,
 }
 
 impl<F: Fetcher> GoogleKeys<F> {
+    /// The default age past which the key set is fetched again: 5 minutes.
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
+    /// The default least time between two fetches for unknown `kid`s: 60 s.
+    pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
     /// A source fetching [`PubSub::CERTS_URL`] with `fetcher`.
     pub fn new(fetcher: F) -> Self {
         Self {
             fetcher,
             url: PubSub::CERTS_URL.into(),
+            max_age: Self::DEFAULT_MAX_AGE,
+            refresh_interval: Self::DEFAULT_REFRESH_INTERVAL,
+            set: tokio::sync::Mutex::default(),
         }
+    }
+
+    /// How long a fetched key set answers for the `kid`s it holds. Default
+    /// 5 minutes.
+    #[must_use]
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.max_age = age;
+        self
+    }
+
+    /// The least time between two fetches of the key set for `kid`s it
+    /// lacks. Default 60 s.
+    #[must_use]
+    pub fn refresh_interval(mut self, interval: Duration) -> Self {
+        self.refresh_interval = interval;
+        self
+    }
+
+    async fn fetch_set(&self) -> Result<bytes::Bytes, KeyError> {
+        let jwks = self.fetcher.get(&self.url).await?;
+        if jwks.len() > MAX_JWKS_LEN {
+            return Err(KeyError::new("the JWKS is too large"));
+        }
+        Ok(jwks)
     }
 }
 
 #[async_trait]
 impl<F: Fetcher> KeySource<String, GoogleKey> for GoogleKeys<F> {
     async fn fetch(&self, kid: &String) -> Result<Option<GoogleKey>, KeyError> {
-        let jwks = self.fetcher.get(&self.url).await?;
-        if jwks.len() > MAX_JWKS_LEN {
-            return Err(KeyError::new("the JWKS is too large"));
+        let mut set = self.set.lock().await;
+        let now = Instant::now();
+        let young = |at: Option<Instant>, age: Duration| {
+            at.is_some_and(|at| now.saturating_duration_since(at) < age)
+        };
+        if let Some(jwks) = &set.jwks
+            && young(set.fetched_at, self.max_age)
+        {
+            if let Some(key) = GoogleKey::from_jwks(jwks, kid)? {
+                return Ok(Some(key));
+            }
+            if young(set.refreshed_at, self.refresh_interval) {
+                return Ok(None);
+            }
         }
-        GoogleKey::from_jwks(&jwks, kid)
+        let jwks = self.fetch_set().await?;
+        let key = GoogleKey::from_jwks(&jwks, kid);
+        set.jwks = Some(jwks);
+        set.fetched_at = Some(now);
+        if !matches!(key, Ok(Some(_))) {
+            set.refreshed_at = Some(now);
+        }
+        key
     }
 }
 

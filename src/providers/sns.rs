@@ -1,12 +1,16 @@
 //! AWS SNS HTTP(S) notifications (RSA over a fetched X.509 certificate).
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use http::HeaderName;
+use bytes::Bytes;
 use http::request::Parts;
+use http::{HeaderName, Response};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey as _;
 use rsa::signature::Verifier as _;
@@ -16,7 +20,10 @@ use sha2::Sha256;
 use x509_cert::der::{DecodePem as _, Encode as _};
 
 use super::ConfigError;
-use crate::keys::{Fetcher, HostPattern, HttpsUrl, KeyError, KeySource, KeyedVerifier, UrlPin};
+use crate::handshake::Handshake;
+use crate::keys::{
+    Fetcher, FollowUp, HostPattern, HttpsUrl, KeyError, KeySource, KeyedVerifier, UrlPin,
+};
 use crate::verify::{VerifiedWebhook, VerifyError, check_event_id};
 
 /// AWS SNS messages delivered to an HTTP(S) endpoint (feature `sns`), as a
@@ -53,9 +60,21 @@ use crate::verify::{VerifiedWebhook, VerifyError, check_event_id};
 /// PHP validator, host names are matched lowercase only and user
 /// information or another port is refused, not ignored.
 ///
-/// The `SubscriptionConfirmation` handshake is not done here yet: a
-/// verified confirmation reaches your handler, which confirms by fetching
-/// its `SubscribeURL` (check it is on the same pinned hosts) or ignores it.
+/// **Subscription confirmations.** By default a verified
+/// `SubscriptionConfirmation` reaches your handler like any message, which
+/// confirms by fetching its `SubscribeURL` (on the same pinned hosts) or
+/// ignores it. With [`confirm_subscriptions`](Self::confirm_subscriptions)
+/// and [`subscription_handshake`](Self::subscription_handshake) the layer
+/// does it: once the message's signature and topic verified, it `GET`s the
+/// `SubscribeURL` through your [`Fetcher`] and answers 200 without reaching
+/// the handler, the idempotency store or the inbox.
+///
+/// | confirmation | answer |
+/// |---|---|
+/// | verified, `SubscribeURL` fetched (answered 200) | 200 `{"ok":true,"subscription":"confirmed"}`; the same `MessageId` again within an hour is answered so without a second fetch |
+/// | `SubscribeURL` not `https` on `sns.<region>.amazonaws.com(.cn)` with `Action=ConfirmSubscription` (see [`subscribe_url_pin`](Self::subscribe_url_pin)) | 401, nothing fetched |
+/// | the fetch fails or times out | 503 with `Retry-After` (SNS sends the confirmation again) |
+/// | signature or topic refused | 401, nothing fetched |
 ///
 /// ```
 /// use std::time::Duration;
@@ -85,6 +104,8 @@ use crate::verify::{VerifiedWebhook, VerifyError, check_event_id};
 pub struct Sns {
     topics: Option<Vec<Box<str>>>,
     pin: UrlPin,
+    confirm: Option<Arc<dyn Fetcher>>,
+    confirmed: Arc<Confirmed>,
 }
 
 /// The header SNS sets to the message's `Type`.
@@ -135,6 +156,8 @@ impl Sns {
         Ok(Self {
             topics: Some(topics),
             pin: Self::default_pin(),
+            confirm: None,
+            confirmed: Arc::default(),
         })
     }
 
@@ -145,6 +168,8 @@ impl Sns {
         Self {
             topics: None,
             pin: Self::default_pin(),
+            confirm: None,
+            confirmed: Arc::default(),
         }
     }
 
@@ -156,6 +181,129 @@ impl Sns {
             HostPattern::new("sns.*.amazonaws.com.cn").min_wildcard_len(3),
         ])
         .path_suffix(".pem")
+    }
+
+    /// The URL pin for `SubscribeURL`: the hosts of
+    /// [`default_pin`](Self::default_pin) (`https`, no user information,
+    /// no port but 443), any path, and a query; [`Sns`] also requires its
+    /// one `Action` parameter to be `ConfirmSubscription`.
+    pub fn subscribe_url_pin() -> UrlPin {
+        UrlPin::new([
+            HostPattern::new("sns.*.amazonaws.com").min_wildcard_len(3),
+            HostPattern::new("sns.*.amazonaws.com.cn").min_wildcard_len(3),
+        ])
+        .allow_query()
+    }
+
+    /// Confirms subscriptions through `fetcher`: once a
+    /// `SubscriptionConfirmation` verified (signature and topic), its
+    /// `SubscribeURL` is checked against
+    /// [`subscribe_url_pin`](Self::subscribe_url_pin) and fetched, before
+    /// the layer answers. Add [`subscription_handshake`](Self::subscription_handshake)
+    /// to the layer so that confirmed messages are answered 200 there
+    /// instead of reaching your handler. See the table above.
+    #[must_use]
+    pub fn confirm_subscriptions(mut self, fetcher: impl Fetcher) -> Self {
+        self.confirm = Some(Arc::new(fetcher));
+        self
+    }
+
+    /// The handshake answering 200 to the `SubscriptionConfirmation`s this
+    /// verifier confirmed (with [`confirm_subscriptions`](Self::confirm_subscriptions));
+    /// give it to [`WebhookLayer::handshake`](crate::WebhookLayer::handshake)
+    /// on the same route. Any other message, or a confirmation that was not
+    /// confirmed here, goes on to your handler.
+    pub fn subscription_handshake(&self) -> SnsSubscriptionConfirmation {
+        SnsSubscriptionConfirmation {
+            confirmed: self.confirmed.clone(),
+        }
+    }
+}
+
+/// How long a confirmed `MessageId` is remembered: a repeat within it is
+/// answered 200 without fetching again.
+const CONFIRMED_FOR: Duration = Duration::from_secs(3600);
+/// The most confirmed `MessageId`s remembered.
+const MAX_CONFIRMED: usize = 1024;
+
+/// The `MessageId`s of the confirmations fetched lately.
+#[derive(Debug, Default)]
+struct Confirmed(Mutex<HashMap<Box<str>, Instant>>);
+
+impl Confirmed {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Instant>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn contains(&self, message_id: &str) -> bool {
+        self.lock()
+            .get(message_id)
+            .is_some_and(|at| at.elapsed() < CONFIRMED_FOR)
+    }
+
+    fn insert(&self, message_id: &str) {
+        let mut confirmed = self.lock();
+        if confirmed.len() >= MAX_CONFIRMED {
+            confirmed.retain(|_, at| at.elapsed() < CONFIRMED_FOR);
+            if confirmed.len() >= MAX_CONFIRMED {
+                confirmed.clear();
+            }
+        }
+        confirmed.insert(message_id.into(), Instant::now());
+    }
+}
+
+/// The [`Handshake`] of [`Sns::subscription_handshake`]: answers 200 to a
+/// verified `SubscriptionConfirmation` that its [`Sns`] confirmed, so it
+/// never reaches the handler, the idempotency store or the inbox.
+#[derive(Clone, Debug)]
+pub struct SnsSubscriptionConfirmation {
+    confirmed: Arc<Confirmed>,
+}
+
+impl Handshake for SnsSubscriptionConfirmation {
+    fn after_verification(
+        &self,
+        _parts: &Parts,
+        body: &[u8],
+        webhook: &crate::VerifiedWebhook,
+    ) -> Option<Response<Bytes>> {
+        #[derive(serde::Deserialize)]
+        struct Kind<'a> {
+            #[serde(rename = "Type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+        }
+        if webhook.provider() != "sns" {
+            return None;
+        }
+        let kind: Kind<'_> = serde_json::from_slice(body).ok()?;
+        if kind.kind != "SubscriptionConfirmation" || !self.confirmed.contains(webhook.event_id()?)
+        {
+            return None;
+        }
+        Some(crate::handshake::json(Bytes::from_static(
+            br#"{"ok":true,"subscription":"confirmed"}"#,
+        )))
+    }
+}
+
+/// Checks a `SubscribeURL`: the pin, and one `Action=ConfirmSubscription`.
+fn check_subscribe_url(url: &str) -> Result<HttpsUrl, VerifyError> {
+    let refused =
+        |reason: &str| VerifyError::Unauthorized(format!("SubscribeURL: {reason}").into());
+    let url = Sns::subscribe_url_pin()
+        .check(url)
+        .map_err(|refused_url| refused(refused_url.0))?;
+    let mut actions = url
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|parameter| parameter.starts_with("Action="));
+    match (actions.next(), actions.next()) {
+        (Some("Action=ConfirmSubscription"), None) => Ok(url),
+        _ => Err(refused("the URL's Action is not ConfirmSubscription")),
     }
 }
 
@@ -336,6 +484,33 @@ impl KeyedVerifier for Sns {
             .map_err(|refused| {
                 VerifyError::Unauthorized(format!("SigningCertURL: {}", refused.0).into())
             })
+    }
+
+    fn follow_up(&self, _parts: &Parts, body: &[u8]) -> Result<Option<FollowUp>, VerifyError> {
+        let Some(fetcher) = &self.confirm else {
+            return Ok(None);
+        };
+        let message = parse(body)?;
+        if message.kind != "SubscriptionConfirmation" {
+            return Ok(None);
+        }
+        let url = check_subscribe_url(message.subscribe_url.as_deref().unwrap_or_default())?;
+        let fetcher = fetcher.clone();
+        let confirmed = self.confirmed.clone();
+        let message_id = message.message_id;
+        Ok(Some(Box::pin(async move {
+            if confirmed.contains(&message_id) {
+                return Ok(());
+            }
+            fetcher.get(url.as_str()).await?;
+            confirmed.insert(&message_id);
+            tracing::info!(
+                provider = "sns",
+                host = url.host(),
+                "SNS subscription confirmed"
+            );
+            Ok(())
+        })))
     }
 
     fn verify(

@@ -757,3 +757,280 @@ async fn get_handshakes_never_reach_the_inbox() {
             .is_empty()
     );
 }
+
+/// AWS SNS `SubscriptionConfirmation`: confirmed through the fetcher (the
+/// `SubscribeURL` pinned, fetched only after the signature and topic
+/// verified) and answered 200 by the layer only when the route enables it;
+/// otherwise the verified confirmation reaches the handler.
+#[cfg(feature = "sns")]
+mod sns {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use tower_webhooks::keys::{CachedKeys, Fetcher, KeyError};
+    use tower_webhooks::providers::{Sns, SnsCertificates};
+    use tower_webhooks::testing::SnsSigner;
+
+    use super::*;
+
+    /// Derived: the SNS signing key and its self-signed certificate of
+    /// tests/providers_pubkey.rs (made by `scripts/vectors/sns_test_cert.py`).
+    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDBGCCKV4SiFFiT
+gvs3XtjptCGB2az2PDveTHAZqh4q/dZfxtrYXc/5WQtJtTEMmsbajJMeyxlYNm5O
+AnTwv11S6WcwZAQDtnvyZm9SWrJmvpMH7YRa2DagC3KRirXG+1F5Vbb4M7bPOL0c
+Ww/Nm7mXkv7U3M3q5MbngodimW+832QkOwwKLxE9t9TWsZiJSBhg/EhESFQnzmH9
+TcXpaVdTvpmEaY5xT7HQsHeUC62bf+J65Ah4QHEEKbnQ/anDvCgGZH9ANNMawEa0
+/WZgP+AC4YoWXR3bPDvlHOaiLBKeyAI9dk7m7ZFNgtXs4ArNHVsMiV3aiueYddG9
+JHZwoCJ9AgMBAAECggEAPZ5G6A60lwo6F9yg8RL10mI2nRrLDIq9KhunXDFCzkJR
+kh/Bf3E0aGQna36EJ/sOQPjCC/4Q2OsJuSAklBzlGYu8757C/zJRDFHu7U9fBdWD
+0vBTH7BGgj0U8ufaSSSy467cJAlQqYD4LB/NA7ZRe9KfOms51N7rsD4hmO/QzerH
+slz5s0G+O3XbFx/pXmrlpd/HaWnAtyiipDf/g3qNi6E0iBY3qQtRn+CfWpfqM0uD
++hKijxcnDRZHOko1sKn0jHuYNRcPg3AS1fN60bfo66rHLSGSGUbKpaFonKqJ1c7W
+jDKsTf+Iaf1Yh+IHVFxFdg2JFh/7tpcFJ5E7ki7HGwKBgQDlBFqk1fDcZFWFugNL
+6Gw6WQPyEQKimPbwj2AxqLHpbYeEx9RFJjwbLQdwF/bHxRaOFES1/+yACS4fMrN1
+dsWBulPtLV6AmRIACvaXxrdEBJIjbyD65CF+Ot34/fofsGXgf5Zf888d3EefkKQf
+a0mmLyZeI3mKt1HdsuuBYnvFEwKBgQDX2EPleOJvwxkv+kDY8RUa3XVUxZkQlDq5
+rt7Tc+zthtlxOa0K+L6XebOaQBqkLL/97hptX21lALhDUL6abZC5IWjZgMmriN13
+q5h+sFE3s+nmwV9QaVTsPIk9Y9GCT4mGV9NnoW5qahRVwvJa7b08AaaBd3aY1aAB
+cuIvmr+8LwKBgQC6i5RmJlpeu1+qYP1kbHsUAAQlvlNeLKkhBDi/2oCo+m3j633t
+oZpeLIydcveye8jGjJ33ffKfzFqEUSE68jcpV6QbUtRifczauhNpSBVp0ytSr6e2
+lfLuRnce5YpDG8WwW10a5Zb05MR2pjP538OLGWbwUYckRfTqWF5a8uSMfwKBgQCW
+L5vmsrtUKrt+37F5gh4+SDPY3XkIySsngl73YOVNzRPFre0TAkuTmJH41Xv0GlMo
+/CEVU14J9ntAE5HcYDpgJrgPB4bLvXrkRtjf5g1NJfmtn4WTrQbzLZgMyETCWFeH
+y9qEdBYhI1is5+28iUmv1DIoSZiS9anU+DwcBaA97wKBgFABYtqG+PnIFJAUxAA2
+DB7OECNGNgHrwPXWx9cF6OHGHjMU/PayA6sxqcBJhR1ZjAY06kKwOwe5pK7/amQE
+FphinTR7S9Rm6HeJXMI9ZJMkT33zUg05YSB2qhC7vPYsYa2/21yzpJI+usUaNz5t
+mGBhrmMhKqG88pcBAurSUO6e
+-----END PRIVATE KEY-----";
+    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIC0zCCAbugAwIBAgIBATANBgkqhkiG9w0BAQsFADAtMSswKQYDVQQDDCJzbnMu
+dXMtZWFzdC0xLmFtYXpvbmF3cy5jb20gKHRlc3QpMB4XDTI1MDEwMTAwMDAwMFoX
+DTM0MTIzMDAwMDAwMFowLTErMCkGA1UEAwwic25zLnVzLWVhc3QtMS5hbWF6b25h
+d3MuY29tICh0ZXN0KTCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAMEY
+IIpXhKIUWJOC+zde2Om0IYHZrPY8O95McBmqHir91l/G2thdz/lZC0m1MQyaxtqM
+kx7LGVg2bk4CdPC/XVLpZzBkBAO2e/Jmb1Jasma+kwfthFrYNqALcpGKtcb7UXlV
+tvgzts84vRxbD82buZeS/tTczerkxueCh2KZb7zfZCQ7DAovET231NaxmIlIGGD8
+SERIVCfOYf1NxelpV1O+mYRpjnFPsdCwd5QLrZt/4nrkCHhAcQQpudD9qcO8KAZk
+f0A00xrARrT9ZmA/4ALhihZdHds8O+Uc5qIsEp7IAj12TubtkU2C1ezgCs0dWwyJ
+XdqK55h10b0kdnCgIn0CAwEAATANBgkqhkiG9w0BAQsFAAOCAQEApUEV2RUJnbQa
+XeQcezC9aRcvH9Q+5W/pUUbYDiYynUxK159E4OyerT1lQ9LZoO5jgBQM9mpmKsXr
+5T56zG3UCG4AOmbQmprB9/8rjGkhbtX0wvNDC1pgPAJG1pLIWyEdoeQLLdmOV9aa
+/O0nfzbiZIw7JUvIFV2slqAvl53LT1OUMFvY2MFqwQTpGYub74vXGjeQnfcNEPdu
+onKIyZ7YyPQl0e+Y2X63WHBQP3I5NEV5cB8RgtthCTOmul8VpG/Hddmyoqw4v+67
+3ZdcJhcmeLKRKeZwCWqrCvgDL+6gOs2LbC6S7RtMfh48Dupa3yiZhSkQskOTYZhL
+6GeWVvYVog==
+-----END CERTIFICATE-----";
+    const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem";
+    const SUBSCRIBE_URL: &str = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:test&Token=2336412f37fb687f5d51e6e2425f004ae";
+
+    /// Serves fixed documents by URL and records every URL asked for.
+    #[derive(Debug, Default)]
+    struct Recording {
+        documents: HashMap<String, Bytes>,
+        asked: Mutex<Vec<String>>,
+    }
+
+    impl Recording {
+        fn new(documents: &[(&str, &str)]) -> Arc<Self> {
+            Arc::new(Self {
+                documents: documents
+                    .iter()
+                    .map(|(url, body)| ((*url).to_owned(), Bytes::from(body.to_string())))
+                    .collect(),
+                asked: Mutex::default(),
+            })
+        }
+
+        fn asked(&self) -> Vec<String> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl Fetcher for Recording {
+        async fn get(&self, url: &str) -> Result<Bytes, KeyError> {
+            self.asked.lock().unwrap().push(url.to_owned());
+            self.documents
+                .get(url)
+                .cloned()
+                .ok_or_else(|| KeyError::new("404"))
+        }
+    }
+
+    /// An SNS route (idempotency over a counted store, a counting
+    /// handler), with the subscription handshake if `handshake`.
+    fn route(
+        sns: Sns,
+        fetcher: Arc<Recording>,
+        handshake: bool,
+    ) -> (Router, Arc<Counted>, Arc<AtomicUsize>) {
+        let store = Arc::new(Counted::default());
+        let runs = Arc::new(AtomicUsize::new(0));
+        let confirmation = sns.subscription_handshake();
+        let mut layer =
+            WebhookLayer::with_keys(sns, CachedKeys::new(SnsCertificates::new(fetcher)));
+        if handshake {
+            layer = layer.handshake(confirmation);
+        }
+        let counted = runs.clone();
+        let handler = move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { "handled" }
+        };
+        let layer = layer.with_idempotency(IdempotencyLayer::from_shared(store.clone()));
+        let app = Router::new().route("/hook", post(handler).route_layer(layer));
+        (app, store, runs)
+    }
+
+    fn signer() -> SnsSigner {
+        SnsSigner::from_pkcs8(TEST_KEY, CERT_URL).unwrap()
+    }
+
+    fn message(signer: &SnsSigner, kind: &str, id: &str, subscribe_url: &str) -> Request<Bytes> {
+        let body = signer.confirmation(
+            kind,
+            id,
+            "2336412f37fb687f5d51e6e2425f004ae",
+            subscribe_url,
+            unix_now(),
+        );
+        Request::post("/hook")
+            .header("x-amz-sns-message-type", kind)
+            .body(Bytes::from(body))
+            .unwrap()
+    }
+
+    fn confirming() -> Sns {
+        Sns::new([SnsSigner::DEFAULT_TOPIC_ARN]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_is_fetched_after_verification_and_answered_never_handled() {
+        let fetcher = Recording::new(&[
+            (CERT_URL, TEST_CERT),
+            (SUBSCRIBE_URL, "<ConfirmSubscriptionResponse/>"),
+        ]);
+        let sns = confirming().confirm_subscriptions(fetcher.clone());
+        let (app, store, runs) = route(sns, fetcher.clone(), true);
+        let confirmation = message(&signer(), "SubscriptionConfirmation", "c-1", SUBSCRIBE_URL);
+        let (status, content_type, body) = send(&app, confirmation).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(content_type.as_deref(), Some("application/json"));
+        assert_eq!(body, r#"{"ok":true,"subscription":"confirmed"}"#);
+        assert_eq!(fetcher.asked(), [CERT_URL, SUBSCRIBE_URL]);
+        untouched(&store, &runs);
+
+        // SNS resending it: answered again, not fetched again.
+        let again = message(&signer(), "SubscriptionConfirmation", "c-1", SUBSCRIBE_URL);
+        assert_eq!(send(&app, again).await.0, StatusCode::OK);
+        assert_eq!(fetcher.asked().len(), 2);
+        untouched(&store, &runs);
+
+        // Notifications and unsubscribe confirmations are events.
+        let body = signer().notification("n-1", None, "hello", unix_now());
+        let notification = Request::post("/hook").body(Bytes::from(body)).unwrap();
+        assert_eq!(send(&app, notification).await.2, "handled");
+        let unsubscribe = message(&signer(), "UnsubscribeConfirmation", "u-1", SUBSCRIBE_URL);
+        assert_eq!(send(&app, unsubscribe).await.2, "handled");
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert_eq!(fetcher.asked().len(), 2, "nothing else was fetched");
+    }
+
+    #[tokio::test]
+    async fn without_enabling_it_a_verified_confirmation_reaches_the_handler() {
+        let fetcher = Recording::new(&[(CERT_URL, TEST_CERT), (SUBSCRIBE_URL, "ok")]);
+        // Neither confirmation nor handshake, then the handshake alone:
+        // nothing confirms, so nothing is answered for the handler.
+        for handshake in [false, true] {
+            let (app, store, runs) = route(confirming(), fetcher.clone(), handshake);
+            let confirmation = message(&signer(), "SubscriptionConfirmation", "c-1", SUBSCRIBE_URL);
+            assert_eq!(send(&app, confirmation).await.2, "handled");
+            assert_eq!(runs.load(Ordering::SeqCst), 1);
+            assert!(store.calls.load(Ordering::SeqCst) > 0);
+        }
+        // Confirmation without the handshake: confirmed, then handled.
+        let sns = confirming().confirm_subscriptions(fetcher.clone());
+        let (app, _, runs) = route(sns, fetcher.clone(), false);
+        let confirmation = message(&signer(), "SubscriptionConfirmation", "c-2", SUBSCRIBE_URL);
+        assert_eq!(send(&app, confirmation).await.2, "handled");
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            fetcher.asked(),
+            [CERT_URL, CERT_URL, CERT_URL, SUBSCRIBE_URL]
+        );
+    }
+
+    #[tokio::test]
+    async fn subscribe_urls_off_the_pinned_hosts_are_refused_without_a_fetch() {
+        let fetcher = Recording::new(&[(CERT_URL, TEST_CERT)]);
+        let sns = Sns::any_topic().confirm_subscriptions(fetcher.clone());
+        let (app, store, runs) = route(sns, fetcher.clone(), true);
+        for url in [
+            "https://sns.evil.com/?Action=ConfirmSubscription&Token=t",
+            "https://sns.us-east-1.amazonaws.com.evil.com/?Action=ConfirmSubscription&Token=t",
+            "http://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t",
+            "https://user@sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t",
+            "https://sns.us-east-1.amazonaws.com@evil.com/?Action=ConfirmSubscription&Token=t",
+            "https://sns.us-east-1.amazonaws.com:8443/?Action=ConfirmSubscription&Token=t",
+            "https://evil.com#@sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription",
+            "https://evil.com/?x=@sns.us-east-1.amazonaws.com/&Action=ConfirmSubscription",
+            "https://SNS.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=t",
+            "https://sns.amazonaws.com/?Action=ConfirmSubscription&Token=t",
+            "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn=x",
+            "https://sns.us-east-1.amazonaws.com/?Token=t",
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Action=Unsubscribe",
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription#x",
+            "",
+        ] {
+            let confirmation = message(&signer(), "SubscriptionConfirmation", "c-1", url);
+            let (status, _, body) = send(&app, confirmation).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{url}");
+            assert!(body.contains("SubscribeURL"), "{url}: {body}");
+        }
+        assert!(
+            fetcher.asked().is_empty(),
+            "nothing was fetched: {:?}",
+            fetcher.asked()
+        );
+        untouched(&store, &runs);
+    }
+
+    #[tokio::test]
+    async fn unverified_confirmations_are_never_fetched() {
+        let fetcher = Recording::new(&[(CERT_URL, TEST_CERT), (SUBSCRIBE_URL, "ok")]);
+        let sns = confirming().confirm_subscriptions(fetcher.clone());
+        let (app, store, runs) = route(sns, fetcher.clone(), true);
+        // Another topic, signed by AWS all the same: refused, not confirmed.
+        let stranger = signer().topic_arn("arn:aws:sns:us-east-1:999999999999:theirs");
+        let confirmation = message(&stranger, "SubscriptionConfirmation", "c-1", SUBSCRIBE_URL);
+        assert_eq!(send(&app, confirmation).await.0, StatusCode::UNAUTHORIZED);
+        // A forged signature.
+        let confirmation = message(&signer(), "SubscriptionConfirmation", "c-2", SUBSCRIBE_URL);
+        let (parts, body) = confirmation.into_parts();
+        let forged = String::from_utf8(body.to_vec())
+            .unwrap()
+            .replace("c-2", "c-3");
+        let forged = Request::from_parts(parts, Bytes::from(forged));
+        assert_eq!(send(&app, forged).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(fetcher.asked(), [CERT_URL], "only the certificate");
+        untouched(&store, &runs);
+    }
+
+    #[tokio::test]
+    async fn a_confirmation_that_cannot_be_fetched_is_503_and_not_handled() {
+        let fetcher = Recording::new(&[(CERT_URL, TEST_CERT)]);
+        let sns = confirming().confirm_subscriptions(fetcher.clone());
+        let (app, store, runs) = route(sns, fetcher.clone(), true);
+        let confirmation = message(&signer(), "SubscriptionConfirmation", "c-1", SUBSCRIBE_URL);
+        let response = app
+            .clone()
+            .oneshot(confirmation.map(axum::body::Body::from))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
+        assert_eq!(fetcher.asked(), [CERT_URL, SUBSCRIBE_URL]);
+        untouched(&store, &runs);
+    }
+}

@@ -18,7 +18,7 @@ use http_body_util::BodyExt;
 use support::problem_kind;
 use tower::ServiceExt;
 use tower_webhooks::idempotency::MemoryStore;
-use tower_webhooks::keys::{CachedKeys, KeyError, KeySource, Tenants};
+use tower_webhooks::keys::{CachedKeys, FollowUp, KeyError, KeySource, KeyedVerifier, Tenants};
 use tower_webhooks::layer::IdempotencyLayer;
 use tower_webhooks::providers::Stripe;
 use tower_webhooks::testing::{Signer, StripeSigner, unix_now};
@@ -293,4 +293,213 @@ async fn a_key_that_cannot_be_fetched_is_a_503_not_a_401_and_is_not_cached() {
     );
     assert_eq!(keys.fetch_count(), 3);
     assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+/// What [`Witnessed`]'s follow-up does.
+#[derive(Clone, Copy, Debug)]
+enum FollowUpMode {
+    Succeed,
+    Fail,
+    Hang,
+}
+
+/// Per-tenant Stripe secrets with a follow-up that records each run.
+#[derive(Debug)]
+struct Witnessed {
+    tenants: Tenants<Stripe, fn(&http::request::Parts) -> Option<String>>,
+    runs: Arc<Mutex<Vec<String>>>,
+    mode: FollowUpMode,
+}
+
+impl Witnessed {
+    fn new(mode: FollowUpMode) -> Self {
+        Self {
+            tenants: Tenants::new("stripe", tenant_of),
+            runs: Arc::default(),
+            mode,
+        }
+    }
+}
+
+impl KeyedVerifier for Witnessed {
+    type Locator = String;
+    type Key = Stripe;
+
+    fn provider(&self) -> &'static str {
+        "stripe"
+    }
+
+    fn locate(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+    ) -> Result<String, tower_webhooks::VerifyError> {
+        self.tenants.locate(parts, body)
+    }
+
+    fn verify(
+        &self,
+        parts: &http::request::Parts,
+        body: &[u8],
+        tenant: &String,
+        key: &Stripe,
+    ) -> Result<VerifiedWebhook, tower_webhooks::VerifyError> {
+        self.tenants.verify(parts, body, tenant, key)
+    }
+
+    fn follow_up(
+        &self,
+        parts: &http::request::Parts,
+        _body: &[u8],
+    ) -> Result<Option<FollowUp>, tower_webhooks::VerifyError> {
+        if parts.headers.contains_key("x-refuse") {
+            return Err(tower_webhooks::VerifyError::BadRequest(
+                "refused by the follow-up".into(),
+            ));
+        }
+        let runs = self.runs.clone();
+        let tenant = parts.uri.path().to_owned();
+        let mode = self.mode;
+        Ok(Some(Box::pin(async move {
+            runs.lock().unwrap().push(tenant);
+            match mode {
+                FollowUpMode::Succeed => Ok(()),
+                FollowUpMode::Fail => Err(KeyError::new("the follow-up failed")),
+                FollowUpMode::Hang => std::future::pending().await,
+            }
+        })))
+    }
+}
+
+fn witnessed_app(
+    verifier: Witnessed,
+    keys: CachedKeys<String, Stripe>,
+    handled: Arc<AtomicU32>,
+) -> Router {
+    let layer = WebhookLayer::with_keys(verifier, keys);
+    let handler = move || {
+        handled.fetch_add(1, Ordering::SeqCst);
+        async { "handled" }
+    };
+    Router::new().route("/hook/{tenant}", post(handler).route_layer(layer))
+}
+
+#[tokio::test]
+async fn a_follow_up_runs_only_after_the_request_verified() {
+    let secrets = Secrets::with(&[("acme", "whsec_acme")]);
+    let verifier = Witnessed::new(FollowUpMode::Succeed);
+    let runs = verifier.runs.clone();
+    let handled = Arc::new(AtomicU32::new(0));
+    let app = witnessed_app(
+        verifier,
+        CachedKeys::new(Source(secrets.clone())),
+        handled.clone(),
+    );
+
+    assert_eq!(
+        send(&app, event("acme", "whsec_acme", "evt_1")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(*runs.lock().unwrap(), ["/hook/acme"]);
+    assert_eq!(handled.load(Ordering::SeqCst), 1);
+    // A forged request, and one for a tenant without a key: no follow-up.
+    assert_eq!(
+        send(&app, event("acme", "whsec_guess", "evt_2")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&app, event("nobody", "whsec_acme", "evt_3")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(runs.lock().unwrap().len(), 1);
+    // Refused by `follow_up` itself: before any key is fetched.
+    let fetches = secrets.fetches.load(Ordering::SeqCst);
+    let mut refused = event("acme", "whsec_acme", "evt_4");
+    refused
+        .headers_mut()
+        .insert("x-refuse", "1".parse().unwrap());
+    let (status, kind, _) = send(&app, refused).await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (StatusCode::BAD_REQUEST, "bad-request")
+    );
+    assert_eq!(secrets.fetches.load(Ordering::SeqCst), fetches);
+    assert_eq!(runs.lock().unwrap().len(), 1);
+    assert_eq!(handled.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_follow_up_that_fails_or_hangs_is_503_and_not_handled() {
+    for mode in [FollowUpMode::Fail, FollowUpMode::Hang] {
+        let secrets = Secrets::with(&[("acme", "whsec_acme")]);
+        let verifier = Witnessed::new(mode);
+        let runs = verifier.runs.clone();
+        let handled = Arc::new(AtomicU32::new(0));
+        let keys = CachedKeys::new(Source(secrets))
+            .fetch_timeout(Duration::from_millis(100))
+            .retry_after(Duration::from_secs(7));
+        let app = witnessed_app(verifier, keys, handled.clone());
+        let (status, kind, retry_after) = send(&app, event("acme", "whsec_acme", "evt_1")).await;
+        assert_eq!(
+            (status, kind.as_str(), retry_after.as_deref()),
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "key-unavailable",
+                Some("7")
+            ),
+            "{mode:?}"
+        );
+        assert_eq!(runs.lock().unwrap().len(), 1, "{mode:?}");
+        assert_eq!(handled.load(Ordering::SeqCst), 0, "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn missing_keys_hold_back_uncached_fetches_for_the_interval() {
+    let secrets = Secrets::with(&[("acme", "whsec_acme"), ("globex", "whsec_globex")]);
+    let runs = Arc::new(AtomicU32::new(0));
+    let keys = CachedKeys::new(Source(secrets.clone()))
+        .missing_fetch_interval(Duration::from_secs(3600))
+        .ttl(Duration::from_millis(50));
+    let app = app(keys, runs.clone());
+    // Cached before any miss: served as usual.
+    assert_eq!(
+        send(&app, event("acme", "whsec_acme", "evt_1")).await.0,
+        StatusCode::OK
+    );
+    // The first unknown tenant is fetched (401); the next ones are held
+    // back without a fetch (503, the sender retries).
+    assert_eq!(
+        send(&app, event("nobody", "whsec_x", "evt_2")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(secrets.fetches.load(Ordering::SeqCst), 2);
+    for index in 0..20 {
+        let (status, kind, retry_after) =
+            send(&app, event(&format!("made-up-{index}"), "whsec_x", "evt_3")).await;
+        assert_eq!(
+            (status, kind.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "key-unavailable")
+        );
+        assert!(retry_after.is_some());
+    }
+    assert_eq!(secrets.fetches.load(Ordering::SeqCst), 2);
+    // A key first used within the interval is held back too (503, not 401).
+    assert_eq!(
+        send(&app, event("globex", "whsec_globex", "evt_4")).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // The known missing one stays 401 from its negative entry, and a
+    // cached key past its TTL is refreshed (fetched), not held back.
+    assert_eq!(
+        send(&app, event("nobody", "whsec_x", "evt_5")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(
+        send(&app, event("acme", "whsec_acme", "evt_6")).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(secrets.fetches.load(Ordering::SeqCst), 3);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
 }

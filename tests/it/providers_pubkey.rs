@@ -1472,6 +1472,172 @@ b9QpG/yZBLg1Y6XWFpSP+RM=
         );
         assert_eq!(google.fetches.load(Ordering::SeqCst), 2);
     }
+
+    /// Google's key set, which the test rotates, counting fetches.
+    #[derive(Debug, Default)]
+    struct Rotating {
+        jwks: std::sync::Mutex<String>,
+        fetches: AtomicUsize,
+    }
+
+    impl Rotating {
+        /// Publishes the keys of `signers`.
+        fn publish(&self, signers: &[&PubSubSigner]) {
+            let keys: Vec<serde_json::Value> = signers
+                .iter()
+                .flat_map(|signer| {
+                    let jwks: serde_json::Value = serde_json::from_str(&signer.jwks()).unwrap();
+                    jwks["keys"].as_array().unwrap().clone()
+                })
+                .collect();
+            *self.jwks.lock().unwrap() = serde_json::json!({ "keys": keys }).to_string();
+        }
+
+        fn fetches(&self) -> usize {
+            self.fetches.load(Ordering::SeqCst)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Fetcher for Rotating {
+        async fn get(&self, url: &str) -> Result<Bytes, KeyError> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(url, PubSub::CERTS_URL);
+            Ok(Bytes::from(self.jwks.lock().unwrap().clone()))
+        }
+    }
+
+    type PushService = tower::util::BoxCloneService<
+        http::Request<http_body_util::Full<Bytes>>,
+        http::Response<tower_webhooks::layer::ResponseBody<String>>,
+        std::convert::Infallible,
+    >;
+
+    fn push_service(keys: GoogleKeys<Arc<Rotating>>) -> PushService {
+        let layer =
+            WebhookLayer::with_keys(PubSub::new(AUDIENCE, EMAIL).unwrap(), CachedKeys::new(keys));
+        tower::util::BoxCloneService::new(tower::ServiceBuilder::new().layer(layer).service_fn(
+            |_request: http::Request<_>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            },
+        ))
+    }
+
+    async fn push(service: &PushService, signer: &PubSubSigner, id: &str) -> StatusCode {
+        let now = tower_webhooks::testing::unix_now();
+        let request = signer
+            .request("/push", id, now, b"hello")
+            .map(http_body_util::Full::new);
+        service.clone().oneshot(request).await.unwrap().status()
+    }
+
+    /// `count` pushes at once, each under its own made-up kid: a real token
+    /// of `signer` with its header's kid replaced (the key lookup fails
+    /// before the signature is checked).
+    async fn bogus_flood(
+        service: &PushService,
+        signer: &PubSubSigner,
+        count: usize,
+        prefix: &str,
+    ) -> Vec<StatusCode> {
+        let token = signer.token(tower_webhooks::testing::unix_now());
+        let (_, rest) = token.split_once('.').unwrap();
+        let tasks: Vec<_> = (0..count)
+            .map(|index| {
+                let service = service.clone();
+                let header = format!(r#"{{"alg":"RS256","kid":"{prefix}-{index}","typ":"JWT"}}"#);
+                let token = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(header));
+                tokio::spawn(async move {
+                    let request = http::Request::post("/push")
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(http_body_util::Full::new(Bytes::from_static(b"{}")))
+                        .unwrap();
+                    service.oneshot(request).await.unwrap().status()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await.unwrap());
+        }
+        statuses
+    }
+
+    #[tokio::test]
+    async fn a_rotated_kid_is_found_by_its_first_request_with_one_refresh() {
+        let google = Arc::new(Rotating::default());
+        let old = PubSubSigner::from_pkcs8(KEY, "kid-old", AUDIENCE, EMAIL).unwrap();
+        let new = PubSubSigner::from_pkcs8(KEY, "kid-new", AUDIENCE, EMAIL).unwrap();
+        google.publish(&[&old]);
+        let service = push_service(GoogleKeys::new(google.clone()));
+        assert_eq!(push(&service, &old, "m-1").await, StatusCode::OK);
+        assert_eq!(google.fetches(), 1);
+
+        // Google rotates: the new kid is published, and used at once.
+        google.publish(&[&old, &new]);
+        assert_eq!(push(&service, &new, "m-2").await, StatusCode::OK);
+        assert_eq!(google.fetches(), 2, "one refresh for the new kid");
+        assert_eq!(push(&service, &new, "m-3").await, StatusCode::OK);
+        assert_eq!(push(&service, &old, "m-4").await, StatusCode::OK);
+        assert_eq!(google.fetches(), 2, "both kids are cached now");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bogus_kids_are_401_with_at_most_one_fetch_per_refresh_interval() {
+        let google = Arc::new(Rotating::default());
+        let good = PubSubSigner::from_pkcs8(KEY, "kid-good", AUDIENCE, EMAIL).unwrap();
+        google.publish(&[&good]);
+
+        // Cold: 100 concurrent tokens naming 100 made-up kids, one fetch.
+        let hour = std::time::Duration::from_secs(3600);
+        let service = push_service(GoogleKeys::new(google.clone()).refresh_interval(hour));
+        let statuses = bogus_flood(&service, &good, 100, "cold").await;
+        assert!(
+            statuses
+                .iter()
+                .all(|status| *status == StatusCode::UNAUTHORIZED),
+            "{statuses:?}"
+        );
+        assert_eq!(google.fetches(), 1);
+        assert_eq!(push(&service, &good, "m-1").await, StatusCode::OK);
+        assert_eq!(google.fetches(), 1, "the good kid is in the set fetched");
+
+        // Warm: a set fetched for a known kid, then the flood: one refresh.
+        let google = Arc::new(Rotating::default());
+        google.publish(&[&good]);
+        let service = push_service(GoogleKeys::new(google.clone()).refresh_interval(hour));
+        assert_eq!(push(&service, &good, "m-1").await, StatusCode::OK);
+        assert_eq!(google.fetches(), 1);
+        let statuses = bogus_flood(&service, &good, 100, "warm").await;
+        assert!(
+            statuses
+                .iter()
+                .all(|status| *status == StatusCode::UNAUTHORIZED),
+            "{statuses:?}"
+        );
+        assert_eq!(google.fetches(), 2, "one refresh for the whole flood");
+        let statuses = bogus_flood(&service, &good, 100, "again").await;
+        assert!(
+            statuses
+                .iter()
+                .all(|status| *status == StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(google.fetches(), 2, "none more within the interval");
+
+        // What bounds it: without an interval, every unknown kid refetches.
+        let google = Arc::new(Rotating::default());
+        google.publish(&[&good]);
+        let service = push_service(
+            GoogleKeys::new(google.clone()).refresh_interval(std::time::Duration::ZERO),
+        );
+        let statuses = bogus_flood(&service, &good, 100, "unbounded").await;
+        assert!(
+            statuses
+                .iter()
+                .all(|status| *status == StatusCode::UNAUTHORIZED)
+        );
+        assert_eq!(google.fetches(), 100);
+    }
 }
 
 #[cfg(feature = "paypal")]
