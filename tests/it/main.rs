@@ -29,6 +29,7 @@ mod inbox_postgres;
 mod inbox_sqlite;
 mod inbox_sqlite_writer;
 mod keys;
+mod keys_https;
 mod metrics;
 mod multi_instance;
 mod postgres_tls;

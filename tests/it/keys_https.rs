@@ -8,7 +8,7 @@
 //! `Retry-After`, not 401.
 #![cfg(all(feature = "https-fetcher", feature = "sns", feature = "test-util"))]
 
-mod support;
+use crate::support;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
