@@ -203,3 +203,29 @@ mod tests {
         assert_eq!(decode_uri("/%"), "/%");
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "hubspot",
+    variable: "HUBSPOT_CLIENT_SECRET",
+    key: "the app's client secret",
+    credential: super::Credential::SharedSecret,
+    signs_url: true,
+    handshake: None,
+    build: |config| {
+        Ok(super::Preset::new(HubSpot::new(
+            config.secrets(),
+            config.public_url()?,
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        let url = config.need_url("hubspot")?;
+        Ok(Box::new(crate::testing::HubSpotSigner::new(
+            config.secret().clone(),
+            url,
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

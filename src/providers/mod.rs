@@ -184,6 +184,7 @@ mod plaid;
 mod postmark;
 #[cfg(feature = "pubsub")]
 mod pubsub;
+pub(crate) mod registry;
 #[cfg(feature = "sendgrid")]
 mod sendgrid;
 mod shared;
@@ -233,6 +234,10 @@ pub use self::postmark::Postmark;
 #[cfg(feature = "pubsub")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pubsub")))]
 pub use self::pubsub::{GoogleKey, GoogleKeys, PubSub};
+pub use self::registry::{
+    Credential, FetchedProvider, HandshakeSpec, Preset, PresetHandshake, Provider, ProviderConfig,
+    ProviderError, all, fetched, get,
+};
 #[cfg(feature = "sendgrid")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sendgrid")))]
 pub use self::sendgrid::SendGrid;
