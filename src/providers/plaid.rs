@@ -277,7 +277,10 @@ pub(super) const PROVIDER: super::Provider = super::Provider {
     variable: "PLAID_VERIFICATION_KEY",
     key: "the webhook verification key: the JWK `/webhook_verification_key/get` returns, \
           with its `kid`",
-    credential: super::Credential::PKCS8,
+    credential: super::Credential::KeyPair {
+        private_key: "a P-256 private key, PKCS#8: PEM (`-----BEGIN PRIVATE KEY-----`) or base64 DER, and the JWK's `kid`",
+        pkcs8: true,
+    },
     signs_url: false,
     handshake: None,
     build: |config| {

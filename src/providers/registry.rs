@@ -151,14 +151,6 @@ pub enum Credential {
     },
 }
 
-impl Credential {
-    /// A key pair whose private key is PKCS#8, PEM or base64 DER.
-    pub(crate) const PKCS8: Self = Self::KeyPair {
-        private_key: "a PKCS#8 private key: PEM (`-----BEGIN PRIVATE KEY-----`) or base64 DER",
-        pkcs8: true,
-    };
-}
-
 /// A sender's endpoint handshake, as the registry describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HandshakeSpec {

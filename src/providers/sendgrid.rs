@@ -167,7 +167,10 @@ pub(super) const PROVIDER: super::Provider = super::Provider {
     name: "sendgrid",
     variable: "SENDGRID_VERIFICATION_KEY",
     key: "the Event Webhook's verification key: base64 of a DER P-256 `SubjectPublicKeyInfo`",
-    credential: super::Credential::PKCS8,
+    credential: super::Credential::KeyPair {
+        private_key: "a P-256 private key, PKCS#8: PEM (`-----BEGIN PRIVATE KEY-----`) or base64 DER",
+        pkcs8: true,
+    },
     signs_url: false,
     handshake: None,
     build: |config| Ok(super::Preset::new(SendGrid::new(config.secrets())?)),

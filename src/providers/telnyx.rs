@@ -166,7 +166,10 @@ pub(super) const PROVIDER: super::Provider = super::Provider {
     name: "telnyx",
     variable: "TELNYX_PUBLIC_KEY",
     key: "the account's Ed25519 public key, base64 of the raw 32 bytes",
-    credential: super::Credential::PKCS8,
+    credential: super::Credential::KeyPair {
+        private_key: "an Ed25519 private key, PKCS#8: PEM (`-----BEGIN PRIVATE KEY-----`) or base64 DER",
+        pkcs8: true,
+    },
     signs_url: false,
     handshake: None,
     build: |config| Ok(super::Preset::new(Telnyx::new(config.secrets())?)),
