@@ -191,19 +191,6 @@ fn decode_uri(uri: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::decode_uri;
-
-    #[test]
-    fn only_the_listed_escapes_are_decoded() {
-        assert_eq!(decode_uri("/a%3Ab%2fc?x=%40%2C%20%25"), "/a:b/c?x=@,%20%25");
-        assert_eq!(decode_uri("/plain"), "/plain");
-        assert_eq!(decode_uri("/end%3"), "/end%3");
-        assert_eq!(decode_uri("/%"), "/%");
-    }
-}
-
 /// The registry entry (see [`Provider`](super::Provider)).
 pub(super) const PROVIDER: super::Provider = super::Provider {
     name: "hubspot",
@@ -229,3 +216,16 @@ pub(super) const PROVIDER: super::Provider = super::Provider {
     #[cfg(feature = "test-util")]
     test_keys: crate::testing::TestKeys::shared_default,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::decode_uri;
+
+    #[test]
+    fn only_the_listed_escapes_are_decoded() {
+        assert_eq!(decode_uri("/a%3Ab%2fc?x=%40%2C%20%25"), "/a:b/c?x=@,%20%25");
+        assert_eq!(decode_uri("/plain"), "/plain");
+        assert_eq!(decode_uri("/end%3"), "/end%3");
+        assert_eq!(decode_uri("/%"), "/%");
+    }
+}

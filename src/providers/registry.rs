@@ -10,10 +10,9 @@ use http::request::Parts;
 
 use super::ConfigError;
 use crate::handshake::Handshake;
-use crate::keys::KeyedVerifier;
 use crate::rejection::Rejection;
 use crate::secret::SecretSet;
-use crate::verify::{SignatureVerifier, VerifiedWebhook, VerifyError};
+use crate::verify::{SignatureVerifier, VerifiedWebhook};
 
 /// One preset, as configuration sees it: its name, the variable that holds
 /// its secret or public key, how to build its verifier (and the sender's
@@ -351,15 +350,17 @@ impl Handshake for PresetHandshake {
     }
 }
 
-/// A [`KeyedVerifier`] with a fixed set of keys, verifying synchronously: a
+/// A [`KeyedVerifier`](crate::keys::KeyedVerifier) with a fixed set of keys, verifying synchronously: a
 /// static key given by configuration needs no fetch and no cache. A
 /// locator with no key is refused (401), as a key source's missing key is.
-pub(crate) struct StaticKeys<V: KeyedVerifier> {
+#[cfg(feature = "plaid")]
+pub(crate) struct StaticKeys<V: crate::keys::KeyedVerifier> {
     pub(crate) verifier: V,
     pub(crate) keys: Vec<(V::Locator, V::Key)>,
 }
 
-impl<V: KeyedVerifier> fmt::Debug for StaticKeys<V> {
+#[cfg(feature = "plaid")]
+impl<V: crate::keys::KeyedVerifier> fmt::Debug for StaticKeys<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticKeys")
             .field("verifier", &self.verifier)
@@ -375,18 +376,25 @@ impl<V: KeyedVerifier> fmt::Debug for StaticKeys<V> {
     }
 }
 
-impl<V: KeyedVerifier> SignatureVerifier for StaticKeys<V> {
+#[cfg(feature = "plaid")]
+impl<V: crate::keys::KeyedVerifier> SignatureVerifier for StaticKeys<V> {
     fn provider(&self) -> &'static str {
         self.verifier.provider()
     }
 
-    fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
+    fn verify(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+    ) -> Result<VerifiedWebhook, crate::verify::VerifyError> {
         let locator = self.verifier.locate(parts, body)?;
         let (_, key) = self
             .keys
             .iter()
             .find(|(known, _)| *known == locator)
-            .ok_or_else(|| VerifyError::Unauthorized("no key is known for this request".into()))?;
+            .ok_or_else(|| {
+                crate::verify::VerifyError::Unauthorized("no key is known for this request".into())
+            })?;
         self.verifier.verify(parts, body, &locator, key)
     }
 }

@@ -1525,6 +1525,17 @@ impl SignerConfig {
     }
 
     /// The secret as text (a private key or a hex seed).
+    #[cfg_attr(
+        not(any(
+            feature = "ed25519",
+            feature = "sendgrid",
+            feature = "plaid",
+            feature = "sns",
+            feature = "paypal",
+            feature = "pubsub"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn secret_str(&self) -> Result<&str, SignerError> {
         std::str::from_utf8(self.secret.expose())
             .map_err(|_| SignerError::InvalidSecret("the private key is not text"))
@@ -1536,6 +1547,15 @@ impl SignerConfig {
     }
 
     /// A setting `provider` needs.
+    #[cfg_attr(
+        not(any(
+            feature = "plaid",
+            feature = "sns",
+            feature = "paypal",
+            feature = "pubsub"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn require<'a>(
         &self,
         value: Option<&'a str>,
@@ -1585,6 +1605,10 @@ impl TestKeys {
     }
 
     /// A public key for the verifier and the signer's configuration.
+    #[cfg_attr(
+        not(any(feature = "ed25519", feature = "sendgrid", feature = "plaid")),
+        allow(dead_code)
+    )]
     pub(crate) fn pair(value: String, signer: SignerConfig) -> Self {
         Self { value, signer }
     }
