@@ -13,8 +13,9 @@
 //!
 //! - `POST /webhooks/provider`: the reference scheme (`X-Webhook-Timestamp`,
 //!   `X-Webhook-Signature`, `X-Event-Id`) with `WEBHOOK_SECRET`;
-//! - `POST /webhooks/<name>` for each preset whose secret variable is set
-//!   (table below), with the sender's handshake answered by the layer where
+//! - `POST /webhooks/<name>` for each preset of the crate's registry
+//!   (`providers::all()`) whose secret or public-key variable is set (table
+//!   below), with the sender's handshake answered by the layer where
 //!   it has one; the routes marked `GET` also accept `GET`, for a `GET`
 //!   handshake;
 //! - `GET /health`.
@@ -50,6 +51,9 @@
 //! | `postmark` | `POSTMARK_WEBHOOK_CREDENTIALS` (`user:password`) | — |
 //! | `okta` | `OKTA_EVENT_HOOK_SECRET` | `GET` one-time verification |
 //! | `msgraph` | `MSGRAPH_CLIENT_STATE` | `POST ?validationToken=` |
+//! | `telnyx` | `TELNYX_PUBLIC_KEY` (Ed25519 public key, base64) | — |
+//! | `sendgrid` | `SENDGRID_VERIFICATION_KEY` (P-256 public key, base64 DER) | — |
+//! | `plaid` | `PLAID_VERIFICATION_KEY` (the JWK, with its `kid`) | — |
 //!
 //! Admin listener (`ADMIN_BIND`, inbox mode only): the admin service
 //! (`tower_webhooks::admin`): the dashboard at `/` (open it in a browser),

@@ -1,21 +1,29 @@
 //! The fake provider: signs one event and posts it.
 //!
 //! ```text
-//! cargo run --example send -- [--provider NAME] [--url URL] [--secret S] [--id ID]
-//!     [--type TYPE] [--body FILE] [--timestamp UNIX] [--tamper] [--dry-run]
+//! cargo run --example send -- [--provider NAME] [--url URL] [--secret S | --private-key KEY]
+//!     [--id ID] [--type TYPE] [--body FILE] [--timestamp UNIX] [--tamper] [--dry-run]
+//!     [--key-id KID] [--cert-url URL] [--webhook-id ID] [--audience AUD]
+//!     [--service-account EMAIL] [--list] [--help]
 //! ```
 //!
 //! | flag | default |
 //! |---|---|
-//! | `--provider` | `generic` (the reference scheme); or a preset's lowercase name (`stripe`, `github`, `shopify`, `slack`, `standard`, `svix`, `paddle`, `discord`, `twilio`, `square`, `linear`, `gitlab`, `zoom`, `typeform`, `bitbucket`, `jira`, `vercel`, `intercom`, `meta`, `dropbox`, `calendly`, `mux`, `docusign`, `hubspot`, `twitch`, `mailgun`, `postmark`, `okta`, `msgraph`): signs exactly as that provider does (Twilio, Square and HubSpot sign `--url`) |
+//! | `--provider` | `generic` (the reference scheme); or a preset's lowercase name, any of the crate's registry (`providers::all()` and `providers::fetched()`; `--list` prints them): signs exactly as that provider does (Twilio, Square and HubSpot sign `--url`) |
 //! | `--url` | `http://127.0.0.1:8000/webhooks/provider`, or `/webhooks/<name>` for a preset |
-//! | `--secret` | generic: `$WEBHOOK_SECRET`, else `dev_secret_change_me`; presets: the receiver's variable for that provider (`$STRIPE_WEBHOOK_SECRET`, `$ZOOM_WEBHOOK_SECRET_TOKEN`, ..., the receiver's docs list them all); Discord: the hex Ed25519 private seed (`$DISCORD_PRIVATE_KEY`); Postmark: `user:password` |
+//! | `--secret` | shared-secret presets: the receiver's variable for that provider (`$STRIPE_WEBHOOK_SECRET`, `$ZOOM_WEBHOOK_SECRET_TOKEN`, ...: `--help` lists them); generic: `$WEBHOOK_SECRET`, else `dev_secret_change_me`; Discord: the hex Ed25519 private seed (`$DISCORD_PRIVATE_KEY`); Postmark: `user:password` |
+//! | `--private-key` | the public-key presets (`sendgrid`, `telnyx`, `plaid`, `sns`, `paypal`, `pubsub`): a PKCS#8 private key, PEM (`-----BEGIN PRIVATE KEY-----`) or base64 DER, given as the text itself or the path of a file holding it; default `$<NAME>_PRIVATE_KEY` (`$SENDGRID_PRIVATE_KEY`, ...). SendGrid and Plaid: a P-256 key; Telnyx: Ed25519; SNS, PayPal, Pub/Sub: RSA |
+//! | `--key-id` | Plaid, Pub/Sub: the `kid` the token names (Plaid: the `kid` of the JWK in the receiver's `PLAID_VERIFICATION_KEY`) |
+//! | `--cert-url` | SNS: the `SigningCertURL`; PayPal: the `PAYPAL-CERT-URL` |
+//! | `--webhook-id` | PayPal: the webhook id |
+//! | `--audience`, `--service-account` | Pub/Sub: the token's `aud` and `email` |
 //! | `--id` | a fresh `evt_<random>` |
 //! | `--type` | `user.created` |
-//! | `--body` | a JSON event built from `--id` and `--type` (with the id as `id` and `event_id`, where the presets that read it from the body look) |
+//! | `--body` | a JSON event built from `--id` and `--type` (with the id as `id` and `event_id`, where the presets that read it from the body look, and Linear's `webhookTimestamp`) |
 //! | `--timestamp` | now |
 //! | `--tamper` | off; on, changes the body after signing (the receiver answers 401) |
 //! | `--dry-run` | off; on, prints `{"headers": {..}, "body": ".."}` and sends nothing |
+//! | `--list` | prints every provider name `--provider` takes, one a line, and exits |
 //!
 //! Prints the response status and body.
 
@@ -25,35 +33,108 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower_webhooks::testing::{signer_for, unix_now};
+use tower_webhooks::providers::{self, Credential};
+use tower_webhooks::testing::{SignerConfig, signer_with, unix_now};
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Args {
     provider: String,
     url: Option<String>,
     secret: Option<String>,
+    private_key: Option<String>,
+    key_id: Option<String>,
+    cert_url: Option<String>,
+    webhook_id: Option<String>,
+    audience: Option<String>,
+    service_account: Option<String>,
     id: String,
     kind: String,
     body: Option<String>,
     timestamp: Option<u64>,
     tamper: bool,
     dry_run: bool,
+    list: bool,
 }
 
-const USAGE: &str = "usage: send [--provider NAME] [--url URL] [--secret S] [--id ID] [--type TYPE] \
-                     [--body FILE] [--timestamp UNIX] [--tamper] [--dry-run]";
+const USAGE: &str = "usage: send [--provider NAME] [--url URL] [--secret S | --private-key KEY] \
+                     [--id ID] [--type TYPE] [--body FILE] [--timestamp UNIX] [--tamper] \
+                     [--dry-run] [--key-id KID] [--cert-url URL] [--webhook-id ID] \
+                     [--audience AUD] [--service-account EMAIL] [--list] [--help]";
 
-fn parse_args() -> Result<Args, String> {
+/// Every name `--provider` takes: `generic` and the crate's registry.
+fn provider_names() -> Vec<&'static str> {
+    std::iter::once("generic")
+        .chain(providers::all().iter().map(|provider| provider.name()))
+        .chain(providers::fetched().iter().map(|provider| provider.name()))
+        .collect()
+}
+
+/// The full help: the usage, then each provider with what it signs with.
+fn help() -> String {
+    let mut help = format!(
+        "{USAGE}\n\nSigns one event as --provider does and posts it to --url.\n\n\
+         --secret S         a shared secret (generic: $WEBHOOK_SECRET, else the development secret)\n\
+         --private-key KEY  a PKCS#8 private key: PEM (-----BEGIN PRIVATE KEY-----) or base64 DER,\n\
+         \x20                  the text itself or the path of a file holding it\n\n\
+         providers (default secret variable, what it holds):\n  generic: --secret (WEBHOOK_SECRET)\n"
+    );
+    for provider in providers::all() {
+        let line = match provider.credential() {
+            Credential::SharedSecret => format!(
+                "  {}: --secret ({}: {}){}\n",
+                provider.name(),
+                provider.variable(),
+                provider.key_format(),
+                if provider.signs_url() {
+                    "; signs --url"
+                } else {
+                    ""
+                }
+            ),
+            Credential::KeyPair {
+                private_key, pkcs8, ..
+            } => format!(
+                "  {}: {} ({}_PRIVATE_KEY: {private_key}); the receiver's {} holds {}\n",
+                provider.name(),
+                if pkcs8 { "--private-key" } else { "--secret" },
+                provider.name().to_uppercase(),
+                provider.variable(),
+                provider.key_format(),
+            ),
+            _ => format!("  {}\n", provider.name()),
+        };
+        help.push_str(&line);
+    }
+    for provider in providers::fetched() {
+        let settings = match provider.name() {
+            "sns" => "--cert-url",
+            "paypal" => "--cert-url, --webhook-id",
+            "pubsub" => "--key-id, --audience, --service-account",
+            _ => "",
+        };
+        help.push_str(&format!(
+            "  {}: --private-key ({}_PRIVATE_KEY: an RSA private key, PKCS#8), {settings}; the receiver \
+             fetches {}\n",
+            provider.name(),
+            provider.name().to_uppercase(),
+            provider.key_source(),
+        ));
+    }
+    help
+}
+
+enum Parsed {
+    Run(Box<Args>),
+    /// Print this on stdout and exit successfully (`--help`, `--list`).
+    Print(String),
+}
+
+fn parse_args() -> Result<Parsed, String> {
     let mut args = Args {
         provider: "generic".to_owned(),
-        url: None,
-        secret: None,
         id: format!("evt_{:016x}", random_u64()),
         kind: "user.created".to_owned(),
-        body: None,
-        timestamp: None,
-        tamper: false,
-        dry_run: false,
+        ..Args::default()
     };
     let mut argv = std::env::args().skip(1);
     while let Some(flag) = argv.next() {
@@ -65,6 +146,12 @@ fn parse_args() -> Result<Args, String> {
             "--provider" => args.provider = value()?,
             "--url" => args.url = Some(value()?),
             "--secret" => args.secret = Some(value()?),
+            "--private-key" => args.private_key = Some(value()?),
+            "--key-id" => args.key_id = Some(value()?),
+            "--cert-url" => args.cert_url = Some(value()?),
+            "--webhook-id" => args.webhook_id = Some(value()?),
+            "--audience" => args.audience = Some(value()?),
+            "--service-account" => args.service_account = Some(value()?),
             "--id" => args.id = value()?,
             "--type" => args.kind = value()?,
             "--body" => args.body = Some(value()?),
@@ -77,54 +164,76 @@ fn parse_args() -> Result<Args, String> {
             }
             "--tamper" => args.tamper = true,
             "--dry-run" => args.dry_run = true,
-            "-h" | "--help" => return Err(USAGE.to_owned()),
+            "--list" => args.list = true,
+            "-h" | "--help" => return Ok(Parsed::Print(help())),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
-    Ok(args)
+    if args.list {
+        return Ok(Parsed::Print(provider_names().join("\n")));
+    }
+    Ok(Parsed::Run(Box::new(args)))
 }
 
-/// The secret to sign with when `--secret` is not given: the variable the
-/// receiver reads for that provider.
-fn default_secret(provider: &str) -> Result<String, String> {
-    let variable = match provider {
-        "generic" => {
-            return Ok(std::env::var("WEBHOOK_SECRET")
-                .unwrap_or_else(|_| "dev_secret_change_me".to_owned()));
-        }
-        "stripe" => "STRIPE_WEBHOOK_SECRET",
-        "github" => "GITHUB_WEBHOOK_SECRET",
-        "shopify" => "SHOPIFY_WEBHOOK_SECRET",
-        "slack" => "SLACK_SIGNING_SECRET",
-        "standard" => "STANDARD_WEBHOOK_SECRET",
-        "svix" => "SVIX_WEBHOOK_SECRET",
-        "paddle" => "PADDLE_WEBHOOK_SECRET",
-        "discord" => "DISCORD_PRIVATE_KEY",
-        "twilio" => "TWILIO_AUTH_TOKEN",
-        "square" => "SQUARE_SIGNATURE_KEY",
-        "linear" => "LINEAR_WEBHOOK_SECRET",
-        "gitlab" => "GITLAB_WEBHOOK_TOKEN",
-        "zoom" => "ZOOM_WEBHOOK_SECRET_TOKEN",
-        "typeform" => "TYPEFORM_WEBHOOK_SECRET",
-        "bitbucket" => "BITBUCKET_WEBHOOK_SECRET",
-        "jira" => "JIRA_WEBHOOK_SECRET",
-        "vercel" => "VERCEL_WEBHOOK_SECRET",
-        "intercom" => "INTERCOM_CLIENT_SECRET",
-        "meta" => "META_APP_SECRET",
-        "dropbox" => "DROPBOX_APP_SECRET",
-        "calendly" => "CALENDLY_WEBHOOK_SIGNING_KEY",
-        "mux" => "MUX_WEBHOOK_SECRET",
-        "docusign" => "DOCUSIGN_CONNECT_HMAC_KEY",
-        "hubspot" => "HUBSPOT_CLIENT_SECRET",
-        "twitch" => "TWITCH_EVENTSUB_SECRET",
-        "mailgun" => "MAILGUN_WEBHOOK_SIGNING_KEY",
-        "postmark" => "POSTMARK_WEBHOOK_CREDENTIALS",
-        "okta" => "OKTA_EVENT_HOOK_SECRET",
-        "msgraph" => "MSGRAPH_CLIENT_STATE",
-        other => return Err(format!("unknown provider {other}")),
+/// Whether `provider` signs with a PKCS#8 private key (`--private-key`).
+fn takes_private_key(provider: &str) -> bool {
+    providers::fetched()
+        .iter()
+        .any(|fetched| fetched.name() == provider)
+        || providers::get(provider).is_some_and(|entry| {
+            matches!(entry.credential(), Credential::KeyPair { pkcs8: true, .. })
+        })
+}
+
+/// The secret (or private key) to sign with: the flag, else the variable
+/// the receiver reads for that provider (`<NAME>_PRIVATE_KEY` for a key
+/// pair).
+fn secret(args: &Args) -> Result<String, String> {
+    let provider = args.provider.as_str();
+    if takes_private_key(provider) {
+        let key = match &args.private_key {
+            Some(key) => key.clone(),
+            None => {
+                let variable = format!("{}_PRIVATE_KEY", provider.to_uppercase());
+                std::env::var(&variable).map_err(|_| {
+                    format!("--private-key is required for {provider} (or set {variable})")
+                })?
+            }
+        };
+        return read_key(&key);
+    }
+    if let Some(secret) = &args.secret {
+        return Ok(secret.clone());
+    }
+    if provider == "generic" {
+        return Ok(
+            std::env::var("WEBHOOK_SECRET").unwrap_or_else(|_| "dev_secret_change_me".to_owned())
+        );
+    }
+    let entry = providers::get(provider).ok_or_else(|| format!("unknown provider {provider}"))?;
+    let variable = match entry.credential() {
+        Credential::SharedSecret => entry.variable().to_owned(),
+        _ => format!("{}_PRIVATE_KEY", provider.to_uppercase()),
     };
-    std::env::var(variable)
+    std::env::var(&variable)
         .map_err(|_| format!("--secret is required for {provider} (or set {variable})"))
+}
+
+/// A private key given as PEM or base64 text, or as the path of a file
+/// holding it.
+fn read_key(key: &str) -> Result<String, String> {
+    let trimmed = key.trim();
+    if trimmed.starts_with("-----BEGIN") {
+        return Ok(trimmed.to_owned());
+    }
+    match std::fs::read_to_string(trimmed) {
+        Ok(text) => Ok(text),
+        // Not a file: the base64 DER itself.
+        Err(_) if !trimmed.contains(['/', '\\']) => Ok(trimmed.to_owned()),
+        Err(error) => Err(format!(
+            "cannot read the private key file {trimmed}: {error}"
+        )),
+    }
 }
 
 /// A random value for event ids, without a dependency: std's hasher is
@@ -142,13 +251,25 @@ fn event_body(id: &str, kind: &str, timestamp: u64) -> String {
         }
         _ => serde_json::json!({}),
     };
-    serde_json::json!({ "id": id, "event_id": id, "type": kind, "created": timestamp, "data": data }).to_string()
+    serde_json::json!({
+        "id": id,
+        "event_id": id,
+        "type": kind,
+        "created": timestamp,
+        "webhookTimestamp": timestamp.saturating_mul(1000),
+        "data": data,
+    })
+    .to_string()
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = match parse_args() {
-        Ok(args) => args,
+        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Print(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(2);
@@ -165,11 +286,7 @@ async fn main() -> ExitCode {
         },
         None => event_body(&args.id, &args.kind, timestamp).into_bytes(),
     };
-    let secret = match args
-        .secret
-        .clone()
-        .map_or_else(|| default_secret(&args.provider), Ok)
-    {
+    let secret = match secret(&args) {
         Ok(secret) => secret,
         Err(message) => {
             eprintln!("{message}");
@@ -185,7 +302,23 @@ async fn main() -> ExitCode {
         .url
         .clone()
         .unwrap_or_else(|| format!("http://127.0.0.1:8000/webhooks/{path}"));
-    let signer = match signer_for(&args.provider, &secret, Some(&url)) {
+    let mut config = SignerConfig::new(secret).with_url(url.as_str());
+    if let Some(kid) = &args.key_id {
+        config = config.with_key_id(kid.as_str());
+    }
+    if let Some(cert_url) = &args.cert_url {
+        config = config.with_cert_url(cert_url.as_str());
+    }
+    if let Some(webhook_id) = &args.webhook_id {
+        config = config.with_webhook_id(webhook_id.as_str());
+    }
+    if let Some(audience) = &args.audience {
+        config = config.with_audience(audience.as_str());
+    }
+    if let Some(email) = &args.service_account {
+        config = config.with_service_account(email.as_str());
+    }
+    let signer = match signer_with(&args.provider, &config) {
         Ok(signer) => signer,
         Err(error) => {
             eprintln!("cannot sign for {}: {error}", args.provider);

@@ -17,14 +17,7 @@ use hyper_util::service::TowerToHyperService;
 use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tower_webhooks::handshake::Handshake;
-use tower_webhooks::providers::{
-    Bitbucket, Calendly, Discord, DiscordPing, DocuSign, Dropbox, DropboxChallenge, GitHub, GitLab,
-    HubSpot, Intercom, Jira, Linear, Mailgun, Meta, MetaVerifyToken, MicrosoftGraph,
-    MicrosoftGraphValidation, Mux, Okta, OktaVerification, Paddle, Postmark, Shopify, Slack,
-    SlackUrlVerification, Square, StandardWebhooks, Stripe, Twilio, Twitch,
-    TwitchCallbackVerification, Typeform, Vercel, Zoom, ZoomUrlValidation,
-};
-use tower_webhooks::verify::ConfigError;
+use tower_webhooks::providers::{self, Preset, ProviderConfig, ProviderError};
 use tower_webhooks::{HmacVerifier, SignatureVerifier, WebhookLayer};
 
 /// The examples' error type: its message is printed as one line by [`exit`].
@@ -77,145 +70,67 @@ fn handler_delay() -> Duration {
 }
 
 /// The webhook routes to mount: `/webhooks/provider` (the reference scheme,
-/// always) and `/webhooks/<name>` for each preset whose secret is in the
-/// environment, with the sender's handshake enabled where it
-/// has one. `listening_on` is the webhook listener's address (see
-/// [`webhook_secret`] and [`public_base_url`]).
+/// always) and `/webhooks/<name>` for each preset of the crate's registry
+/// ([`providers::all`]) whose variable is in the environment, with the
+/// sender's handshake enabled where it has one. `listening_on` is the
+/// webhook listener's address (see [`webhook_secret`] and
+/// [`public_base_url`]).
 ///
 /// # Errors
 ///
-/// A secret variable is set but empty or invalid (the message names it),
-/// `META_VERIFY_TOKEN` is set without `META_APP_SECRET`, or
-/// [`webhook_secret`] or [`public_base_url`] refuses.
+/// A preset's variable is set but empty or invalid (the message names it),
+/// a handshake's variable (`META_VERIFY_TOKEN`) is set without its preset's,
+/// or [`webhook_secret`] or [`public_base_url`] refuses.
 pub fn routes(listening_on: SocketAddr) -> Result<Vec<Route>, BoxError> {
     let generic = HmacVerifier::generic(webhook_secret(listening_on)?)
         .map_err(|error| format!("WEBHOOK_SECRET is invalid: {error}"))?;
     let mut routes = vec![Route::new("provider", generic)];
     // The senders that sign the URL they post to need the public one.
-    let needs_url = [
-        "TWILIO_AUTH_TOKEN",
-        "SQUARE_SIGNATURE_KEY",
-        "HUBSPOT_CLIENT_SECRET",
-    ]
-    .iter()
-    .any(|variable| std::env::var_os(variable).is_some());
+    let needs_url = providers::all()
+        .iter()
+        .any(|provider| provider.signs_url() && std::env::var_os(provider.variable()).is_some());
     let base = if needs_url {
-        public_base_url(listening_on)?
+        Some(public_base_url(listening_on)?)
     } else {
-        String::new()
+        None
     };
-    let meta_verify_token = secret_var("META_VERIFY_TOKEN")?
-        .map(|token| {
-            MetaVerifyToken::new(token)
-                .map_err(|error| format!("META_VERIFY_TOKEN is invalid: {error}"))
-        })
-        .transpose()?;
-    if meta_verify_token.is_some() && std::env::var_os("META_APP_SECRET").is_none() {
-        return Err(
-            "META_VERIFY_TOKEN is set but META_APP_SECRET is not; set both, or unset \
-                    META_VERIFY_TOKEN"
-                .into(),
-        );
+    for provider in providers::all() {
+        // A handshake with its own secret (Meta's verify token).
+        let handshake_variable = provider.handshake().and_then(|spec| spec.variable());
+        let handshake_secret = match handshake_variable {
+            Some(variable) => secret_var(variable)?,
+            None => None,
+        };
+        let Some(secret) = secret_var(provider.variable())? else {
+            if let (Some(variable), Some(_)) = (handshake_variable, &handshake_secret) {
+                return Err(format!(
+                    "{variable} is set but {} is not; set both, or unset {variable}",
+                    provider.variable()
+                )
+                .into());
+            }
+            continue;
+        };
+        let mut config = ProviderConfig::new(secret);
+        if let Some(base) = &base {
+            config = config.with_public_url(base.as_str());
+        }
+        if let Some(token) = handshake_secret {
+            config = config.with_verify_token(token);
+        }
+        let preset = provider.build(&config).map_err(|error| match error {
+            ProviderError::PublicUrl(error) => format!(
+                "WEBHOOK_PUBLIC_URL is invalid for {}: {error}",
+                provider.name()
+            ),
+            ProviderError::VerifyToken(error) => format!(
+                "{} is invalid: {error}",
+                handshake_variable.unwrap_or("the verify token")
+            ),
+            error => format!("{} is invalid: {error}", provider.variable()),
+        })?;
+        routes.push(Route::from_preset(provider.name(), &preset));
     }
-    let presets = [
-        preset("stripe", "STRIPE_WEBHOOK_SECRET", |s| {
-            plain("stripe", Stripe::new(s))
-        })?,
-        preset("github", "GITHUB_WEBHOOK_SECRET", |s| {
-            plain("github", GitHub::new(s))
-        })?,
-        preset("shopify", "SHOPIFY_WEBHOOK_SECRET", |s| {
-            plain("shopify", Shopify::new(s))
-        })?,
-        preset("slack", "SLACK_SIGNING_SECRET", |s| {
-            Ok(Route::new("slack", Slack::new(s)?).with_handshake(SlackUrlVerification))
-        })?,
-        preset("standard", "STANDARD_WEBHOOK_SECRET", |s| {
-            plain("standard", StandardWebhooks::new(s))
-        })?,
-        preset("svix", "SVIX_WEBHOOK_SECRET", |s| {
-            plain("svix", StandardWebhooks::svix(s))
-        })?,
-        preset("paddle", "PADDLE_WEBHOOK_SECRET", |s| {
-            plain("paddle", Paddle::new(s))
-        })?,
-        preset("discord", "DISCORD_PUBLIC_KEY", |s| {
-            Ok(Route::new("discord", Discord::new(s)?).with_handshake(DiscordPing))
-        })?,
-        preset("twilio", "TWILIO_AUTH_TOKEN", |s| {
-            plain("twilio", Twilio::new(s, base.as_str()))
-        })?,
-        preset("square", "SQUARE_SIGNATURE_KEY", |s| {
-            plain("square", Square::new(s, format!("{base}/webhooks/square")))
-        })?,
-        preset("linear", "LINEAR_WEBHOOK_SECRET", |s| {
-            plain("linear", Linear::new(s))
-        })?,
-        preset("gitlab", "GITLAB_WEBHOOK_TOKEN", |s| {
-            plain("gitlab", GitLab::new(s))
-        })?,
-        preset("zoom", "ZOOM_WEBHOOK_SECRET_TOKEN", |s| {
-            let validation = ZoomUrlValidation::new(s.as_str())?;
-            Ok(Route::new("zoom", Zoom::new(s)?).with_handshake(validation))
-        })?,
-        preset("typeform", "TYPEFORM_WEBHOOK_SECRET", |s| {
-            plain("typeform", Typeform::new(s))
-        })?,
-        preset("bitbucket", "BITBUCKET_WEBHOOK_SECRET", |s| {
-            plain("bitbucket", Bitbucket::new(s))
-        })?,
-        preset("jira", "JIRA_WEBHOOK_SECRET", |s| {
-            plain("jira", Jira::new(s))
-        })?,
-        preset("vercel", "VERCEL_WEBHOOK_SECRET", |s| {
-            plain("vercel", Vercel::new(s))
-        })?,
-        preset("intercom", "INTERCOM_CLIENT_SECRET", |s| {
-            plain("intercom", Intercom::new(s))
-        })?,
-        preset("meta", "META_APP_SECRET", |s| {
-            let route = Route::new("meta", Meta::new(s)?);
-            // The verification request is answered only with the verify token.
-            Ok(match meta_verify_token {
-                Some(handshake) => route.with_handshake(handshake).accepting_get(),
-                None => route,
-            })
-        })?,
-        preset("dropbox", "DROPBOX_APP_SECRET", |s| {
-            Ok(Route::new("dropbox", Dropbox::new(s)?)
-                .with_handshake(DropboxChallenge)
-                .accepting_get())
-        })?,
-        preset("calendly", "CALENDLY_WEBHOOK_SIGNING_KEY", |s| {
-            plain("calendly", Calendly::new(s))
-        })?,
-        preset("mux", "MUX_WEBHOOK_SECRET", |s| plain("mux", Mux::new(s)))?,
-        preset("docusign", "DOCUSIGN_CONNECT_HMAC_KEY", |s| {
-            plain("docusign", DocuSign::new(s))
-        })?,
-        preset("hubspot", "HUBSPOT_CLIENT_SECRET", |s| {
-            plain("hubspot", HubSpot::new(s, base.as_str()))
-        })?,
-        preset("twitch", "TWITCH_EVENTSUB_SECRET", |s| {
-            Ok(Route::new("twitch", Twitch::new(s)?).with_handshake(TwitchCallbackVerification))
-        })?,
-        preset("mailgun", "MAILGUN_WEBHOOK_SIGNING_KEY", |s| {
-            plain("mailgun", Mailgun::new(s))
-        })?,
-        preset("postmark", "POSTMARK_WEBHOOK_CREDENTIALS", |s| {
-            plain("postmark", Postmark::new(s))
-        })?,
-        preset("okta", "OKTA_EVENT_HOOK_SECRET", |s| {
-            Ok(Route::new("okta", Okta::new(s)?)
-                .with_handshake(OktaVerification)
-                .accepting_get())
-        })?,
-        preset("msgraph", "MSGRAPH_CLIENT_STATE", |s| {
-            Ok(Route::new("msgraph", MicrosoftGraph::new(s)?)
-                .with_handshake(MicrosoftGraphValidation))
-        })?,
-    ];
-    routes.extend(presets.into_iter().flatten());
     Ok(routes)
 }
 
@@ -241,6 +156,24 @@ impl Route {
             verifier: Arc::new(verifier),
             handshake: None,
             get: false,
+        }
+    }
+
+    /// `/webhooks/<name>` with a preset from the registry: its verifier, and
+    /// its handshake (accepting `GET` for a `GET` handshake).
+    pub fn from_preset(name: &str, preset: &Preset) -> Self {
+        let route = Self {
+            path: format!("/webhooks/{name}"),
+            verifier: preset.verifier().clone(),
+            handshake: None,
+            get: false,
+        };
+        match preset.handshake() {
+            Some(handshake) if handshake.uses_get() => {
+                route.with_handshake(handshake.clone()).accepting_get()
+            }
+            Some(handshake) => route.with_handshake(handshake.clone()),
+            None => route,
         }
     }
 
@@ -273,33 +206,6 @@ impl Route {
     pub fn has_handshake(&self) -> bool {
         self.handshake.is_some()
     }
-}
-
-/// A route without a handshake.
-fn plain<V: SignatureVerifier + 'static>(
-    name: &str,
-    verifier: Result<V, ConfigError>,
-) -> Result<Route, ConfigError> {
-    Ok(Route::new(name, verifier?))
-}
-
-/// `/webhooks/<name>` when `variable` is set. A set but empty or invalid
-/// secret is refused rather than leaving the route out.
-fn preset(
-    name: &str,
-    variable: &str,
-    build: impl FnOnce(String) -> Result<Route, ConfigError>,
-) -> Result<Option<Route>, BoxError> {
-    let Some(secret) = secret_var(variable)? else {
-        return Ok(None);
-    };
-    let route = build(secret).map_err(|error| match error {
-        ConfigError::InvalidUrl { .. } => {
-            format!("WEBHOOK_PUBLIC_URL is invalid for {name}: {error}")
-        }
-        error => format!("{variable} is invalid: {error}"),
-    })?;
-    Ok(Some(route))
 }
 
 /// The public base URL senders post to (`https://hooks.example.com`, no

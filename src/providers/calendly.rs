@@ -112,3 +112,22 @@ impl SignatureVerifier for Calendly {
             .with_signature(header.signatures.get(matched)))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "calendly",
+    variable: "CALENDLY_WEBHOOK_SIGNING_KEY",
+    key: "the webhook signing key",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(Calendly::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::CalendlySigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

@@ -144,3 +144,38 @@ impl crate::handshake::Handshake for DiscordPing {
         (interaction.kind == 1).then(|| crate::handshake::json(&br#"{"type":1}"#[..]))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "discord",
+    variable: "DISCORD_PUBLIC_KEY",
+    key: "the application's Ed25519 public key, 64 hex digits",
+    credential: super::Credential::KeyPair {
+        private_key: "the Ed25519 private key seed, 64 hex digits",
+        pkcs8: false,
+    },
+    signs_url: false,
+    handshake: Some(super::HandshakeSpec {
+        name: "`PING`",
+        get: false,
+        variable: None,
+    }),
+    build: |config| {
+        Ok(super::Preset::new(Discord::new(config.secrets())?).with_handshake(DiscordPing, false))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::DiscordSigner::from_hex(
+            config.secret_str()?,
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: || {
+        let seed = [7; 32];
+        let signer = crate::testing::DiscordSigner::new(seed);
+        crate::testing::TestKeys::pair(
+            signer.public_key_hex(),
+            crate::testing::SignerConfig::new(hex::encode(seed)),
+        )
+    },
+};

@@ -108,3 +108,22 @@ impl SignatureVerifier for DocuSign {
             .with_signature(signatures.get(matched)))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "docusign",
+    variable: "DOCUSIGN_CONNECT_HMAC_KEY",
+    key: "the Connect HMAC key",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(DocuSign::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::DocuSignSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

@@ -146,3 +146,29 @@ impl crate::handshake::Handshake for DropboxChallenge {
         Some(answer)
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "dropbox",
+    variable: "DROPBOX_APP_SECRET",
+    key: "the app secret",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: Some(super::HandshakeSpec {
+        name: "`GET ?challenge=`",
+        get: true,
+        variable: None,
+    }),
+    build: |config| {
+        Ok(super::Preset::new(Dropbox::new(config.secrets())?)
+            .with_handshake(DropboxChallenge, true))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::DropboxSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

@@ -102,3 +102,22 @@ impl SignatureVerifier for GitLab {
         optional_unsigned_id(verified, &parts.headers, &Self::IDEMPOTENCY_HEADER)
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "gitlab",
+    variable: "GITLAB_WEBHOOK_TOKEN",
+    key: "the webhook's secret token (sent as `X-Gitlab-Token`)",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(GitLab::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::GitLabSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

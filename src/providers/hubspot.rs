@@ -191,6 +191,32 @@ fn decode_uri(uri: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "hubspot",
+    variable: "HUBSPOT_CLIENT_SECRET",
+    key: "the app's client secret",
+    credential: super::Credential::SharedSecret,
+    signs_url: true,
+    handshake: None,
+    build: |config| {
+        Ok(super::Preset::new(HubSpot::new(
+            config.secrets(),
+            config.public_url()?,
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        let url = config.need_url("hubspot")?;
+        Ok(Box::new(crate::testing::HubSpotSigner::new(
+            config.secret().clone(),
+            url,
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};
+
 #[cfg(test)]
 mod tests {
     use super::decode_uri;

@@ -92,3 +92,22 @@ impl SignatureVerifier for Intercom {
             .with_signature(&tag))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "intercom",
+    variable: "INTERCOM_CLIENT_SECRET",
+    key: "the app's client secret",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(Intercom::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::IntercomSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

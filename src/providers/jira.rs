@@ -96,3 +96,22 @@ impl SignatureVerifier for Jira {
         required_unsigned_id(verified, &parts.headers, &Self::IDENTIFIER_HEADER)
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "jira",
+    variable: "JIRA_WEBHOOK_SECRET",
+    key: "the webhook's secret",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(Jira::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::JiraSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

@@ -199,3 +199,22 @@ impl SignatureVerifier for Mailgun {
         Ok(verified)
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "mailgun",
+    variable: "MAILGUN_WEBHOOK_SIGNING_KEY",
+    key: "the domain's HTTP webhook signing key",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(Mailgun::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::MailgunSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

@@ -194,3 +194,36 @@ impl crate::handshake::Handshake for MetaVerifyToken {
             .transpose()
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "meta",
+    variable: "META_APP_SECRET",
+    key: "the app secret",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: Some(super::HandshakeSpec {
+        name: "`GET ?hub.mode=subscribe`",
+        get: true,
+        variable: Some("META_VERIFY_TOKEN"),
+    }),
+    build: |config| {
+        let preset = super::Preset::new(Meta::new(config.secrets())?);
+        // The verification request is answered only with the verify token.
+        Ok(match config.verify_token() {
+            Some(tokens) => preset.with_handshake(
+                MetaVerifyToken::new(tokens).map_err(super::ProviderError::VerifyToken)?,
+                true,
+            ),
+            None => preset,
+        })
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::MetaSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

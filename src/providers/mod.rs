@@ -126,6 +126,43 @@
 //! [`SignatureVerifier`] trait (see [`verify`](crate::verify) and
 //! `examples/custom_provider.rs`).
 //!
+//! # The registry
+//!
+//! Each preset is defined once, next to its verifier, as a [`Provider`]
+//! entry: its name (= [`provider()`](crate::SignatureVerifier::provider)), the
+//! variable that holds its secret or public key, what that variable holds,
+//! its handshake, how to [`build`](Provider::build) its verifier and
+//! handshake from a [`ProviderConfig`], and, with the `test-util` feature,
+//! its signer ([`Provider::signer`]) and a matching pair of test keys.
+//! [`all`] lists them in a stable order and [`get`] finds one by name;
+//! [`fetched`] lists the presets whose keys are fetched at run time (SNS,
+//! PayPal, Pub/Sub), which are mounted with
+//! [`WebhookLayer::with_keys`](crate::WebhookLayer::with_keys) instead.
+//! `examples/receiver.rs` mounts its routes from [`all`], `send` signs for
+//! every entry, and [`testing::PROVIDERS`](crate::testing::PROVIDERS) and
+//! [`testing::signer_for`](crate::testing::signer_for) derive from it.
+//!
+//! ```
+//! use tower_webhooks::providers::{self, ProviderConfig};
+//! use tower_webhooks::WebhookLayer;
+//!
+//! let mut layers = Vec::new();
+//! for provider in providers::all() {
+//!     // In a service: `std::env::var(provider.variable())`.
+//!     let Some(secret) = (provider.name() == "github").then_some("It's a Secret to Everybody")
+//!     else {
+//!         continue;
+//!     };
+//!     let preset = provider.build(&ProviderConfig::new(secret)).unwrap();
+//!     let mut layer = WebhookLayer::from_shared(preset.verifier().clone());
+//!     if let Some(handshake) = preset.handshake() {
+//!         layer = layer.handshake(handshake.clone());
+//!     }
+//!     layers.push((format!("/webhooks/{}", provider.name()), layer));
+//! }
+//! assert_eq!(layers.len(), 1);
+//! ```
+//!
 //! [`SignatureVerifier`]: crate::SignatureVerifier
 
 /// The setters of every preset with a timestamp window (a `window:
@@ -184,6 +221,7 @@ mod plaid;
 mod postmark;
 #[cfg(feature = "pubsub")]
 mod pubsub;
+pub(crate) mod registry;
 #[cfg(feature = "sendgrid")]
 mod sendgrid;
 mod shared;
@@ -233,6 +271,10 @@ pub use self::postmark::Postmark;
 #[cfg(feature = "pubsub")]
 #[cfg_attr(docsrs, doc(cfg(feature = "pubsub")))]
 pub use self::pubsub::{GoogleKey, GoogleKeys, PubSub};
+pub use self::registry::{
+    Credential, FetchedProvider, HandshakeSpec, Preset, PresetHandshake, Provider, ProviderConfig,
+    ProviderError, all, fetched, get,
+};
 #[cfg(feature = "sendgrid")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sendgrid")))]
 pub use self::sendgrid::SendGrid;

@@ -179,3 +179,29 @@ impl crate::handshake::Handshake for MicrosoftGraphValidation {
 fn printable(byte: u8) -> bool {
     (0x20..=0x7e).contains(&byte) && !matches!(byte, b'<' | b'>')
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "msgraph",
+    variable: "MSGRAPH_CLIENT_STATE",
+    key: "the subscription's `clientState`",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: Some(super::HandshakeSpec {
+        name: "`POST ?validationToken=`",
+        get: false,
+        variable: None,
+    }),
+    build: |config| {
+        Ok(super::Preset::new(MicrosoftGraph::new(config.secrets())?)
+            .with_handshake(MicrosoftGraphValidation, false))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::MicrosoftGraphSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

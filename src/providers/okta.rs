@@ -169,3 +169,28 @@ impl crate::handshake::Handshake for OktaVerification {
         Some(crate::handshake::json(answer.to_string()))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "okta",
+    variable: "OKTA_EVENT_HOOK_SECRET",
+    key: "the event hook's authentication secret (the `Authorization` header's value)",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: Some(super::HandshakeSpec {
+        name: "`GET` one-time verification",
+        get: true,
+        variable: None,
+    }),
+    build: |config| {
+        Ok(super::Preset::new(Okta::new(config.secrets())?).with_handshake(OktaVerification, true))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::OktaSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

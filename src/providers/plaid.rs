@@ -274,3 +274,70 @@ impl KeyedVerifier for Plaid {
             .with_signature(&normalized))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)): a static key
+/// given by configuration (the JWK as `/webhook_verification_key/get`
+/// returns it, `kid` included), verified without a fetch. Plaid rotates
+/// its keys: give several while rotating, or mount a fetching
+/// [`KeySource`](crate::keys::KeySource) with
+/// [`WebhookLayer::with_keys`](crate::WebhookLayer::with_keys) instead.
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "plaid",
+    variable: "PLAID_VERIFICATION_KEY",
+    key: "the webhook verification key: the JWK `/webhook_verification_key/get` returns, \
+          with its `kid`",
+    credential: super::Credential::KeyPair {
+        private_key: "a P-256 private key, PKCS#8: PEM (`-----BEGIN PRIVATE KEY-----`) or base64 DER, and the JWK's `kid`",
+        pkcs8: true,
+    },
+    signs_url: false,
+    handshake: None,
+    build: |config| {
+        let secrets = config.secrets();
+        crate::verify::check_secrets(&secrets)?;
+        let keys = secrets
+            .iter()
+            .enumerate()
+            .map(|(index, jwk)| {
+                let invalid = |reason| super::ConfigError::InvalidSecret { index, reason };
+                #[derive(serde::Deserialize)]
+                struct Kid {
+                    kid: String,
+                }
+                let kid = serde_json::from_slice::<Kid>(jwk.expose())
+                    .map_err(|_| invalid("a Plaid verification key is a JWK with a `kid`"))?
+                    .kid;
+                let key = PlaidKey::from_jwk(jwk.expose())
+                    .map_err(|_| invalid("not an unexpired EC P-256 JWK"))?;
+                Ok((kid, key))
+            })
+            .collect::<Result<_, super::ConfigError>>()?;
+        Ok(super::Preset::new(super::registry::StaticKeys {
+            verifier: Plaid::new(),
+            keys,
+        }))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        let kid = config.require(config.key_id(), "plaid", "key id")?;
+        Ok(Box::new(crate::testing::PlaidSigner::from_pkcs8(
+            config.secret_str()?,
+            kid,
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: || {
+        use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+        let key =
+            p256::ecdsa::SigningKey::from_bytes(&[17; 32].into()).expect("a valid P-256 scalar");
+        let pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("a P-256 key encodes");
+        let kid = "tower-webhooks-test-key";
+        let signer = crate::testing::PlaidSigner::from_pkcs8(&pem, kid).expect("the key encoded");
+        crate::testing::TestKeys::pair(
+            signer.jwk(),
+            crate::testing::SignerConfig::new(pem.as_str()).with_key_id(kid),
+        )
+    },
+};

@@ -106,3 +106,24 @@ impl SignatureVerifier for Postmark {
         Ok(VerifiedWebhook::new("postmark").with_secret_index(index))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "postmark",
+    variable: "POSTMARK_WEBHOOK_CREDENTIALS",
+    key: "the basic auth credentials, `username:password`",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(Postmark::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::PostmarkSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: || {
+        crate::testing::TestKeys::shared("postmark:whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    },
+};

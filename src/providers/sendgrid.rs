@@ -161,3 +161,38 @@ impl SignatureVerifier for SendGrid {
         }
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "sendgrid",
+    variable: "SENDGRID_VERIFICATION_KEY",
+    key: "the Event Webhook's verification key: base64 of a DER P-256 `SubjectPublicKeyInfo`",
+    credential: super::Credential::KeyPair {
+        private_key: "a P-256 private key, PKCS#8: PEM (`-----BEGIN PRIVATE KEY-----`) or base64 DER",
+        pkcs8: true,
+    },
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(SendGrid::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::SendGridSigner::from_pkcs8(
+            config.secret_str()?,
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: || {
+        use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+        let key =
+            p256::ecdsa::SigningKey::from_bytes(&[13; 32].into()).expect("a valid P-256 scalar");
+        let pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .expect("a P-256 key encodes");
+        let signer =
+            crate::testing::SendGridSigner::from_pkcs8(&pem).expect("the key just encoded");
+        crate::testing::TestKeys::pair(
+            signer.public_key_base64(),
+            crate::testing::SignerConfig::new(pem.as_str()),
+        )
+    },
+};

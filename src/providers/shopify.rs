@@ -99,3 +99,22 @@ impl SignatureVerifier for Shopify {
         Ok(verified.with_unsigned_event_id(id))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "shopify",
+    variable: "SHOPIFY_WEBHOOK_SECRET",
+    key: "the app's client secret",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(Shopify::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::ShopifySigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

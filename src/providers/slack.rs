@@ -169,3 +169,29 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         .windows(needle.len())
         .any(|window| window == needle)
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "slack",
+    variable: "SLACK_SIGNING_SECRET",
+    key: "the app's signing secret",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: Some(super::HandshakeSpec {
+        name: "url_verification",
+        get: false,
+        variable: None,
+    }),
+    build: |config| {
+        Ok(super::Preset::new(Slack::new(config.secrets())?)
+            .with_handshake(SlackUrlVerification, false))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::SlackSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

@@ -98,3 +98,29 @@ impl SignatureVerifier for Square {
             .with_signature(&tag))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "square",
+    variable: "SQUARE_SIGNATURE_KEY",
+    key: "the subscription's signature key",
+    credential: super::Credential::SharedSecret,
+    signs_url: true,
+    handshake: None,
+    build: |config| {
+        Ok(super::Preset::new(Square::new(
+            config.secrets(),
+            config.route_url("square")?,
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        let url = config.need_url("square")?;
+        Ok(Box::new(crate::testing::SquareSigner::new(
+            config.secret().clone(),
+            url,
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

@@ -243,3 +243,45 @@ impl SignatureVerifier for StandardWebhooks {
         })
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "standard",
+    variable: "STANDARD_WEBHOOK_SECRET",
+    key: "a `whsec_…` signing secret (OpenAI, GitLab signing tokens)",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(StandardWebhooks::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::StandardWebhooksSigner::new(
+            config.secret().clone(),
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const SVIX_PROVIDER: super::Provider = super::Provider {
+    name: "svix",
+    variable: "SVIX_WEBHOOK_SECRET",
+    key: "a `whsec_…` signing secret (Clerk, Resend)",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| {
+        Ok(super::Preset::new(StandardWebhooks::svix(
+            config.secrets(),
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::StandardWebhooksSigner::svix(
+            config.secret().clone(),
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

@@ -160,3 +160,33 @@ impl SignatureVerifier for Telnyx {
         }
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "telnyx",
+    variable: "TELNYX_PUBLIC_KEY",
+    key: "the account's Ed25519 public key, base64 of the raw 32 bytes",
+    credential: super::Credential::KeyPair {
+        private_key: "an Ed25519 private key, PKCS#8: PEM (`-----BEGIN PRIVATE KEY-----`) or base64 DER",
+        pkcs8: true,
+    },
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(Telnyx::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::TelnyxSigner::from_pkcs8(
+            config.secret_str()?,
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: || {
+        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[11; 32]);
+        let der = key.to_pkcs8_der().expect("an Ed25519 key encodes");
+        crate::testing::TestKeys::pair(
+            BASE64.encode(key.verifying_key().as_bytes()),
+            crate::testing::SignerConfig::new(BASE64.encode(der.as_bytes())),
+        )
+    },
+};

@@ -291,6 +291,32 @@ fn hex_value(digit: u8) -> u8 {
     }
 }
 
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "twilio",
+    variable: "TWILIO_AUTH_TOKEN",
+    key: "the account's auth token",
+    credential: super::Credential::SharedSecret,
+    signs_url: true,
+    handshake: None,
+    build: |config| {
+        Ok(super::Preset::new(Twilio::new(
+            config.secrets(),
+            config.public_url()?,
+        )?))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        let url = config.need_url("twilio")?;
+        Ok(Box::new(crate::testing::TwilioSigner::new(
+            config.secret().clone(),
+            url,
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

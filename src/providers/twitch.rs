@@ -271,6 +271,32 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "twitch",
+    variable: "TWITCH_EVENTSUB_SECRET",
+    key: "the subscription's secret",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: Some(super::HandshakeSpec {
+        name: "webhook_callback_verification",
+        get: false,
+        variable: None,
+    }),
+    build: |config| {
+        Ok(super::Preset::new(Twitch::new(config.secrets())?)
+            .with_handshake(TwitchCallbackVerification, false))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::TwitchSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};
+
 #[cfg(test)]
 mod tests {
     use super::parse_rfc3339;

@@ -90,3 +90,22 @@ impl SignatureVerifier for Typeform {
             .with_signature(&tag))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "typeform",
+    variable: "TYPEFORM_WEBHOOK_SECRET",
+    key: "the webhook's secret",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: None,
+    build: |config| Ok(super::Preset::new(Typeform::new(config.secrets())?)),
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::TypeformSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

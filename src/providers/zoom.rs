@@ -210,3 +210,29 @@ impl crate::handshake::Handshake for ZoomUrlValidation {
         Some(crate::handshake::json(answer.to_string()))
     }
 }
+
+/// The registry entry (see [`Provider`](super::Provider)).
+pub(super) const PROVIDER: super::Provider = super::Provider {
+    name: "zoom",
+    variable: "ZOOM_WEBHOOK_SECRET_TOKEN",
+    key: "the app's secret token",
+    credential: super::Credential::SharedSecret,
+    signs_url: false,
+    handshake: Some(super::HandshakeSpec {
+        name: "endpoint.url_validation",
+        get: false,
+        variable: None,
+    }),
+    build: |config| {
+        let validation = ZoomUrlValidation::new(config.secrets())?;
+        Ok(super::Preset::new(Zoom::new(config.secrets())?).with_handshake(validation, false))
+    },
+    #[cfg(feature = "test-util")]
+    signer: |config| {
+        Ok(Box::new(crate::testing::ZoomSigner::new(
+            config.secret().clone(),
+        )))
+    },
+    #[cfg(feature = "test-util")]
+    test_keys: crate::testing::TestKeys::shared_default,
+};

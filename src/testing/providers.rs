@@ -1386,42 +1386,289 @@ pub enum SignerError {
     /// The provider signs a URL and none was given.
     #[error("provider `{0}` signs the notification URL: pass one")]
     MissingUrl(&'static str),
+    /// The provider's signer needs a setting that was not given (see
+    /// [`SignerConfig`]).
+    #[error("provider `{provider}` needs a {setting}")]
+    MissingSetting {
+        /// The provider.
+        provider: &'static str,
+        /// The setting, in words ("certificate URL", "key id").
+        setting: &'static str,
+    },
 }
 
-/// The names [`signer_for`] accepts: `"generic"` and every preset's
-/// [`provider`](crate::SignatureVerifier::provider) name.
-pub const PROVIDERS: &[&str] = &[
-    "generic",
-    "stripe",
-    "github",
-    "shopify",
-    "slack",
-    "standard",
-    "svix",
-    "paddle",
-    "discord",
-    "twilio",
-    "square",
-    "linear",
-    "gitlab",
-    "zoom",
-    "typeform",
-    "bitbucket",
-    "jira",
-    "vercel",
-    "intercom",
-    "meta",
-    "dropbox",
-    "calendly",
-    "mux",
-    "docusign",
-    "hubspot",
-    "twitch",
-    "mailgun",
-    "postmark",
-    "okta",
-    "msgraph",
-];
+/// How a registry entry builds its signer.
+pub(crate) type SignerFn = fn(&SignerConfig) -> Result<Box<dyn Signer>, SignerError>;
+
+/// What a test signer is built from (see
+/// [`Provider::signer`](crate::providers::Provider::signer)): the secret (a
+/// shared secret, Discord's hex seed, or a PKCS#8 private key, as
+/// [`Credential`](crate::providers::Credential) says), and the settings some
+/// senders need.
+#[derive(Clone)]
+pub struct SignerConfig {
+    secret: Secret,
+    url: Option<String>,
+    key_id: Option<String>,
+    cert_url: Option<String>,
+    webhook_id: Option<String>,
+    audience: Option<String>,
+    service_account: Option<String>,
+}
+
+impl fmt::Debug for SignerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SignerConfig")
+            .field("secret", &self.secret)
+            .field("url", &self.url)
+            .field("key_id", &self.key_id)
+            .field("cert_url", &self.cert_url)
+            .field("webhook_id", &self.webhook_id)
+            .field("audience", &self.audience)
+            .field("service_account", &self.service_account)
+            .finish()
+    }
+}
+
+impl SignerConfig {
+    /// A configuration signing with `secret`.
+    pub fn new(secret: impl Into<Secret>) -> Self {
+        Self {
+            secret: secret.into(),
+            url: None,
+            key_id: None,
+            cert_url: None,
+            webhook_id: None,
+            audience: None,
+            service_account: None,
+        }
+    }
+
+    /// The full URL the request goes to (Twilio, Square and HubSpot sign
+    /// it).
+    #[must_use]
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// The key id the signer names its key by (Plaid's and Pub/Sub's
+    /// `kid`).
+    #[must_use]
+    pub fn with_key_id(mut self, kid: impl Into<String>) -> Self {
+        self.key_id = Some(kid.into());
+        self
+    }
+
+    /// The certificate URL the signer names (SNS's `SigningCertURL`,
+    /// PayPal's `PAYPAL-CERT-URL`).
+    #[must_use]
+    pub fn with_cert_url(mut self, url: impl Into<String>) -> Self {
+        self.cert_url = Some(url.into());
+        self
+    }
+
+    /// PayPal's webhook id.
+    #[must_use]
+    pub fn with_webhook_id(mut self, id: impl Into<String>) -> Self {
+        self.webhook_id = Some(id.into());
+        self
+    }
+
+    /// The audience of Pub/Sub's token.
+    #[must_use]
+    pub fn with_audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// The service account (`email`) of Pub/Sub's token.
+    #[must_use]
+    pub fn with_service_account(mut self, email: impl Into<String>) -> Self {
+        self.service_account = Some(email.into());
+        self
+    }
+
+    /// The secret.
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// The URL, if set.
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// The key id, if set.
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref()
+    }
+
+    /// The certificate URL, if set.
+    pub fn cert_url(&self) -> Option<&str> {
+        self.cert_url.as_deref()
+    }
+
+    /// PayPal's webhook id, if set.
+    pub fn webhook_id(&self) -> Option<&str> {
+        self.webhook_id.as_deref()
+    }
+
+    /// Pub/Sub's audience, if set.
+    pub fn audience(&self) -> Option<&str> {
+        self.audience.as_deref()
+    }
+
+    /// Pub/Sub's service account, if set.
+    pub fn service_account(&self) -> Option<&str> {
+        self.service_account.as_deref()
+    }
+
+    /// The secret as text (a private key or a hex seed).
+    #[cfg_attr(
+        not(any(
+            feature = "ed25519",
+            feature = "sendgrid",
+            feature = "plaid",
+            feature = "sns",
+            feature = "paypal",
+            feature = "pubsub"
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn secret_str(&self) -> Result<&str, SignerError> {
+        std::str::from_utf8(self.secret.expose())
+            .map_err(|_| SignerError::InvalidSecret("the private key is not text"))
+    }
+
+    /// The URL, which `provider` needs.
+    pub(crate) fn need_url(&self, provider: &'static str) -> Result<&str, SignerError> {
+        self.url().ok_or(SignerError::MissingUrl(provider))
+    }
+
+    /// A setting `provider` needs.
+    #[cfg_attr(
+        not(any(
+            feature = "plaid",
+            feature = "sns",
+            feature = "paypal",
+            feature = "pubsub"
+        )),
+        allow(dead_code)
+    )]
+    pub(crate) fn require<'a>(
+        &self,
+        value: Option<&'a str>,
+        provider: &'static str,
+        setting: &'static str,
+    ) -> Result<&'a str, SignerError> {
+        value.ok_or(SignerError::MissingSetting { provider, setting })
+    }
+}
+
+/// A matching pair for one registry entry, for tests: the value of its
+/// variable (what [`ProviderConfig::new`](crate::providers::ProviderConfig::new)
+/// takes: the shared secret, or the public key) and the signer's
+/// configuration (the same secret, or the private key; add the URL for
+/// the senders that sign it). See
+/// [`Provider::test_keys`](crate::providers::Provider::test_keys).
+#[derive(Clone)]
+pub struct TestKeys {
+    value: String,
+    signer: SignerConfig,
+}
+
+impl fmt::Debug for TestKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestKeys")
+            .field("signer", &self.signer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestKeys {
+    /// The shared secret the shared-secret entries test with (also a valid
+    /// `whsec_` secret); Postmark's is `user:` followed by it.
+    pub const SHARED_SECRET: &'static str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    /// `secret` on both sides.
+    pub(crate) fn shared(secret: &str) -> Self {
+        Self {
+            value: secret.to_owned(),
+            signer: SignerConfig::new(secret),
+        }
+    }
+
+    /// [`SHARED_SECRET`](Self::SHARED_SECRET) on both sides.
+    pub(crate) fn shared_default() -> Self {
+        Self::shared(Self::SHARED_SECRET)
+    }
+
+    /// A public key for the verifier and the signer's configuration.
+    #[cfg_attr(
+        not(any(feature = "ed25519", feature = "sendgrid", feature = "plaid")),
+        allow(dead_code)
+    )]
+    pub(crate) fn pair(value: String, signer: SignerConfig) -> Self {
+        Self { value, signer }
+    }
+
+    /// The variable's value: the shared secret or the public key.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// The signer's configuration.
+    pub fn signer(&self) -> &SignerConfig {
+        &self.signer
+    }
+}
+
+const fn legacy_names_len() -> usize {
+    let mut count = 1;
+    let mut index = 0;
+    while index < providers::registry::ALL.len() {
+        if signs_with_text_secret(&providers::registry::ALL[index]) {
+            count += 1;
+        }
+        index += 1;
+    }
+    count
+}
+
+/// Whether `signer_for` takes the entry's secret as it always did: a shared
+/// secret, or a key pair whose private key is not PKCS#8 (Discord's seed).
+const fn signs_with_text_secret(provider: &providers::Provider) -> bool {
+    !matches!(
+        provider.credential,
+        providers::Credential::KeyPair { pkcs8: true, .. }
+    )
+}
+
+const NAMES: [&str; legacy_names_len()] = {
+    let mut names = [""; legacy_names_len()];
+    names[0] = "generic";
+    let mut at = 1;
+    let mut index = 0;
+    while index < providers::registry::ALL.len() {
+        let provider = &providers::registry::ALL[index];
+        if signs_with_text_secret(provider) {
+            names[at] = provider.name;
+            at += 1;
+        }
+        index += 1;
+    }
+    names
+};
+
+/// `"generic"` and every registry entry ([`providers::all`]) signed with a
+/// shared secret or, for Discord, a hex seed: the names [`signer_for`]
+/// takes a secret string for, derived from the registry. The public-key
+/// presets whose signers take a PKCS#8 private key (`sendgrid`, `telnyx`,
+/// `plaid`, and the fetched `sns`, `paypal`, `pubsub`) are signed through
+/// [`signer_with`] (or [`signer_for`] with the key as the secret, where no
+/// other setting is needed).
+pub const PROVIDERS: &[&str] = &NAMES;
 
 /// A signer for `provider` (`"generic"` or a preset's name, see
 /// [`PROVIDERS`]) with `secret` as the provider gives it: a `whsec_…` string
@@ -1447,45 +1694,43 @@ pub fn signer_for(
     secret: &str,
     url: Option<&str>,
 ) -> Result<Box<dyn Signer>, SignerError> {
-    let need_url = |name| url.ok_or(SignerError::MissingUrl(name));
-    Ok(match provider {
-        "generic" => Box::new(GenericSigner::new(secret)),
-        "stripe" => Box::new(StripeSigner::new(secret)),
-        "github" => Box::new(GitHubSigner::new(secret)),
-        "shopify" => Box::new(ShopifySigner::new(secret)),
-        "slack" => Box::new(SlackSigner::new(secret)),
-        "standard" => Box::new(StandardWebhooksSigner::new(secret)?),
-        "svix" => Box::new(StandardWebhooksSigner::svix(secret)?),
-        "paddle" => Box::new(PaddleSigner::new(secret)),
-        #[cfg(feature = "ed25519")]
-        "discord" => Box::new(DiscordSigner::from_hex(secret)?),
-        #[cfg(not(feature = "ed25519"))]
-        "discord" => {
-            return Err(SignerError::InvalidSecret(
-                "Discord signing needs the `ed25519` feature",
-            ));
-        }
-        "twilio" => Box::new(TwilioSigner::new(secret, need_url("twilio")?)),
-        "square" => Box::new(SquareSigner::new(secret, need_url("square")?)),
-        "linear" => Box::new(LinearSigner::new(secret)),
-        "gitlab" => Box::new(GitLabSigner::new(secret)),
-        "zoom" => Box::new(ZoomSigner::new(secret)),
-        "typeform" => Box::new(TypeformSigner::new(secret)),
-        "bitbucket" => Box::new(BitbucketSigner::new(secret)),
-        "jira" => Box::new(JiraSigner::new(secret)),
-        "vercel" => Box::new(VercelSigner::new(secret)),
-        "intercom" => Box::new(IntercomSigner::new(secret)),
-        "meta" => Box::new(MetaSigner::new(secret)),
-        "dropbox" => Box::new(DropboxSigner::new(secret)),
-        "calendly" => Box::new(CalendlySigner::new(secret)),
-        "mux" => Box::new(MuxSigner::new(secret)),
-        "docusign" => Box::new(DocuSignSigner::new(secret)),
-        "hubspot" => Box::new(HubSpotSigner::new(secret, need_url("hubspot")?)),
-        "twitch" => Box::new(TwitchSigner::new(secret)),
-        "mailgun" => Box::new(MailgunSigner::new(secret)),
-        "postmark" => Box::new(PostmarkSigner::new(secret)),
-        "okta" => Box::new(OktaSigner::new(secret)),
-        "msgraph" => Box::new(MicrosoftGraphSigner::new(secret)),
-        other => return Err(SignerError::UnknownProvider(other.to_owned())),
-    })
+    let mut config = SignerConfig::new(secret);
+    if let Some(url) = url {
+        config = config.with_url(url);
+    }
+    signer_with(provider, &config)
+}
+
+/// A signer for `provider`: `"generic"`, any entry of
+/// [`providers::all`], or any of [`providers::fetched`], configured by
+/// `config` (the private key and the settings the sender needs).
+///
+/// ```
+/// use tower_webhooks::testing::{signer_with, SignerConfig, Signer};
+///
+/// let config = SignerConfig::new("dropbox_app_secret");
+/// assert_eq!(signer_with("dropbox", &config).unwrap().provider(), "dropbox");
+/// ```
+///
+/// # Errors
+///
+/// [`SignerError`] for an unknown provider, a secret in the wrong format, or
+/// a missing setting.
+pub fn signer_with(provider: &str, config: &SignerConfig) -> Result<Box<dyn Signer>, SignerError> {
+    if provider == "generic" {
+        return Ok(Box::new(GenericSigner::new(config.secret().clone())));
+    }
+    if let Some(entry) = providers::get(provider) {
+        return entry.signer(config);
+    }
+    if let Some(entry) = providers::fetched().iter().find(|p| p.name() == provider) {
+        return entry.signer(config);
+    }
+    // A preset whose feature is off is still a name this crate knows.
+    if provider == "discord" {
+        return Err(SignerError::InvalidSecret(
+            "Discord signing needs the `ed25519` feature",
+        ));
+    }
+    Err(SignerError::UnknownProvider(provider.to_owned()))
 }

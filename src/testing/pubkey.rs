@@ -6,21 +6,27 @@
     feature = "sendgrid",
     feature = "ed25519",
     feature = "sns",
-    feature = "plaid"
+    feature = "plaid",
+    feature = "pubsub",
+    feature = "paypal"
 ))]
 use base64::Engine as _;
 #[cfg(any(
     feature = "sendgrid",
     feature = "ed25519",
     feature = "sns",
-    feature = "plaid"
+    feature = "plaid",
+    feature = "pubsub",
+    feature = "paypal"
 ))]
 use base64::engine::general_purpose::STANDARD as BASE64;
 #[cfg(any(
     feature = "sendgrid",
     feature = "ed25519",
     feature = "sns",
-    feature = "plaid"
+    feature = "plaid",
+    feature = "pubsub",
+    feature = "paypal"
 ))]
 use http::{HeaderMap, HeaderValue};
 
@@ -28,14 +34,17 @@ use http::{HeaderMap, HeaderValue};
     feature = "sendgrid",
     feature = "ed25519",
     feature = "sns",
-    feature = "plaid"
+    feature = "plaid",
+    feature = "pubsub",
+    feature = "paypal"
 ))]
 use super::{Signer, SignerError};
 #[cfg(any(
     feature = "sendgrid",
     feature = "ed25519",
     feature = "sns",
-    feature = "plaid"
+    feature = "plaid",
+    feature = "paypal"
 ))]
 use crate::providers;
 
@@ -44,7 +53,9 @@ use crate::providers;
     feature = "sendgrid",
     feature = "ed25519",
     feature = "sns",
-    feature = "plaid"
+    feature = "plaid",
+    feature = "pubsub",
+    feature = "paypal"
 ))]
 fn pkcs8_der(text: &str) -> Result<Vec<u8>, SignerError> {
     let text = text.trim();
@@ -81,8 +92,9 @@ fn pkcs8_der(text: &str) -> Result<Vec<u8>, SignerError> {
 #[cfg(any(
     feature = "sendgrid",
     feature = "ed25519",
-    feature = "sns",
-    feature = "plaid"
+    feature = "plaid",
+    feature = "pubsub",
+    feature = "paypal"
 ))]
 fn value(text: String) -> HeaderValue {
     HeaderValue::try_from(text).expect("signatures are valid header values")
