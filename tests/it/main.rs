@@ -38,6 +38,7 @@ mod providers_pubkey;
 mod providers_roundtrip;
 mod providers_wave2;
 mod receiver;
+mod registry;
 mod slow_clients;
 mod store_failures;
 mod verify_layer;

@@ -378,7 +378,7 @@ fn the_receivers_environment_contract_is_unchanged() {
 
 #[test]
 fn the_receivers_documented_table_lists_the_registry() {
-    let source = include_str!("../examples/receiver.rs");
+    let source = include_str!("../../examples/receiver.rs");
     let start = source
         .find("//! | route | secret variable | handshake |")
         .expect("the receiver documents its routes");
