@@ -55,6 +55,16 @@
 //! | `sendgrid` | `SENDGRID_VERIFICATION_KEY` (P-256 public key, base64 DER) | — |
 //! | `plaid` | `PLAID_VERIFICATION_KEY` (the JWK, with its `kid`) | — |
 //!
+//! The senders whose keys are fetched over HTTPS (`keys::HttpsFetcher`, the
+//! certificates and key sets cached for an hour; a failed fetch is 503 with
+//! `Retry-After`, so the sender retries):
+//!
+//! | route | variables | handshake |
+//! |---|---|---|
+//! | `sns` | `SNS_TOPIC_ARNS` (comma-separated; other topics are refused) | `SubscriptionConfirmation`, confirmed only with `SNS_CONFIRM_SUBSCRIPTIONS=on`; otherwise it reaches the handler |
+//! | `paypal` | `PAYPAL_WEBHOOK_ID` | — |
+//! | `pubsub` | `PUBSUB_AUDIENCE` and `PUBSUB_SERVICE_ACCOUNT` (the push subscription's audience and service account email) | — |
+//!
 //! Admin listener (`ADMIN_BIND`, inbox mode only): the admin service
 //! (`tower_webhooks::admin`): the dashboard at `/` (open it in a browser),
 //! the JSON API (`GET /events?status=&namespace=&limit=&cursor=`,

@@ -131,18 +131,101 @@ pub fn routes(listening_on: SocketAddr) -> Result<Vec<Route>, BoxError> {
         })?;
         routes.push(Route::from_preset(provider.name(), &preset));
     }
+    routes.extend(fetched_routes()?);
     Ok(routes)
 }
 
-/// A webhook route: its path, its verifier, the sender's handshake if the
-/// route answers one, and whether it also accepts `GET` (for a `GET`
-/// handshake: an axum `post` route would answer 405 before the layer runs).
+/// The senders whose keys are fetched over HTTPS (`providers::fetched()`):
+/// AWS SNS (`SNS_TOPIC_ARNS`, comma-separated; `SNS_CONFIRM_SUBSCRIPTIONS=on`
+/// confirms subscriptions), PayPal (`PAYPAL_WEBHOOK_ID`) and Google Pub/Sub
+/// push (`PUBSUB_AUDIENCE` with `PUBSUB_SERVICE_ACCOUNT`). One fetcher, with
+/// its connection pool, serves all three; certificates and key sets are
+/// cached for an hour.
+fn fetched_routes() -> Result<Vec<Route>, BoxError> {
+    use tower_webhooks::keys::{CachedKeys, HttpsFetcher};
+    use tower_webhooks::providers::{
+        GoogleKeys, PayPal, PayPalCertificates, PubSub, Sns, SnsCertificates,
+    };
+
+    let hour = Duration::from_secs(3600);
+    let mut routes = Vec::new();
+    let sns_topics = secret_var("SNS_TOPIC_ARNS")?;
+    let paypal_id = secret_var("PAYPAL_WEBHOOK_ID")?;
+    let audience = secret_var("PUBSUB_AUDIENCE")?;
+    let account = secret_var("PUBSUB_SERVICE_ACCOUNT")?;
+    let confirm = match std::env::var("SNS_CONFIRM_SUBSCRIPTIONS").as_deref() {
+        Err(_) | Ok("off") => false,
+        Ok("on") => true,
+        Ok(other) => {
+            return Err(format!("SNS_CONFIRM_SUBSCRIPTIONS={other}: expected on or off").into());
+        }
+    };
+    if confirm && sns_topics.is_none() {
+        return Err("SNS_CONFIRM_SUBSCRIPTIONS is on but SNS_TOPIC_ARNS is not set".into());
+    }
+    if audience.is_some() != account.is_some() {
+        return Err(
+            "PUBSUB_AUDIENCE and PUBSUB_SERVICE_ACCOUNT go together: set both, or neither".into(),
+        );
+    }
+    if sns_topics.is_none() && paypal_id.is_none() && audience.is_none() {
+        return Ok(routes);
+    }
+    let fetcher = HttpsFetcher::new();
+    if let Some(topics) = sns_topics {
+        let mut sns = Sns::new(
+            topics
+                .split(',')
+                .map(str::trim)
+                .filter(|arn| !arn.is_empty()),
+        )
+        .map_err(|error| format!("SNS_TOPIC_ARNS is invalid: {error}"))?;
+        if confirm {
+            sns = sns.confirm_subscriptions(fetcher.clone());
+        }
+        let handshake = sns.subscription_handshake();
+        let keys = CachedKeys::new(SnsCertificates::new(fetcher.clone())).ttl(hour);
+        let layer = WebhookLayer::with_keys(sns, keys);
+        routes.push(Route::keyed(
+            "sns",
+            if confirm {
+                layer.handshake(handshake)
+            } else {
+                layer
+            },
+        ));
+    }
+    if let Some(id) = paypal_id {
+        let paypal =
+            PayPal::new(&id).map_err(|error| format!("PAYPAL_WEBHOOK_ID is invalid: {error}"))?;
+        let keys = CachedKeys::new(PayPalCertificates::new(fetcher.clone())).ttl(hour);
+        routes.push(Route::keyed(
+            "paypal",
+            WebhookLayer::with_keys(paypal, keys),
+        ));
+    }
+    if let (Some(audience), Some(account)) = (audience, account) {
+        let pubsub = PubSub::new(&audience, &account).map_err(|error| {
+            format!("PUBSUB_AUDIENCE or PUBSUB_SERVICE_ACCOUNT is invalid: {error}")
+        })?;
+        let keys = CachedKeys::new(GoogleKeys::new(fetcher)).ttl(hour);
+        routes.push(Route::keyed(
+            "pubsub",
+            WebhookLayer::with_keys(pubsub, keys),
+        ));
+    }
+    Ok(routes)
+}
+
+/// A webhook route: its path, its layer (a verifier, or a verifier with a
+/// key source), the sender's handshake if the route answers one, and whether
+/// it also accepts `GET` (for a `GET` handshake: an axum `post` route would
+/// answer 405 before the layer runs).
 #[derive(Clone)]
 pub struct Route {
     /// `/webhooks/<name>`.
     pub path: String,
-    /// The route's verifier.
-    pub verifier: Arc<dyn SignatureVerifier>,
+    base: WebhookLayer,
     handshake: Option<Arc<dyn Fn(WebhookLayer) -> WebhookLayer + Send + Sync>>,
     /// Whether the route also accepts `GET`.
     pub get: bool,
@@ -151,9 +234,15 @@ pub struct Route {
 impl Route {
     /// `/webhooks/<name>` with `verifier`, no handshake, `POST` only.
     pub fn new(name: &str, verifier: impl SignatureVerifier + 'static) -> Self {
+        Self::keyed(name, WebhookLayer::new(verifier))
+    }
+
+    /// `/webhooks/<name>` with a ready layer (one that resolves keys,
+    /// `WebhookLayer::with_keys`, its handshake included), `POST` only.
+    pub fn keyed(name: &str, layer: WebhookLayer) -> Self {
         Self {
             path: format!("/webhooks/{name}"),
-            verifier: Arc::new(verifier),
+            base: layer,
             handshake: None,
             get: false,
         }
@@ -162,12 +251,7 @@ impl Route {
     /// `/webhooks/<name>` with a preset from the registry: its verifier, and
     /// its handshake (accepting `GET` for a `GET` handshake).
     pub fn from_preset(name: &str, preset: &Preset) -> Self {
-        let route = Self {
-            path: format!("/webhooks/{name}"),
-            verifier: preset.verifier().clone(),
-            handshake: None,
-            get: false,
-        };
+        let route = Self::keyed(name, WebhookLayer::from_shared(preset.verifier().clone()));
         match preset.handshake() {
             Some(handshake) if handshake.uses_get() => {
                 route.with_handshake(handshake.clone()).accepting_get()
@@ -195,10 +279,9 @@ impl Route {
 
     /// The route's webhook layer: its verifier and its handshake.
     pub fn layer(&self) -> WebhookLayer {
-        let layer = WebhookLayer::from_shared(self.verifier.clone());
         match &self.handshake {
-            Some(enable) => enable(layer),
-            None => layer,
+            Some(enable) => enable(self.base.clone()),
+            None => self.base.clone(),
         }
     }
 

@@ -41,6 +41,13 @@ const VARIABLES: &[&str] = &[
     "HANDLER_DELAY_MS",
     "HANDLER_FAIL_PCT",
     "WEBHOOK_PUBLIC_URL",
+    "INBOX_MAX_ATTEMPTS",
+    "INBOX_BACKOFF_MS",
+    "SNS_TOPIC_ARNS",
+    "SNS_CONFIRM_SUBSCRIPTIONS",
+    "PAYPAL_WEBHOOK_ID",
+    "PUBSUB_AUDIENCE",
+    "PUBSUB_SERVICE_ACCOUNT",
 ];
 
 /// [`VARIABLES`], each registry entry's variable and its handshake's.
@@ -525,13 +532,99 @@ async fn every_registry_entry_is_mounted_by_its_variable() {
         let (status, body) = http_send(setup.address, request).await;
         assert_eq!(status, StatusCode::OK, "{name}: {body:?}");
     }
-    // Unset variables mount nothing: the fetched presets have no route yet.
+    // Unset variables mount nothing.
     for fetched in providers::fetched() {
         let path = format!("/webhooks/{}", fetched.name());
         let request = Request::post(path.as_str()).body(Full::default()).unwrap();
         let (status, _) = http_send(setup.address, request).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
     }
+}
+
+/// The fetched senders are mounted by their variables: a request without a
+/// signature, or pointing at a certificate off the pinned hosts, is refused
+/// before anything is fetched (401, not 404 and not 503).
+#[tokio::test]
+async fn the_fetched_senders_are_mounted_by_their_variables() {
+    let setup = Setup::new("fetched");
+    let _receiver = Running::start(
+        setup
+            .command()
+            .env("WEBHOOK_SECRET", SECRET)
+            .env(
+                "SNS_TOPIC_ARNS",
+                "arn:aws:sns:us-east-1:123456789012:orders",
+            )
+            .env("SNS_CONFIRM_SUBSCRIPTIONS", "on")
+            .env("PAYPAL_WEBHOOK_ID", "1JE4291016473214C")
+            .env(
+                "PUBSUB_AUDIENCE",
+                "https://hooks.example.com/webhooks/pubsub",
+            )
+            .env(
+                "PUBSUB_SERVICE_ACCOUNT",
+                "push@project.iam.gserviceaccount.com",
+            ),
+        setup.address,
+    )
+    .await;
+    let forged_sns = serde_json::json!({
+        "Type": "Notification",
+        "MessageId": "m-1",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:orders",
+        "Message": "{}",
+        "Timestamp": "2026-01-01T00:00:00.000Z",
+        "SignatureVersion": "1",
+        "Signature": "AAAA",
+        "SigningCertURL": "https://sns.evil.com/cert.pem",
+    });
+    let request = Request::post("/webhooks/sns")
+        .header("content-type", "text/plain; charset=UTF-8")
+        .body(Full::new(Bytes::from(forged_sns.to_string())))
+        .unwrap();
+    assert_eq!(
+        http_send(setup.address, request).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // No signature headers at all: refused (400 or 401), never 404 or 503.
+    for path in ["/webhooks/paypal", "/webhooks/pubsub"] {
+        let request = Request::post(path)
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .unwrap();
+        let status = http_send(setup.address, request).await.0;
+        assert!(
+            status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED,
+            "{path}: {status}"
+        );
+    }
+}
+
+#[test]
+fn half_configured_fetched_senders_are_refused() {
+    let setup = Setup::new("fetched_refused");
+    let stderr = refused(
+        &setup,
+        setup.command().env(
+            "PUBSUB_AUDIENCE",
+            "https://hooks.example.com/webhooks/pubsub",
+        ),
+    );
+    assert!(stderr.contains("PUBSUB_SERVICE_ACCOUNT"), "{stderr}");
+    let stderr = refused(
+        &setup,
+        setup.command().env("SNS_CONFIRM_SUBSCRIPTIONS", "on"),
+    );
+    assert!(stderr.contains("SNS_TOPIC_ARNS"), "{stderr}");
+    let stderr = refused(
+        &setup,
+        setup
+            .command()
+            .env("SNS_TOPIC_ARNS", "arn:aws:sns:us-east-1:1:t")
+            .env("SNS_CONFIRM_SUBSCRIPTIONS", "yes"),
+    );
+    assert!(stderr.contains("SNS_CONFIRM_SUBSCRIPTIONS=yes"), "{stderr}");
+    let stderr = refused(&setup, setup.command().env("SNS_TOPIC_ARNS", "not-an-arn"));
+    assert!(stderr.contains("SNS_TOPIC_ARNS is invalid"), "{stderr}");
 }
 
 /// Runs `send` with `args`; returns its exit success and stdout.
