@@ -10,6 +10,13 @@
 //!   `tower_webhooks::testing` signer (header lookups, parsing, decoding,
 //!   timestamp window, event id, and for Stripe the id read from the body).
 //!
+//! The Standard Webhooks groups also hold the two Rust libraries for the
+//! scheme, on the same head and body: `svix` (`svix::webhooks::Webhook`) and
+//! `standardwebhooks` (`standardwebhooks::Webhook`). Both read the system
+//! clock (they cannot be given another), so the group's head is signed with
+//! the time the bench starts, and the group adds `crate_system_clock`: the
+//! crate's verifier on the system clock too, the like-for-like comparison.
+//!
 //! ```text
 //! cargo bench --bench verify
 //! ```
@@ -163,9 +170,15 @@ fn stripe(c: &mut Criterion) {
 fn standard(c: &mut Criterion) {
     // base64 of 24 bytes.
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    // The other libraries read the system clock: sign with the time now (the
+    // group runs well within the 300 s tolerance).
+    let now = tower_webhooks::testing::unix_now();
     let verifier = StandardWebhooks::new(secret)
         .unwrap()
-        .with_clock(FixedClock::at_unix(NOW));
+        .with_clock(FixedClock::at_unix(now));
+    let on_system_clock = StandardWebhooks::new(secret).unwrap();
+    let svix = svix::webhooks::Webhook::new(secret).unwrap();
+    let standardwebhooks = standardwebhooks::Webhook::new(secret).unwrap();
     let signer = StandardWebhooksSigner::new(secret).unwrap();
     let raw = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
@@ -176,17 +189,37 @@ fn standard(c: &mut Criterion) {
     for (size, label) in SIZES {
         let body = body(size);
         assert_eq!(body.len(), size);
-        let parts = parts(signer.sign(ID, NOW, &body));
-        let ts = NOW.to_string();
+        let parts = parts(signer.sign(ID, now, &body));
+        let ts = now.to_string();
         let message: [&[u8]; 5] = [ID.as_bytes(), b".", ts.as_bytes(), b".", &body];
         let expected = tag(&key, &message);
         assert!(verifier.verify(&parts, &body).is_ok());
+        assert!(on_system_clock.verify(&parts, &body).is_ok());
+        assert!(svix.verify(&body, &parts.headers).is_ok());
+        assert!(standardwebhooks.verify(&body, &parts.headers).is_ok());
         let mut group = configure(c, "verify/standard", size);
         group.bench_function(BenchmarkId::new("floor", label), |b| {
             b.iter(|| floor(&key, black_box(&message), &expected));
         });
         group.bench_function(BenchmarkId::new("crate", label), |b| {
             b.iter(|| verifier.verify(black_box(&parts), black_box(&body)).is_ok());
+        });
+        group.bench_function(BenchmarkId::new("crate_system_clock", label), |b| {
+            b.iter(|| {
+                on_system_clock
+                    .verify(black_box(&parts), black_box(&body))
+                    .is_ok()
+            });
+        });
+        group.bench_function(BenchmarkId::new("svix", label), |b| {
+            b.iter(|| svix.verify(black_box(&body), black_box(&parts.headers)).is_ok());
+        });
+        group.bench_function(BenchmarkId::new("standardwebhooks", label), |b| {
+            b.iter(|| {
+                standardwebhooks
+                    .verify(black_box(&body), black_box(&parts.headers))
+                    .is_ok()
+            });
         });
         group.finish();
     }
