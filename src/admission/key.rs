@@ -234,7 +234,10 @@ mod tests {
             route: RouteTag::new(),
         };
         assert_eq!(ticket.key(), "generic:evt_1");
-        assert_eq!(ticket.signature_key().as_deref(), Some("generic#sig:000fa5ff"));
+        assert_eq!(
+            ticket.signature_key().as_deref(),
+            Some("generic#sig:000fa5ff")
+        );
         let long = "x".repeat(200);
         ticket.event_id = EventId::new(&long);
         assert_eq!(ticket.key(), format!("generic:{long}"));

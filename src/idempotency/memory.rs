@@ -117,7 +117,9 @@ impl MemoryStore {
         let mut words = key.as_bytes().chunks_exact(8);
         for word in &mut words {
             let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
-            hash = (hash ^ word).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+            hash = (hash ^ word)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .rotate_left(29);
         }
         for &byte in words.remainder() {
             hash = (hash ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -357,7 +359,11 @@ mod tests {
         let store = MemoryStore::new();
         // Keys that differ only in their last characters, at lengths that
         // end on and off a word boundary.
-        for prefix in ["generic:evt_", "generic:evt_12345678_", "ns#sig:0123456789abcdef"] {
+        for prefix in [
+            "generic:evt_",
+            "generic:evt_12345678_",
+            "ns#sig:0123456789abcdef",
+        ] {
             let mut counts = [0usize; SHARDS];
             for i in 0..16_000 {
                 counts[store.index(&format!("{prefix}{i}"))] += 1;
@@ -394,15 +400,22 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(
-                store.claim(key, fingerprint, Duration::from_secs(60)).await.unwrap(),
-                Claim::InFlight { same_fingerprint: true }
+                store
+                    .claim(key, fingerprint, Duration::from_secs(60))
+                    .await
+                    .unwrap(),
+                Claim::InFlight {
+                    same_fingerprint: true
+                }
             );
             assert_eq!(
                 store
                     .claim(key, &fingerprint[1..], Duration::from_secs(60))
                     .await
                     .unwrap(),
-                Claim::InFlight { same_fingerprint: false }
+                Claim::InFlight {
+                    same_fingerprint: false
+                }
             );
         }
     }

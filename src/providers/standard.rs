@@ -218,7 +218,7 @@ impl SignatureVerifier for StandardWebhooks {
         }
 
         let id = event_id_value(&self.id_header, id.value(&self.id_header)?)?;
-        if id.contains('.') {
+        if id.contains(&b'.') {
             return Err(VerifyError::InvalidEventId {
                 location: header_location(&self.id_header),
             });
@@ -227,9 +227,9 @@ impl SignatureVerifier for StandardWebhooks {
         let timestamp = timestamp_value(&self.timestamp_header, raw_timestamp)?;
         self.window.check(&self.timestamp_header, timestamp)?;
 
-        let message: [&[u8]; 5] = [id.as_bytes(), b".", raw_timestamp.as_bytes(), b".", body];
+        let message: [&[u8]; 5] = [id, b".", raw_timestamp.as_bytes(), b".", body];
         let mut verified = VerifiedWebhook::new(self.provider).with_timestamp(timestamp);
-        verified.set_event_id(EventId::new(id), true);
+        verified.set_event_id(EventId::from_checked(id), true);
         if let Some((key, matched)) = self.hmac.find_match(&message, symmetric.iter()) {
             return Ok(verified
                 .with_secret_index(self.hmac_index[key])

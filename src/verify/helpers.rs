@@ -154,17 +154,20 @@ fn unix_seconds(bytes: &[u8]) -> Option<u64> {
 
 /// A header's value as an event id, with the errors of [`single_header`]
 /// followed by [`check_event_id`] (`location` is made only for a refusal).
+/// The id is printable ASCII, so its bytes are its text.
 pub(crate) fn event_id_value<'a>(
     name: &HeaderName,
     value: &'a HeaderValue,
-) -> Result<&'a str, VerifyError> {
-    // Printable ASCII without spaces is visible ASCII, and UTF-8.
-    match std::str::from_utf8(value.as_bytes()) {
-        Ok(id) if is_valid_event_id(id) => Ok(id),
-        _ if value.to_str().is_err() => Err(VerifyError::malformed(name, "not visible ASCII")),
-        _ => Err(VerifyError::InvalidEventId {
+) -> Result<&'a [u8], VerifyError> {
+    let id = value.as_bytes();
+    if is_valid_event_id_bytes(id) {
+        Ok(id)
+    } else if value.to_str().is_err() {
+        Err(VerifyError::malformed(name, "not visible ASCII"))
+    } else {
+        Err(VerifyError::InvalidEventId {
             location: super::header_location(name),
-        }),
+        })
     }
 }
 
@@ -478,7 +481,11 @@ pub fn check_event_id(id: &str, location: impl Into<Cow<'static, str>>) -> Resul
 /// The test of [`check_event_id`], for callers that name the location only
 /// when the id is refused (formatting it costs an allocation).
 pub(crate) fn is_valid_event_id(id: &str) -> bool {
-    let bytes = id.as_bytes();
+    is_valid_event_id_bytes(id.as_bytes())
+}
+
+/// [`is_valid_event_id`] on bytes: such bytes are ASCII, hence UTF-8.
+pub(crate) fn is_valid_event_id_bytes(bytes: &[u8]) -> bool {
     // No early exit: the compiler checks many bytes at once.
     !bytes.is_empty()
         && bytes.len() <= 255

@@ -378,7 +378,7 @@ impl SignatureVerifier for HmacVerifier {
                 Part::Literal(bytes) => bytes,
                 // The builder guarantees the header is configured.
                 Part::Timestamp => timestamp.map_or(&[][..], |(raw, _)| raw),
-                Part::EventId => header_id.map_or(&[][..], str::as_bytes),
+                Part::EventId => header_id.unwrap_or_default(),
                 Part::Body => body,
             };
         }
@@ -397,7 +397,7 @@ impl SignatureVerifier for HmacVerifier {
         }
         match &self.event_id {
             EventIdSource::Header(_) => {
-                let id = EventId::new(header_id.unwrap_or_default());
+                let id = EventId::from_checked(header_id.unwrap_or_default());
                 verified.set_event_id(id, self.signs_event_id);
             }
             EventIdSource::BodyField(field) => {

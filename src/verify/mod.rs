@@ -76,8 +76,8 @@ pub use self::helpers::{
     single_header,
 };
 pub(crate) use self::helpers::{
-    Tags, event_id_in_json, event_id_value, find_headers, is_valid_event_id,
-    malformed_value, timestamp_value,
+    Tags, event_id_in_json, event_id_value, find_headers, is_valid_event_id, malformed_value,
+    timestamp_value,
 };
 pub(crate) use self::hmac::header_location;
 pub use self::hmac::{
@@ -300,7 +300,10 @@ pub(crate) struct EventId(IdRepr);
 
 #[derive(Clone)]
 enum IdRepr {
-    Inline { len: u8, bytes: [u8; EventId::INLINE] },
+    Inline {
+        len: u8,
+        bytes: [u8; EventId::INLINE],
+    },
     Heap(Box<str>),
 }
 
@@ -309,16 +312,28 @@ impl EventId {
     /// Webhooks' `msg_…` (31), UUIDs (36) and derived `sha256:…` ids (39) fit.
     pub(crate) const INLINE: usize = 62;
 
+    /// Copies an id already checked by `is_valid_event_id_bytes` (printable
+    /// ASCII, so valid UTF-8, with no need to check it again): inline when it
+    /// fits, else on the heap.
+    pub(crate) fn from_checked(id: &[u8]) -> Self {
+        debug_assert!(id.is_ascii());
+        Self::from_bytes(id)
+            .unwrap_or_else(|| Self(IdRepr::Heap(String::from_utf8_lossy(id).into())))
+    }
+
     /// Copies `id`: inline when it fits, else on the heap.
     pub(crate) fn new(id: &str) -> Self {
-        match u8::try_from(id.len()) {
-            Ok(len) if id.len() <= Self::INLINE => {
-                let mut bytes = [0; Self::INLINE];
-                bytes[..id.len()].copy_from_slice(id.as_bytes());
-                Self(IdRepr::Inline { len, bytes })
-            }
-            _ => Self(IdRepr::Heap(id.into())),
-        }
+        Self::from_bytes(id.as_bytes()).unwrap_or_else(|| Self(IdRepr::Heap(id.into())))
+    }
+
+    /// The inline id, if `id` fits.
+    fn from_bytes(id: &[u8]) -> Option<Self> {
+        let len = u8::try_from(id.len())
+            .ok()
+            .filter(|_| id.len() <= Self::INLINE)?;
+        let mut bytes = [0; Self::INLINE];
+        bytes[..id.len()].copy_from_slice(id);
+        Some(Self(IdRepr::Inline { len, bytes }))
     }
 
     /// The id as a string.
