@@ -642,6 +642,25 @@ mod tests {
         let body = br#"{"data":{"id":"inner"},"id":"evt_1","n":[1,2,{"x":null}]}"#;
         assert_eq!(event_id_from_json(body, "id").unwrap(), "evt_1");
         assert_eq!(event_id_from_json(br#"{"id":42}"#, "id").unwrap(), "42");
+        // The in-place fast path and serde_json agree: escapes are decoded,
+        // integers past u64 and negative ones are as serde_json reads them.
+        assert_eq!(
+            event_id_from_json(br#"{"id":"evt\u005f1"}"#, "id").unwrap(),
+            "evt_1"
+        );
+        assert_eq!(
+            event_id_from_json(br#"{"id":18446744073709551615}"#, "id").unwrap(),
+            "18446744073709551615"
+        );
+        assert_eq!(event_id_from_json(br#"{"id":-7}"#, "id").unwrap(), "-7");
+        assert!(matches!(
+            event_id_from_json(br#"{"id":184467440737095516150}"#, "id"),
+            Err(VerifyError::InvalidBody { .. })
+        ));
+        assert!(matches!(
+            event_id_from_json(br#"{"id":"a\u0020b"}"#, "id"),
+            Err(VerifyError::InvalidEventId { .. })
+        ));
         assert!(matches!(
             event_id_from_json(br#"{"data":{"id":"x"}}"#, "id"),
             Err(VerifyError::MissingEventId { .. })
