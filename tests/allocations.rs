@@ -8,7 +8,10 @@
 //!   the bytes allocated are about 1x the body, not 2x;
 //! - a `Content-Length` over the limit is refused (413) before a byte of the
 //!   body is read;
-//! - without `Content-Length`, no more than the limit is ever buffered.
+//! - without `Content-Length`, no more than the limit is ever buffered;
+//! - verifying a request (the reference scheme, Stripe, Standard Webhooks)
+//!   allocates nothing at all: headers are read in place, signatures decoded
+//!   on the stack, and the event id kept inline in the `VerifiedWebhook`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -311,4 +314,58 @@ fn a_hostile_twilio_form_is_refused_with_bounded_allocation() {
     let (result, _, peak) = measure(|| twilio.verify(&parts, &body));
     assert_eq!(result.unwrap_err().status(), 401);
     assert!(peak < 256 * 1024, "peak {peak} bytes for 1,000 parameters");
+}
+
+/// Verification allocates nothing: not for the header values, the decoded
+/// signatures, the timestamp, nor the event id (inline in `VerifiedWebhook`,
+/// Stripe's read from the body in place).
+#[test]
+fn verification_allocates_nothing() {
+    use tower_webhooks::SignatureVerifier;
+    use tower_webhooks::providers::{StandardWebhooks, Stripe};
+    use tower_webhooks::testing::{StandardWebhooksSigner, StripeSigner};
+
+    const ID: &str = "evt_1NzAbCdEfGhIjKlMnOpQrStU";
+    let standard_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let verifiers: [(Box<dyn SignatureVerifier>, Box<dyn Signer>); 3] = [
+        (
+            Box::new(HmacVerifier::generic(SECRET).unwrap()),
+            Box::new(GenericSigner::new(SECRET)),
+        ),
+        (
+            Box::new(Stripe::new("whsec_stripe_secret").unwrap()),
+            Box::new(StripeSigner::new("whsec_stripe_secret")),
+        ),
+        (
+            Box::new(StandardWebhooks::new(standard_secret).unwrap()),
+            Box::new(StandardWebhooksSigner::new(standard_secret).unwrap()),
+        ),
+    ];
+    for size in [100, 1024] {
+        let mut body = format!(r#"{{"id":"{ID}","type":"invoice.paid","pad":""#).into_bytes();
+        body.resize(size - 2, b'x');
+        body.extend_from_slice(b"\"}");
+        for (verifier, signer) in &verifiers {
+            let mut request = Request::post("/webhooks").body(()).unwrap();
+            *request.headers_mut() = signer.sign(ID, unix_now(), &body);
+            request
+                .headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
+            let (parts, ()) = request.into_parts();
+            // Warm up: lazily initialised statics.
+            assert!(verifier.verify(&parts, &body).is_ok());
+            let (verified, allocated, _) = measure(|| {
+                let verified = verifier.verify(&parts, &body).unwrap();
+                assert_eq!(verified.event_id(), Some(ID));
+                verified.secret_index()
+            });
+            assert_eq!(verified, 0);
+            assert_eq!(
+                allocated,
+                0,
+                "{}: {allocated} bytes allocated verifying a {size}-byte body",
+                verifier.provider()
+            );
+        }
+    }
 }

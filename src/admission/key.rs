@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::{Namespace, RouteTag, SignatureRecord};
 use crate::idempotency::SignatureClaim;
 use crate::rejection::Rejection;
-use crate::verify::{VerifiedWebhook, VerifyError, is_valid_event_id};
+use crate::verify::{EventId, VerifiedWebhook, VerifyError, is_valid_event_id};
 
 /// Chooses the event id of a verified request (the part of the key after the
 /// namespace) instead of the verifier's. Set it with
@@ -74,7 +74,8 @@ impl fmt::Debug for TicketConfig {
 #[derive(Clone, Debug)]
 pub(crate) struct Ticket {
     pub(crate) namespace: Namespace,
-    pub(crate) event_id: String,
+    /// Inline when short: a clone costs no allocation.
+    pub(crate) event_id: EventId,
     /// For unsigned and derived ids: the signature to admit with the event.
     pub(crate) signature: Option<SignatureRecord>,
     pub(crate) route: Arc<RouteTag>,
@@ -125,15 +126,16 @@ impl TicketConfig {
                         location: "the key extractor's id".into(),
                     }));
                 }
+                let id = EventId::from(id);
                 webhook.set_event_id(id.clone(), false);
                 (id, IdOrigin::Unsigned)
             }
             None => match webhook.event_id() {
-                Some(id) if webhook.event_id_signed() => (id.to_owned(), IdOrigin::Signed),
-                Some(id) if webhook.event_id_derived() => (id.to_owned(), IdOrigin::Derived),
-                Some(id) => (id.to_owned(), IdOrigin::Unsigned),
+                Some(id) if webhook.event_id_signed() => (EventId::new(id), IdOrigin::Signed),
+                Some(id) if webhook.event_id_derived() => (EventId::new(id), IdOrigin::Derived),
+                Some(id) => (EventId::new(id), IdOrigin::Unsigned),
                 None => {
-                    let id = content_id(body);
+                    let id = EventId::from(content_id(body));
                     webhook.set_derived_event_id(id.clone());
                     (id, IdOrigin::Derived)
                 }
@@ -159,9 +161,15 @@ impl TicketConfig {
 }
 
 impl Ticket {
-    /// `namespace:event-id`, the key of idempotency stores.
+    /// `namespace:event-id`, the key of idempotency stores (allocated at its
+    /// exact size, without the formatting machinery).
     pub(crate) fn key(&self) -> String {
-        format!("{}:{}", self.namespace, self.event_id)
+        let (namespace, id) = (self.namespace.as_str(), self.event_id.as_str());
+        let mut key = String::with_capacity(namespace.len() + 1 + id.len());
+        key.push_str(namespace);
+        key.push(':');
+        key.push_str(id);
+        key
     }
 
     /// The replay guard's half of [`IdempotencyStore::admit`]: the record
@@ -179,7 +187,7 @@ impl Ticket {
         let record = self.signature.as_ref()?;
         Some(SignatureClaim {
             key: signature_key?,
-            event_id: &self.event_id,
+            event_id: self.event_id.as_str(),
             keep: record.keep.unwrap_or(event_lifetime),
         })
     }
@@ -187,9 +195,18 @@ impl Ticket {
     /// `namespace#sig:<hex>`, the key of the signature record in an
     /// idempotency store.
     pub(crate) fn signature_key(&self) -> Option<String> {
-        self.signature
-            .as_ref()
-            .map(|record| format!("{}#sig:{}", self.namespace, hex::encode(&record.signature)))
+        let record = self.signature.as_ref()?;
+        let namespace = self.namespace.as_str();
+        // At most 64 bytes are recorded: 128 digits, written on the stack.
+        let signature = &record.signature[..record.signature.len().min(64)];
+        let mut digits = [0u8; 128];
+        let digits = &mut digits[..2 * signature.len()];
+        hex::encode_to_slice(signature, digits).ok()?;
+        let mut key = String::with_capacity(namespace.len() + 5 + digits.len());
+        key.push_str(namespace);
+        key.push_str("#sig:");
+        key.push_str(std::str::from_utf8(digits).ok()?);
+        Some(key)
     }
 }
 
@@ -199,4 +216,32 @@ impl Ticket {
 fn content_id(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     format!("sha256:{}", hex::encode(&digest[..16]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_written_as_before() {
+        let mut ticket = Ticket {
+            namespace: Namespace::from_static("generic"),
+            event_id: EventId::new("evt_1"),
+            signature: Some(SignatureRecord {
+                signature: Bytes::from_static(&[0x00, 0x0f, 0xa5, 0xff]),
+                keep: None,
+            }),
+            route: RouteTag::new(),
+        };
+        assert_eq!(ticket.key(), "generic:evt_1");
+        assert_eq!(
+            ticket.signature_key().as_deref(),
+            Some("generic#sig:000fa5ff")
+        );
+        let long = "x".repeat(200);
+        ticket.event_id = EventId::new(&long);
+        assert_eq!(ticket.key(), format!("generic:{long}"));
+        ticket.signature = None;
+        assert_eq!(ticket.signature_key(), None);
+    }
 }

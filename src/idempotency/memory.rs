@@ -1,6 +1,6 @@
 use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -20,11 +20,17 @@ use crate::clock::{Clock, SystemClock};
 /// signature and claims the key, so the two steps are one atomic operation.
 /// Expired entries (leases and retention) are swept as the store is used, so
 /// memory stays bounded by the events of one retention period.
+///
+/// A claim hashes its key once to pick the shard (a keyed multiply-rotate
+/// hash) and once in the shard's map (SipHash), allocates only the key it
+/// inserts (a fingerprint of up to 30 bytes, such as the replay guard's event
+/// id, is kept inline), and takes its token from the shard's own counter, so
+/// no state is shared between shards.
 #[derive(Debug)]
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
-    hasher: RandomState,
-    next_token: AtomicU64,
+    /// The seed of the shard choice, random per store.
+    seed: u64,
     clock: Arc<dyn Clock>,
 }
 
@@ -36,6 +42,8 @@ struct Shard {
     writes_since_sweep: usize,
     /// The number of entries the last sweep left.
     swept_to: usize,
+    /// Tokens handed out by this shard.
+    tokens: u64,
 }
 
 #[derive(Debug)]
@@ -43,7 +51,34 @@ struct Entry {
     /// `Some` while in flight, `None` once completed.
     token: Option<u64>,
     until: SystemTime,
-    fingerprint: Box<[u8]>,
+    fingerprint: Fingerprint,
+}
+
+/// A fingerprint, inline up to 30 bytes (an event id, usually), else boxed.
+#[derive(Debug)]
+enum Fingerprint {
+    Inline { len: u8, bytes: [u8; 30] },
+    Heap(Box<[u8]>),
+}
+
+impl Fingerprint {
+    fn new(fingerprint: &[u8]) -> Self {
+        match u8::try_from(fingerprint.len()) {
+            Ok(len) if fingerprint.len() <= 30 => {
+                let mut bytes = [0; 30];
+                bytes[..fingerprint.len()].copy_from_slice(fingerprint);
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(fingerprint.into()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Self::Heap(bytes) => bytes,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -57,8 +92,7 @@ impl MemoryStore {
     pub fn with_clock(clock: impl Clock) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            hasher: RandomState::new(),
-            next_token: AtomicU64::new(0),
+            seed: RandomState::new().hash_one(0x5EED_u64) | 1,
             clock: Arc::new(clock),
         }
     }
@@ -75,16 +109,29 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// The shard of `key`: a multiply-rotate hash of its 8-byte words,
+    /// seeded per store. It only spreads the lock load (each shard's map
+    /// hashes with SipHash), so it need not resist collisions.
     fn index(&self, key: &str) -> usize {
-        self.hasher.hash_one(key) as usize % SHARDS
+        let mut hash = self.seed ^ key.len() as u64;
+        let mut words = key.as_bytes().chunks_exact(8);
+        for word in &mut words {
+            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            hash = (hash ^ word)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .rotate_left(29);
+        }
+        for &byte in words.remainder() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        // Fold the high bits down and multiply again: the top bits of the
+        // product then depend on every bit; take those.
+        let hash = (hash ^ (hash >> 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (hash >> 60) as usize % SHARDS
     }
 
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
         lock(&self.shards[self.index(key)])
-    }
-
-    fn next_token(&self) -> u64 {
-        self.next_token.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
@@ -109,33 +156,45 @@ fn deadline(now: SystemTime, after: Duration) -> SystemTime {
 }
 
 impl Shard {
-    /// The claim, on a shard already locked.
+    /// The claim, on the locked shard number `index`.
+    ///
+    /// The key is boxed before the lookup, so a fresh key (the usual case)
+    /// is hashed once for both the lookup and the insert.
     fn claim(
         &mut self,
+        index: usize,
         key: &str,
         fingerprint: &[u8],
         until: SystemTime,
         now: SystemTime,
-        token: impl FnOnce() -> u64,
     ) -> Claim {
-        if let Some(entry) = self.entries.get(key)
-            && entry.until > now
-        {
-            let same_fingerprint = *entry.fingerprint == *fingerprint;
-            return match entry.token {
-                Some(_) => Claim::InFlight { same_fingerprint },
-                None => Claim::Completed { same_fingerprint },
-            };
+        let vacant = match self.entries.entry(key.into()) {
+            MapEntry::Occupied(entry) if entry.get().until > now => {
+                let entry = entry.get();
+                let same_fingerprint = entry.fingerprint.as_bytes() == fingerprint;
+                return match entry.token {
+                    Some(_) => Claim::InFlight { same_fingerprint },
+                    None => Claim::Completed { same_fingerprint },
+                };
+            }
+            entry => entry,
+        };
+        // Unique in the store: this shard's count, and the shard's number.
+        self.tokens += 1;
+        let token = (self.tokens << 4) | index as u64;
+        let fresh = Entry {
+            token: Some(token),
+            until,
+            fingerprint: Fingerprint::new(fingerprint),
+        };
+        match vacant {
+            MapEntry::Occupied(mut expired) => {
+                expired.insert(fresh);
+            }
+            MapEntry::Vacant(slot) => {
+                slot.insert(fresh);
+            }
         }
-        let token = token();
-        self.entries.insert(
-            key.into(),
-            Entry {
-                token: Some(token),
-                until,
-                fingerprint: fingerprint.into(),
-            },
-        );
         self.sweep_if_due(now);
         Claim::Acquired(FenceToken::new(token))
     }
@@ -164,9 +223,8 @@ impl IdempotencyStore for MemoryStore {
     ) -> Result<Claim, StoreError> {
         let now = self.clock.now();
         let until = deadline(now, lease);
-        Ok(self
-            .shard(key)
-            .claim(key, fingerprint, until, now, || self.next_token()))
+        let index = self.index(key);
+        Ok(lock(&self.shards[index]).claim(index, key, fingerprint, until, now))
     }
 
     async fn complete(
@@ -223,15 +281,14 @@ impl IdempotencyStore for MemoryStore {
     ) -> Result<Claim, StoreError> {
         let now = self.clock.now();
         let until = deadline(now, lease);
+        let key_index = self.index(key);
         let Some(signature) = signature else {
-            return Ok(self
-                .shard(key)
-                .claim(key, b"", until, now, || self.next_token()));
+            return Ok(lock(&self.shards[key_index]).claim(key_index, key, b"", until, now));
         };
         // Both shards stay locked from the signature's check to the key's
         // claim. Locks are taken in shard order, so two admits whose keys
         // and signatures fall in the same two shards cannot deadlock.
-        let (key_index, signature_index) = (self.index(key), self.index(signature.key));
+        let signature_index = self.index(signature.key);
         let (mut key_shard, mut signature_shard) = if key_index == signature_index {
             (lock(&self.shards[key_index]), None)
         } else if key_index < signature_index {
@@ -245,11 +302,11 @@ impl IdempotencyStore for MemoryStore {
             .as_deref_mut()
             .unwrap_or(&mut *key_shard)
             .claim(
+                signature_index,
                 signature.key,
                 signature.event_id.as_bytes(),
                 deadline(now, signature.keep),
                 now,
-                || self.next_token(),
             );
         match held {
             Claim::Acquired(_)
@@ -258,7 +315,7 @@ impl IdempotencyStore for MemoryStore {
             }
             | Claim::Completed {
                 same_fingerprint: true,
-            } => Ok(key_shard.claim(key, b"", until, now, || self.next_token())),
+            } => Ok(key_shard.claim(key_index, key, b"", until, now)),
             // Held by another id: the refused claim wrote nothing.
             _ => Ok(Claim::Replayed),
         }
@@ -295,6 +352,72 @@ mod tests {
             "store kept {} entries",
             store.len()
         );
+    }
+
+    #[test]
+    fn keys_spread_over_every_shard() {
+        let store = MemoryStore::new();
+        // Keys that differ only in their last characters, at lengths that
+        // end on and off a word boundary.
+        for prefix in [
+            "generic:evt_",
+            "generic:evt_12345678_",
+            "ns#sig:0123456789abcdef",
+        ] {
+            let mut counts = [0usize; SHARDS];
+            for i in 0..16_000 {
+                counts[store.index(&format!("{prefix}{i}"))] += 1;
+            }
+            for count in counts {
+                assert!((500..1_500).contains(&count), "{prefix}: {counts:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn tokens_are_unique_across_shards() {
+        let store = MemoryStore::new();
+        let mut tokens = std::collections::HashSet::new();
+        for i in 0..1_000 {
+            let Claim::Acquired(token) = store
+                .claim(&format!("ns:{i}"), b"", Duration::from_secs(60))
+                .await
+                .unwrap()
+            else {
+                panic!("free key not acquired");
+            };
+            assert!(tokens.insert(token), "token {token:?} handed out twice");
+        }
+    }
+
+    #[tokio::test]
+    async fn fingerprints_inline_and_boxed_compare_whole() {
+        let store = MemoryStore::new();
+        let long = [7u8; 100];
+        for (key, fingerprint) in [("ns:short", &long[..30]), ("ns:long", &long[..])] {
+            store
+                .claim(key, fingerprint, Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert_eq!(
+                store
+                    .claim(key, fingerprint, Duration::from_secs(60))
+                    .await
+                    .unwrap(),
+                Claim::InFlight {
+                    same_fingerprint: true
+                }
+            );
+            assert_eq!(
+                store
+                    .claim(key, &fingerprint[1..], Duration::from_secs(60))
+                    .await
+                    .unwrap(),
+                Claim::InFlight {
+                    same_fingerprint: false
+                }
+            );
+        }
     }
 
     #[tokio::test]

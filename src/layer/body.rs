@@ -20,12 +20,16 @@ pin_project! {
     /// the chunks are appended to one buffer, sized from `Content-Length` when
     /// the sender gave it (already checked against the limit), so the body is
     /// copied once, into the buffer that is verified and forwarded.
+    ///
+    /// The timer is armed the first time the body is not ready: a body that
+    /// has already arrived (most small ones, read with the head) costs no
+    /// timer at all.
     pub(crate) struct ReadBody<B> {
         #[pin]
         body: B,
         #[pin]
         deadline: Option<Sleep>,
-        timeout: Duration,
+        timeout: Option<Duration>,
         limit: usize,
         content_length: Option<usize>,
         received: Received,
@@ -47,8 +51,8 @@ impl<B> ReadBody<B> {
     ) -> Self {
         Self {
             body,
-            deadline: timeout.map(tokio::time::sleep),
-            timeout: timeout.unwrap_or_default(),
+            deadline: None,
+            timeout,
             limit,
             content_length,
             received: Received::Nothing,
@@ -65,13 +69,16 @@ impl<B: Body> Future for ReadBody<B> {
             let frame = match this.body.as_mut().poll_frame(cx) {
                 Poll::Ready(frame) => frame,
                 Poll::Pending => {
+                    let Some(timeout) = *this.timeout else {
+                        return Poll::Pending;
+                    };
+                    if this.deadline.is_none() {
+                        this.deadline.set(Some(tokio::time::sleep(timeout)));
+                    }
                     if let Some(deadline) = this.deadline.as_mut().as_pin_mut() {
                         ready!(deadline.poll(cx));
-                        return Poll::Ready(Err(Rejection::BodyTimeout {
-                            after: *this.timeout,
-                        }));
                     }
-                    return Poll::Pending;
+                    return Poll::Ready(Err(Rejection::BodyTimeout { after: timeout }));
                 }
             };
             let mut data = match frame {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,7 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{ResponseBody, reject};
-use crate::admission::{Routes, Ticket};
+use crate::admission::{Namespace, RouteTag, Routes, Ticket};
 use crate::backend::timed;
 use crate::idempotency::{Claim, FenceToken, IdempotencyStore};
 use crate::metrics;
@@ -68,6 +68,29 @@ struct Config {
     store_timeout: Duration,
     fail_open: bool,
     responder: Option<Responder>,
+    /// The route and namespace that last passed [`Routes::check`] on this
+    /// store. Once a live route owns a namespace it keeps it, so its later
+    /// requests skip the process-wide lock. The `Weak` keeps the tag's
+    /// address from being reused by another route.
+    checked: OnceLock<(Weak<RouteTag>, Namespace)>,
+}
+
+impl Config {
+    /// [`Routes::check`], skipped for the route and namespace that already
+    /// passed it.
+    fn check_route(&self, ticket: &Ticket) -> Result<(), Rejection> {
+        if let Some((route, namespace)) = self.checked.get()
+            && Weak::as_ptr(route) == Arc::as_ptr(&ticket.route)
+            && *namespace == ticket.namespace
+        {
+            return Ok(());
+        }
+        Routes::check(Arc::as_ptr(&self.store), &ticket.namespace, &ticket.route)?;
+        let _ = self
+            .checked
+            .set((Arc::downgrade(&ticket.route), ticket.namespace.clone()));
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Config {
@@ -109,6 +132,7 @@ impl IdempotencyLayer {
                 store_timeout: Self::DEFAULT_STORE_TIMEOUT,
                 fail_open: false,
                 responder: None,
+                checked: OnceLock::new(),
             }),
         }
     }
@@ -272,9 +296,7 @@ where
         let responder = config.responder.clone().unwrap_or_default();
         Ok(reject(&responder, &rejection))
     };
-    if let Err(rejection) =
-        Routes::check(Arc::as_ptr(&config.store), &ticket.namespace, &ticket.route)
-    {
+    if let Err(rejection) = config.check_route(ticket) {
         return rejected(rejection);
     }
     let key = ticket.key();

@@ -13,8 +13,8 @@ use sha2::Sha256;
 use super::{ConfigError, MAX_SIGNATURES, header_location};
 use crate::secret::{Secret, SecretSet};
 use crate::verify::{
-    Encoding, HmacKeys, SignatureVerifier, Tags, TimestampWindow, VerifiedWebhook, VerifyError,
-    is_valid_event_id, parse_unix_timestamp, single_header,
+    Encoding, EventId, HmacKeys, SignatureVerifier, Tags, TimestampWindow, VerifiedWebhook,
+    VerifyError, event_id_value, find_headers, timestamp_value,
 };
 
 /// Standard base64, padding optional (secrets are shown with and without it).
@@ -188,9 +188,18 @@ impl SignatureVerifier for StandardWebhooks {
     }
 
     fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
-        let headers = &parts.headers;
         let header = &self.signature_header;
-        let value = single_header(headers, header)?;
+        // One pass over the head for the three headers, each then checked in
+        // the order (and with the errors) of one `single_header` each.
+        let [signature, id, raw_timestamp] = find_headers(
+            &parts.headers,
+            [
+                Some(header),
+                Some(&self.id_header),
+                Some(&self.timestamp_header),
+            ],
+        );
+        let value = signature.str(header)?;
         let mut symmetric = Tags::<32>::new(MAX_SIGNATURES);
         #[cfg(feature = "ed25519")]
         // Built on the first `v1a` entry only: most senders have none.
@@ -208,20 +217,19 @@ impl SignatureVerifier for StandardWebhooks {
             }
         }
 
-        let id = single_header(headers, &self.id_header)?;
-        if !is_valid_event_id(id) || id.contains('.') {
+        let id = event_id_value(&self.id_header, id.value(&self.id_header)?)?;
+        if id.contains(&b'.') {
             return Err(VerifyError::InvalidEventId {
                 location: header_location(&self.id_header),
             });
         }
-        let raw_timestamp = single_header(headers, &self.timestamp_header)?;
-        let timestamp = parse_unix_timestamp(&self.timestamp_header, raw_timestamp)?;
+        let raw_timestamp = raw_timestamp.value(&self.timestamp_header)?;
+        let timestamp = timestamp_value(&self.timestamp_header, raw_timestamp)?;
         self.window.check(&self.timestamp_header, timestamp)?;
 
-        let message: [&[u8]; 5] = [id.as_bytes(), b".", raw_timestamp.as_bytes(), b".", body];
-        let verified = VerifiedWebhook::new(self.provider)
-            .with_signed_event_id(id)
-            .with_timestamp(timestamp);
+        let message: [&[u8]; 5] = [id, b".", raw_timestamp.as_bytes(), b".", body];
+        let mut verified = VerifiedWebhook::new(self.provider).with_timestamp(timestamp);
+        verified.set_event_id(EventId::from_checked(id), true);
         if let Some((key, matched)) = self.hmac.find_match(&message, symmetric.iter()) {
             return Ok(verified
                 .with_secret_index(self.hmac_index[key])

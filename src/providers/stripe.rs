@@ -11,7 +11,7 @@ use super::TimestampedSignatureHeader;
 use crate::secret::SecretSet;
 use crate::verify::{
     ConfigError, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
-    event_id_from_json,
+    event_id_in_json,
 };
 
 /// Stripe's webhook signatures.
@@ -108,12 +108,13 @@ impl SignatureVerifier for Stripe {
             .ok_or_else(|| VerifyError::SignatureMismatch {
                 header: Self::SIGNATURE_HEADER,
             })?;
-        let id = event_id_from_json(body, "id")?;
-        Ok(VerifiedWebhook::new("stripe")
-            .with_signed_event_id(id)
+        let id = event_id_in_json(body, "id")?;
+        let mut verified = VerifiedWebhook::new("stripe")
             .with_timestamp(header.timestamp)
             .with_secret_index(index)
-            .with_signature(header.signatures.get(matched)))
+            .with_signature(header.signatures.get(matched));
+        verified.set_event_id(id, true);
+        Ok(verified)
     }
 }
 

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use hmac::Mac;
 use hmac::digest::KeyInit;
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use subtle::ConstantTimeEq;
 
-use super::{ConfigError, VerifyError, check_secrets};
+use super::{ConfigError, EventId, VerifyError, check_secrets};
 use crate::clock::{Clock, SystemClock};
 use crate::secret::SecretSet;
 
@@ -40,6 +40,137 @@ pub fn single_header<'a>(
         .map_err(|_| VerifyError::malformed(name, "not visible ASCII"))
 }
 
+/// What [`find_headers`] found for one name.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Found<'a> {
+    Missing,
+    One(&'a HeaderValue),
+    Repeated,
+}
+
+impl<'a> Found<'a> {
+    /// The single value, or the error [`single_header`] gives for none or
+    /// several.
+    pub(crate) fn value(self, name: &HeaderName) -> Result<&'a HeaderValue, VerifyError> {
+        match self {
+            Self::One(value) => Ok(value),
+            Self::Missing => Err(VerifyError::MissingHeader {
+                header: name.clone(),
+            }),
+            Self::Repeated => Err(VerifyError::DuplicateHeader {
+                header: name.clone(),
+            }),
+        }
+    }
+
+    /// As [`single_header`]: the single value, as visible ASCII.
+    pub(crate) fn str(self, name: &HeaderName) -> Result<&'a str, VerifyError> {
+        self.value(name)?
+            .to_str()
+            .map_err(|_| VerifyError::malformed(name, "not visible ASCII"))
+    }
+}
+
+/// Maps with at most this many values are searched by one pass over the
+/// map instead of one hashed lookup per name: comparing a few names is
+/// cheaper than hashing a custom name (FNV over every byte) and probing.
+const SCAN_UP_TO: usize = 16;
+
+/// Finds the headers `names` (a `None` is skipped) in one pass over a small
+/// map, saying for each whether it appears once, never or repeatedly, as
+/// [`single_header`] would.
+pub(crate) fn find_headers<'a, const N: usize>(
+    headers: &'a HeaderMap,
+    names: [Option<&HeaderName>; N],
+) -> [Found<'a>; N] {
+    let mut found = [Found::Missing; N];
+    if headers.len() <= SCAN_UP_TO {
+        for (name, value) in headers {
+            for (slot, wanted) in found.iter_mut().zip(names) {
+                if wanted == Some(name) {
+                    *slot = match slot {
+                        Found::Missing => Found::One(value),
+                        _ => Found::Repeated,
+                    };
+                }
+            }
+        }
+    } else {
+        for (slot, wanted) in found.iter_mut().zip(names) {
+            if let Some(name) = wanted {
+                let mut values = headers.get_all(name).iter();
+                *slot = match (values.next(), values.next()) {
+                    (None, _) => Found::Missing,
+                    (Some(value), None) => Found::One(value),
+                    _ => Found::Repeated,
+                };
+            }
+        }
+    }
+    found
+}
+
+/// A malformed-header error for a value that failed a check made on its
+/// bytes: "not visible ASCII" if it is not (as [`single_header`] says before
+/// any other check), else `reason`.
+pub(crate) fn malformed_value(
+    name: &HeaderName,
+    value: &HeaderValue,
+    reason: &'static str,
+) -> VerifyError {
+    if value.to_str().is_err() {
+        VerifyError::malformed(name, "not visible ASCII")
+    } else {
+        VerifyError::malformed(name, reason)
+    }
+}
+
+/// [`parse_unix_timestamp`] on a header value's bytes, with the errors of
+/// [`single_header`] followed by [`parse_unix_timestamp`].
+pub(crate) fn timestamp_value(name: &HeaderName, value: &HeaderValue) -> Result<u64, VerifyError> {
+    unix_seconds(value.as_bytes()).ok_or_else(|| {
+        if value.to_str().is_err() {
+            VerifyError::malformed(name, "not visible ASCII")
+        } else {
+            VerifyError::InvalidTimestamp {
+                header: name.clone(),
+            }
+        }
+    })
+}
+
+/// Up to 19 ASCII digits, so the value fits in a `u64`.
+fn unix_seconds(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    // At most 19 digits: below 10^19 < u64::MAX, so this cannot overflow.
+    Some(
+        bytes
+            .iter()
+            .fold(0u64, |acc, digit| acc * 10 + u64::from(digit - b'0')),
+    )
+}
+
+/// A header's value as an event id, with the errors of [`single_header`]
+/// followed by [`check_event_id`] (`location` is made only for a refusal).
+/// The id is printable ASCII, so its bytes are its text.
+pub(crate) fn event_id_value<'a>(
+    name: &HeaderName,
+    value: &'a HeaderValue,
+) -> Result<&'a [u8], VerifyError> {
+    let id = value.as_bytes();
+    if is_valid_event_id_bytes(id) {
+        Ok(id)
+    } else if value.to_str().is_err() {
+        Err(VerifyError::malformed(name, "not visible ASCII"))
+    } else {
+        Err(VerifyError::InvalidEventId {
+            location: super::header_location(name),
+        })
+    }
+}
+
 /// Parses a Unix timestamp in whole seconds: ASCII digits only (no sign, no
 /// spaces, no decimals), at most 19 of them, so every accepted value fits in
 /// a `u64` and later arithmetic cannot overflow.
@@ -48,16 +179,9 @@ pub fn single_header<'a>(
 ///
 /// [`VerifyError::InvalidTimestamp`] naming `header` for anything else.
 pub fn parse_unix_timestamp(header: &HeaderName, value: &str) -> Result<u64, VerifyError> {
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 19 || !bytes.iter().all(u8::is_ascii_digit) {
-        return Err(VerifyError::InvalidTimestamp {
-            header: header.clone(),
-        });
-    }
-    // At most 19 digits: below 10^19 < u64::MAX, so this cannot overflow.
-    Ok(bytes
-        .iter()
-        .fold(0u64, |acc, digit| acc * 10 + u64::from(digit - b'0')))
+    unix_seconds(value.as_bytes()).ok_or_else(|| VerifyError::InvalidTimestamp {
+        header: header.clone(),
+    })
 }
 
 /// A replay window: how far a signed timestamp may be from now, in either
@@ -357,8 +481,17 @@ pub fn check_event_id(id: &str, location: impl Into<Cow<'static, str>>) -> Resul
 /// The test of [`check_event_id`], for callers that name the location only
 /// when the id is refused (formatting it costs an allocation).
 pub(crate) fn is_valid_event_id(id: &str) -> bool {
-    let bytes = id.as_bytes();
-    !bytes.is_empty() && bytes.len() <= 255 && bytes.iter().all(u8::is_ascii_graphic)
+    is_valid_event_id_bytes(id.as_bytes())
+}
+
+/// [`is_valid_event_id`] on bytes: such bytes are ASCII, hence UTF-8.
+pub(crate) fn is_valid_event_id_bytes(bytes: &[u8]) -> bool {
+    // No early exit: the compiler checks many bytes at once.
+    !bytes.is_empty()
+        && bytes.len() <= 255
+        && bytes
+            .iter()
+            .fold(true, |valid, byte| valid & byte.is_ascii_graphic())
 }
 
 /// Reads the event id from a top-level field of a JSON object body, after
@@ -376,12 +509,34 @@ pub(crate) fn is_valid_event_id(id: &str) -> bool {
 /// [`VerifyError::MissingEventId`] if the field is absent or null, and
 /// [`VerifyError::InvalidEventId`] if it is not a valid id.
 pub fn event_id_from_json(body: &[u8], field: &str) -> Result<String, VerifyError> {
+    event_id_in_json(body, field).map(String::from)
+}
+
+/// [`event_id_from_json`] without an allocation for the usual id: a string
+/// of printable ASCII without escapes (or a small integer), taken from the
+/// body's bytes as they are.
+pub(crate) fn event_id_in_json(body: &[u8], field: &str) -> Result<EventId, VerifyError> {
     let location = || Cow::Owned(format!("body field `{field}`"));
     let raw = super::json::top_level_field(body, field)
         .map_err(|reason| VerifyError::InvalidBody { reason })?
         .ok_or_else(|| VerifyError::MissingEventId {
             location: location(),
         })?;
+    // A quoted string without escapes is its own value; so is an unsigned
+    // integer's text. Anything else goes through serde_json.
+    let plain = match raw {
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => Some(inner),
+        // At most 19 digits: a `u64`, as serde_json would read it.
+        [b'1'..=b'9', ..] | [b'0'] if raw.len() <= 19 && raw.iter().all(u8::is_ascii_digit) => {
+            Some(raw)
+        }
+        _ => None,
+    };
+    if let Some(id) = plain.and_then(|id| std::str::from_utf8(id).ok())
+        && is_valid_event_id(id)
+    {
+        return Ok(EventId::new(id));
+    }
     let id = serde_json::from_slice::<Option<IdValue>>(raw)
         .map_err(|_| VerifyError::InvalidBody {
             reason: "the event id field is not a string or integer",
@@ -391,7 +546,7 @@ pub fn event_id_from_json(body: &[u8], field: &str) -> Result<String, VerifyErro
         })?
         .0;
     check_event_id(&id, location())?;
-    Ok(id)
+    Ok(EventId::from(id))
 }
 
 /// A string or integer id.
@@ -487,6 +642,25 @@ mod tests {
         let body = br#"{"data":{"id":"inner"},"id":"evt_1","n":[1,2,{"x":null}]}"#;
         assert_eq!(event_id_from_json(body, "id").unwrap(), "evt_1");
         assert_eq!(event_id_from_json(br#"{"id":42}"#, "id").unwrap(), "42");
+        // The in-place fast path and serde_json agree: escapes are decoded,
+        // integers past u64 and negative ones are as serde_json reads them.
+        assert_eq!(
+            event_id_from_json(br#"{"id":"evt\u005f1"}"#, "id").unwrap(),
+            "evt_1"
+        );
+        assert_eq!(
+            event_id_from_json(br#"{"id":18446744073709551615}"#, "id").unwrap(),
+            "18446744073709551615"
+        );
+        assert_eq!(event_id_from_json(br#"{"id":-7}"#, "id").unwrap(), "-7");
+        assert!(matches!(
+            event_id_from_json(br#"{"id":184467440737095516150}"#, "id"),
+            Err(VerifyError::InvalidBody { .. })
+        ));
+        assert!(matches!(
+            event_id_from_json(br#"{"id":"a\u0020b"}"#, "id"),
+            Err(VerifyError::InvalidEventId { .. })
+        ));
         assert!(matches!(
             event_id_from_json(br#"{"data":{"id":"x"}}"#, "id"),
             Err(VerifyError::MissingEventId { .. })

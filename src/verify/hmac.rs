@@ -13,8 +13,8 @@ use http::request::Parts;
 use sha2::Sha256;
 
 use super::{
-    ConfigError, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook, VerifyError,
-    event_id_from_json, is_valid_event_id, parse_unix_timestamp, single_header,
+    ConfigError, EventId, HmacKeys, SignatureVerifier, TimestampWindow, VerifiedWebhook,
+    VerifyError, event_id_in_json, event_id_value, find_headers, malformed_value, timestamp_value,
 };
 use crate::clock::Clock;
 use crate::secret::SecretSet;
@@ -329,44 +329,47 @@ impl SignatureVerifier for HmacVerifier {
     }
 
     fn verify(&self, parts: &Parts, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
-        let headers = &parts.headers;
-        let signature = single_header(headers, &self.signature_header)?;
+        let timestamp_header = self.timestamp.as_ref().map(|(header, _)| header);
+        let id_header = match &self.event_id {
+            EventIdSource::Header(header) => Some(header),
+            _ => None,
+        };
+        // One pass over the head for all three headers; each is then checked
+        // in the order (and with the errors) of one `single_header` each.
+        let [signature, timestamp_value_found, id_found] = find_headers(
+            &parts.headers,
+            [Some(&self.signature_header), timestamp_header, id_header],
+        );
+        let value = signature.value(&self.signature_header)?;
+        let malformed = |reason| malformed_value(&self.signature_header, value, reason);
         let signature = match &self.prefix {
-            Some(prefix) => signature.strip_prefix(&**prefix).ok_or_else(|| {
-                VerifyError::malformed(&self.signature_header, "missing the scheme prefix")
-            })?,
-            None => signature,
+            Some(prefix) => value
+                .as_bytes()
+                .strip_prefix(prefix.as_bytes())
+                .ok_or_else(|| malformed("missing the scheme prefix"))?,
+            None => value.as_bytes(),
         };
         let mut tag = [0u8; 32];
         self.encoding
-            .decode_exact(signature.as_bytes(), &mut tag)
+            .decode_exact(signature, &mut tag)
             .ok_or_else(|| {
-                VerifyError::malformed(
-                    &self.signature_header,
-                    match self.encoding {
-                        Encoding::Hex => "not a 32-byte hex signature",
-                        Encoding::Base64 => "not a 32-byte base64 signature",
-                    },
-                )
+                malformed(match self.encoding {
+                    Encoding::Hex => "not a 32-byte hex signature",
+                    Encoding::Base64 => "not a 32-byte base64 signature",
+                })
             })?;
 
         let mut timestamp = None;
         if let Some((header, window)) = &self.timestamp {
-            let raw = single_header(headers, header)?;
-            let value = parse_unix_timestamp(header, raw)?;
+            let raw = timestamp_value_found.value(header)?;
+            let value = timestamp_value(header, raw)?;
             window.check(header, value)?;
-            timestamp = Some((raw, value));
+            timestamp = Some((raw.as_bytes(), value));
         }
 
         let mut header_id = None;
-        if let EventIdSource::Header(header) = &self.event_id {
-            let id = single_header(headers, header)?;
-            if !is_valid_event_id(id) {
-                return Err(VerifyError::InvalidEventId {
-                    location: header_location(header),
-                });
-            }
-            header_id = Some(id);
+        if let Some(header) = id_header {
+            header_id = Some(event_id_value(header, id_found.value(header)?)?);
         }
 
         let mut message: [&[u8]; MAX_PARTS] = [&[]; MAX_PARTS];
@@ -374,8 +377,8 @@ impl SignatureVerifier for HmacVerifier {
             *slot = match part {
                 Part::Literal(bytes) => bytes,
                 // The builder guarantees the header is configured.
-                Part::Timestamp => timestamp.map_or(&[][..], |(raw, _)| raw.as_bytes()),
-                Part::EventId => header_id.map_or(&[][..], str::as_bytes),
+                Part::Timestamp => timestamp.map_or(&[][..], |(raw, _)| raw),
+                Part::EventId => header_id.unwrap_or_default(),
                 Part::Body => body,
             };
         }
@@ -394,15 +397,11 @@ impl SignatureVerifier for HmacVerifier {
         }
         match &self.event_id {
             EventIdSource::Header(_) => {
-                let id = header_id.unwrap_or_default();
-                verified = if self.signs_event_id {
-                    verified.with_signed_event_id(id)
-                } else {
-                    verified.with_unsigned_event_id(id)
-                };
+                let id = EventId::from_checked(header_id.unwrap_or_default());
+                verified.set_event_id(id, self.signs_event_id);
             }
             EventIdSource::BodyField(field) => {
-                verified = verified.with_signed_event_id(event_id_from_json(body, field)?);
+                verified.set_event_id(event_id_in_json(body, field)?, true);
             }
             EventIdSource::None => {}
         }

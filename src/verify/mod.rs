@@ -75,7 +75,10 @@ pub use self::helpers::{
     HmacKeys, TimestampWindow, check_event_id, event_id_from_json, parse_unix_timestamp,
     single_header,
 };
-pub(crate) use self::helpers::{Tags, is_valid_event_id};
+pub(crate) use self::helpers::{
+    Tags, event_id_in_json, event_id_value, find_headers, is_valid_event_id, malformed_value,
+    timestamp_value,
+};
 pub(crate) use self::hmac::header_location;
 pub use self::hmac::{
     Encoding, EventIdSource, HmacVerifier, HmacVerifierBuilder, SignedContent, TemplateError,
@@ -135,7 +138,7 @@ pub struct VerifiedWebhook {
     provider: &'static str,
     namespace: Option<Namespace>,
     tenant: Option<Box<str>>,
-    event_id: Option<String>,
+    event_id: Option<EventId>,
     id_kind: IdKind,
     timestamp: Option<u64>,
     secret_index: usize,
@@ -169,7 +172,7 @@ impl VerifiedWebhook {
     /// field of the verified body).
     #[must_use]
     pub fn with_signed_event_id(mut self, id: impl Into<String>) -> Self {
-        self.set_event_id(id.into(), true);
+        self.set_event_id(EventId::from(id.into()), true);
         self
     }
 
@@ -180,11 +183,11 @@ impl VerifiedWebhook {
     /// [`admission`](crate::admission).
     #[must_use]
     pub fn with_unsigned_event_id(mut self, id: impl Into<String>) -> Self {
-        self.set_event_id(id.into(), false);
+        self.set_event_id(EventId::from(id.into()), false);
         self
     }
 
-    pub(crate) fn set_event_id(&mut self, id: String, signed: bool) {
+    pub(crate) fn set_event_id(&mut self, id: EventId, signed: bool) {
         self.event_id = Some(id);
         self.id_kind = if signed {
             IdKind::Signed
@@ -193,7 +196,7 @@ impl VerifiedWebhook {
         };
     }
 
-    pub(crate) fn set_derived_event_id(&mut self, id: String) {
+    pub(crate) fn set_derived_event_id(&mut self, id: EventId) {
         self.event_id = Some(id);
         self.id_kind = IdKind::Derived;
     }
@@ -287,6 +290,108 @@ impl VerifiedWebhook {
     /// This is the value the sender put on the wire, not a secret.
     pub fn signature(&self) -> &[u8] {
         self.signature.as_bytes()
+    }
+}
+
+/// An event id, kept inline (no allocation) when it is at most
+/// [`INLINE`](Self::INLINE) bytes long, as the ids of every preset are.
+#[derive(Clone)]
+pub(crate) struct EventId(IdRepr);
+
+#[derive(Clone)]
+enum IdRepr {
+    Inline {
+        len: u8,
+        bytes: [u8; EventId::INLINE],
+    },
+    Heap(Box<str>),
+}
+
+impl EventId {
+    /// The longest id kept inline: Stripe's `evt_…` (28 bytes), Standard
+    /// Webhooks' `msg_…` (31), UUIDs (36) and derived `sha256:…` ids (39) fit.
+    pub(crate) const INLINE: usize = 62;
+
+    /// Copies an id already checked by `is_valid_event_id_bytes` (printable
+    /// ASCII, so valid UTF-8, with no need to check it again): inline when it
+    /// fits, else on the heap.
+    pub(crate) fn from_checked(id: &[u8]) -> Self {
+        debug_assert!(id.is_ascii());
+        Self::from_bytes(id)
+            .unwrap_or_else(|| Self(IdRepr::Heap(String::from_utf8_lossy(id).into())))
+    }
+
+    /// Copies `id`: inline when it fits, else on the heap.
+    pub(crate) fn new(id: &str) -> Self {
+        Self::from_bytes(id.as_bytes()).unwrap_or_else(|| Self(IdRepr::Heap(id.into())))
+    }
+
+    /// The inline id, if `id` fits.
+    fn from_bytes(id: &[u8]) -> Option<Self> {
+        let len = u8::try_from(id.len())
+            .ok()
+            .filter(|_| id.len() <= Self::INLINE)?;
+        let mut bytes = [0; Self::INLINE];
+        bytes[..id.len()].copy_from_slice(id);
+        Some(Self(IdRepr::Inline { len, bytes }))
+    }
+
+    /// The id as a string.
+    pub(crate) fn as_str(&self) -> &str {
+        match &self.0 {
+            // Copied from a `str` whole, so always valid UTF-8.
+            IdRepr::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            IdRepr::Heap(id) => id,
+        }
+    }
+}
+
+impl From<String> for EventId {
+    fn from(id: String) -> Self {
+        if id.len() <= Self::INLINE {
+            Self::new(&id)
+        } else {
+            Self(IdRepr::Heap(id.into_boxed_str()))
+        }
+    }
+}
+
+impl From<EventId> for String {
+    fn from(id: EventId) -> Self {
+        match id.0 {
+            IdRepr::Heap(id) => id.into_string(),
+            IdRepr::Inline { .. } => id.as_str().to_owned(),
+        }
+    }
+}
+
+impl std::ops::Deref for EventId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for EventId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for EventId {}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
