@@ -155,9 +155,7 @@ fn generic(c: &mut Criterion) {
 
 fn stripe(c: &mut Criterion) {
     let secret = "whsec_stripe_bench_secret";
-    let verifier = Stripe::new(secret)
-        .unwrap()
-        .with_clock(FixedClock::at_unix(NOW));
+    let verifier = Stripe::new(secret).unwrap().clock(FixedClock::at_unix(NOW));
     let signer = StripeSigner::new(secret);
     let key = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     for (size, label) in SIZES {
@@ -195,7 +193,7 @@ fn standard(c: &mut Criterion) {
     let now = tower_webhooks::testing::unix_now();
     let verifier = StandardWebhooks::new(secret)
         .unwrap()
-        .with_clock(FixedClock::at_unix(now));
+        .clock(FixedClock::at_unix(now));
     let on_system_clock = StandardWebhooks::new(secret).unwrap();
     let standardwebhooks = standardwebhooks::Webhook::new(secret).unwrap();
     let signer = StandardWebhooksSigner::new(secret).unwrap();

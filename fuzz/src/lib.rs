@@ -219,7 +219,7 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "stripe",
-                Arc::new(Stripe::new(SECRET).unwrap().with_clock(clock())),
+                Arc::new(Stripe::new(SECRET).unwrap().clock(clock())),
                 Box::new(StripeSigner::new(SECRET)),
                 "/webhooks/stripe",
                 br#"{"id":"evt_1NG8Du2eZvKYlo2C","object":"event","type":"charge.succeeded"}"#,
@@ -240,7 +240,7 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "slack",
-                Arc::new(Slack::new(SECRET).unwrap().with_clock(clock())),
+                Arc::new(Slack::new(SECRET).unwrap().clock(clock())),
                 Box::new(SlackSigner::new(SECRET)),
                 "/webhooks/slack",
                 br#"{"type":"event_callback","event_id":"Ev08MFMKH6","event":{"type":"app_mention"}}"#,
@@ -250,7 +250,7 @@ pub fn preset_list() -> &'static [Preset] {
                 Arc::new(
                     StandardWebhooks::new(WHSEC)
                         .expect("a valid secret")
-                        .with_clock(clock()),
+                        .clock(clock()),
                 ),
                 Box::new(StandardWebhooksSigner::new(WHSEC).expect("a valid secret")),
                 "/webhooks/standard",
@@ -261,7 +261,7 @@ pub fn preset_list() -> &'static [Preset] {
                 Arc::new(
                     StandardWebhooks::svix(WHSEC)
                         .expect("a valid secret")
-                        .with_clock(clock()),
+                        .clock(clock()),
                 ),
                 Box::new(StandardWebhooksSigner::svix(WHSEC).expect("a valid secret")),
                 "/webhooks/svix",
@@ -269,7 +269,7 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "paddle",
-                Arc::new(Paddle::new(SECRET).unwrap().with_clock(clock())),
+                Arc::new(Paddle::new(SECRET).unwrap().clock(clock())),
                 Box::new(PaddleSigner::new(SECRET)),
                 "/webhooks/paddle",
                 br#"{"event_id":"evt_01h8bzakzx3hm2fmen703n5q45","event_type":"subscription.created"}"#,
@@ -279,7 +279,7 @@ pub fn preset_list() -> &'static [Preset] {
                 Arc::new(
                     Discord::new(discord_key)
                         .expect("a valid key")
-                        .with_clock(clock()),
+                        .clock(clock()),
                 ),
                 Box::new(discord),
                 "/webhooks/discord",
@@ -310,7 +310,7 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "linear",
-                Arc::new(Linear::new(SECRET).unwrap().with_clock(clock())),
+                Arc::new(Linear::new(SECRET).unwrap().clock(clock())),
                 Box::new(LinearSigner::new(SECRET)),
                 "/webhooks/linear",
                 br#"{"action":"create","type":"Issue","webhookTimestamp":1700000000000}"#,
@@ -324,7 +324,7 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "zoom",
-                Arc::new(Zoom::new(SECRET).unwrap().with_clock(clock())),
+                Arc::new(Zoom::new(SECRET).unwrap().clock(clock())),
                 Box::new(ZoomSigner::new(SECRET)),
                 "/webhooks/zoom",
                 br#"{"event":"meeting.started","event_ts":1700000000123,"payload":{}}"#,
@@ -380,14 +380,14 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "calendly",
-                Arc::new(Calendly::new(SECRET).unwrap().with_clock(clock())),
+                Arc::new(Calendly::new(SECRET).unwrap().clock(clock())),
                 Box::new(CalendlySigner::new(SECRET)),
                 "/webhooks/calendly",
                 br#"{"event":"invitee.created","payload":{}}"#,
             ),
             preset(
                 "mux",
-                Arc::new(Mux::new(SECRET).unwrap().with_clock(clock())),
+                Arc::new(Mux::new(SECRET).unwrap().clock(clock())),
                 Box::new(MuxSigner::new(SECRET)),
                 "/webhooks/mux",
                 br#"{"id":"3a56ac3d-33da-4366-855b-f592d898409d","type":"video.asset.ready"}"#,
@@ -401,7 +401,7 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "hubspot",
-                Arc::new(HubSpot::new(SECRET, BASE_URL).unwrap().with_clock(clock())),
+                Arc::new(HubSpot::new(SECRET, BASE_URL).unwrap().clock(clock())),
                 Box::new(HubSpotSigner::new(
                     SECRET,
                     format!("{BASE_URL}/webhooks/hubspot"),
@@ -411,14 +411,14 @@ pub fn preset_list() -> &'static [Preset] {
             ),
             preset(
                 "twitch",
-                Arc::new(Twitch::new(SECRET).unwrap().with_clock(clock())),
+                Arc::new(Twitch::new(SECRET).unwrap().clock(clock())),
                 Box::new(TwitchSigner::new(SECRET)),
                 "/webhooks/twitch",
                 br#"{"subscription":{"type":"channel.follow"},"event":{}}"#,
             ),
             preset(
                 "mailgun",
-                Arc::new(Mailgun::new(SECRET).unwrap().with_clock(clock())),
+                Arc::new(Mailgun::new(SECRET).unwrap().clock(clock())),
                 Box::new(MailgunSigner::new(SECRET)),
                 "/webhooks/mailgun",
                 br#"{"event":"delivered","recipient":"a@example.com"}"#,

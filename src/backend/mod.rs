@@ -37,6 +37,18 @@ pub use rustls;
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use tokio_postgres;
 
+/// The default of every `store_timeout` (the idempotency layer, the inbox's
+/// accept path, the forward service): how long the caller waits for one
+/// store call before answering 503. Longer than the stores' own per-call
+/// bound, [`DEFAULT_TIMEOUT`], so that a built-in store reports its own
+/// timeout first.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default of every store builder's `timeout` (SQLite, Redis,
+/// PostgreSQL): the store's own bound on each call, waiting for a connection
+/// included.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

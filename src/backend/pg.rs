@@ -13,7 +13,7 @@ use tokio_postgres::error::SqlState;
 use crate::backend::StoreError;
 
 /// The default bound on every call, acquiring a connection included.
-pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) use crate::backend::DEFAULT_TIMEOUT;
 /// The default number of pooled connections.
 pub(crate) const DEFAULT_POOL_SIZE: usize = 16;
 /// The longest duration handed to PostgreSQL (about 100 years).

@@ -87,8 +87,9 @@ impl ForwardService {
     pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
     /// The default time a publish may take, confirmation included: 5 s.
     pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
-    /// The default timeout of each store call: 2 s.
-    pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+    /// The default timeout of each store call:
+    /// [`backend::DEFAULT_STORE_TIMEOUT`](crate::backend::DEFAULT_STORE_TIMEOUT), 5 s.
+    pub const DEFAULT_STORE_TIMEOUT: Duration = crate::backend::DEFAULT_STORE_TIMEOUT;
 
     /// Publishes through `publisher`, deduplicating through `store`.
     pub fn new(publisher: impl Publisher, store: impl IdempotencyStore) -> Self {
@@ -142,8 +143,9 @@ impl ForwardService {
         self
     }
 
-    /// The most each store call may take before it counts as a failure.
-    /// Default 2 s.
+    /// The most each store call may take before it counts as a failure
+    /// (503). Default [`DEFAULT_STORE_TIMEOUT`](Self::DEFAULT_STORE_TIMEOUT),
+    /// 5 s, the same for every layer.
     #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.config().store_timeout = timeout;

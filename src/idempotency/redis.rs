@@ -13,7 +13,7 @@ use super::{Claim, FenceToken, IdempotencyStore, SignatureClaim, StoreError};
 /// The prefix [`RedisStore`] puts before every key unless told otherwise.
 pub const DEFAULT_REDIS_PREFIX: &str = "tower-webhooks:idempotency:";
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::backend::DEFAULT_TIMEOUT;
 /// Longest lease or retention handed to Redis (about 100 years), so that
 /// `now + PX` cannot overflow on the server.
 const MAX_MILLIS: u64 = 100 * 365 * 24 * 3_600 * 1_000;

@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 /// The table [`SqliteStore`] uses unless told otherwise.
 pub const DEFAULT_SQLITE_TABLE: &str = "tower_webhooks_idempotency";
 
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::backend::DEFAULT_TIMEOUT;
 const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Jobs waiting for the connection's thread; callers beyond this wait (within
 /// their timeout) for a free slot.

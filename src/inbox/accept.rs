@@ -105,7 +105,7 @@ where
     Routes::check(Arc::as_ptr(&shared.store), &ticket.namespace, &ticket.route)?;
     let key = EventKey::new(ticket.namespace.as_str(), ticket.event_id);
     let unavailable = Rejection::StoreUnavailable {
-        retry_after: config.retry_after,
+        retry_after: config.unavailable_retry_after,
     };
 
     // Backpressure is shed before anything is written.
@@ -113,7 +113,7 @@ where
         && pending_estimate(shared, config).await >= cap
     {
         return Err(Rejection::Overloaded {
-            retry_after: config.retry_after,
+            retry_after: config.unavailable_retry_after,
         });
     }
 
@@ -174,7 +174,7 @@ where
                     Err(Rejection::Duplicate)
                 }
                 Ok(_) => Err(Rejection::InFlight {
-                    retry_after: config.retry_after,
+                    retry_after: config.in_flight_retry_after,
                 }),
                 Err(_) => Err(unavailable),
             }

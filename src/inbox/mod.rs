@@ -143,7 +143,8 @@ pub(crate) struct Config {
     reject_changed_body: bool,
     acknowledge_first: bool,
     store_timeout: Duration,
-    retry_after: Duration,
+    in_flight_retry_after: Duration,
+    unavailable_retry_after: Duration,
     handled_timeout: Duration,
     responder: Responder,
 }
@@ -193,8 +194,9 @@ impl Inbox {
                 max_pending: None,
                 reject_changed_body: false,
                 acknowledge_first: false,
-                store_timeout: Duration::from_secs(5),
-                retry_after: Duration::from_secs(5),
+                store_timeout: crate::backend::DEFAULT_STORE_TIMEOUT,
+                in_flight_retry_after: Duration::from_secs(5),
+                unavailable_retry_after: Duration::from_secs(5),
                 handled_timeout: Duration::from_secs(30),
                 responder: Responder::default(),
             }),
@@ -241,18 +243,42 @@ impl Inbox {
         self
     }
 
-    /// The most a store call on the accept path may take. Default 5 s.
+    /// The most a store call on the accept path may take before it counts
+    /// as a failure (503). Default
+    /// [`backend::DEFAULT_STORE_TIMEOUT`](crate::backend::DEFAULT_STORE_TIMEOUT),
+    /// 5 s, the same for every layer.
     #[must_use]
     pub fn store_timeout(mut self, timeout: Duration) -> Self {
         self.config().store_timeout = timeout;
         self
     }
 
-    /// The `Retry-After` of 503 and 409 answers. Default 5 s.
+    /// The `Retry-After` sent with 409 (the event is being recorded or
+    /// processed right now). Default 5 s.
     #[must_use]
-    pub fn retry_after(mut self, after: Duration) -> Self {
-        self.config().retry_after = after;
+    pub fn in_flight_retry_after(mut self, after: Duration) -> Self {
+        self.config().in_flight_retry_after = after;
         self
+    }
+
+    /// The `Retry-After` sent with 503 (the store is unavailable, slow or
+    /// full, or too many events are pending). Default 5 s.
+    #[must_use]
+    pub fn unavailable_retry_after(mut self, after: Duration) -> Self {
+        self.config().unavailable_retry_after = after;
+        self
+    }
+
+    /// Sets both [`in_flight_retry_after`](Self::in_flight_retry_after) and
+    /// [`unavailable_retry_after`](Self::unavailable_retry_after).
+    #[deprecated(
+        since = "0.2.0",
+        note = "use `in_flight_retry_after` and `unavailable_retry_after`, the names every layer uses"
+    )]
+    #[must_use]
+    pub fn retry_after(self, after: Duration) -> Self {
+        self.in_flight_retry_after(after)
+            .unavailable_retry_after(after)
     }
 
     /// Renders rejections with `render` (see

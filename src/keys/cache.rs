@@ -158,9 +158,21 @@ where
     ///
     /// If called on a clone.
     #[must_use]
-    pub fn retry_after(mut self, after: Duration) -> Self {
+    pub fn unavailable_retry_after(mut self, after: Duration) -> Self {
         self.settings().retry_after = after;
         self
+    }
+
+    /// Renamed [`unavailable_retry_after`](Self::unavailable_retry_after),
+    /// the name every layer uses for the `Retry-After` of a 503.
+    ///
+    /// # Panics
+    ///
+    /// If called on a clone.
+    #[deprecated(since = "0.2.0", note = "renamed `unavailable_retry_after`")]
+    #[must_use]
+    pub fn retry_after(self, after: Duration) -> Self {
+        self.unavailable_retry_after(after)
     }
 
     /// The most keys (and missing keys) cached at once. Default 10,000.

@@ -39,7 +39,7 @@ use crate::verify::{
 /// // Derived vector: scripts/vectors/wave2.py, "calendly".
 /// let calendly = Calendly::new("calendly_signing_key")
 ///     .unwrap()
-///     .with_clock(FixedClock::at_unix(1_700_000_100));
+///     .clock(FixedClock::at_unix(1_700_000_100));
 /// let (parts, ()) = http::Request::post("/webhooks/calendly")
 ///     .header("calendly-webhook-signature",
 ///         "t=1700000000,v1=6cebd93cc965ae09290cf3e6f177b9217c26f01fa41b761d0ae975d7f3e534b5")

@@ -44,7 +44,7 @@ use crate::verify::{
 /// // From HubSpot/hubspot-api-python tests/spec/utils/test_signature.py.
 /// let hubspot = HubSpot::new("yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy", "https://www.example.com")
 ///     .unwrap()
-///     .with_clock(FixedClock::at_unix(15_000));
+///     .clock(FixedClock::at_unix(15_000));
 /// let (parts, ()) = http::Request::post("/webhook_uri")
 ///     .header("x-hubspot-signature-v3", "HPW73RUtKmcYoEDADG0s6MmGFWUzWJKAW07r8RDgcQw=")
 ///     .header("x-hubspot-request-timestamp", "15000000")

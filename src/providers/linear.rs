@@ -32,7 +32,7 @@ use crate::verify::{
 /// use tower_webhooks::clock::FixedClock;
 /// use tower_webhooks::providers::Linear;
 ///
-/// let linear = Linear::new("SECRET").unwrap().with_clock(FixedClock::at_unix(1_677_611_643));
+/// let linear = Linear::new("SECRET").unwrap().clock(FixedClock::at_unix(1_677_611_643));
 /// # let _ = linear;
 /// ```
 #[derive(Clone, Debug)]

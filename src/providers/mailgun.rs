@@ -54,7 +54,7 @@ use crate::verify::{
 /// use tower_webhooks::SignatureVerifier;
 ///
 /// // Derived vector: scripts/vectors/wave2.py, "mailgun".
-/// let mailgun = Mailgun::new("mailgun_signing_key").unwrap().with_clock(FixedClock::at_unix(1_700_000_000));
+/// let mailgun = Mailgun::new("mailgun_signing_key").unwrap().clock(FixedClock::at_unix(1_700_000_000));
 /// let body = br#"{"signature":{"timestamp":"1700000000",
 ///     "token":"5f4c2d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f",
 ///     "signature":"03d01f9817d05da5036096bb97fdb9c070adcb33ddfd40d744ca3c0636abab43"},

@@ -171,26 +171,45 @@ macro_rules! window_setters {
     (tolerance = $tolerance:literal, clock = $clock:literal) => {
         #[doc = $tolerance]
         #[must_use]
-        pub fn with_tolerance(mut self, tolerance: ::std::time::Duration) -> Self {
+        pub fn tolerance(mut self, tolerance: ::std::time::Duration) -> Self {
             self.window = self.window.with_tolerance(tolerance);
             self
         }
 
         #[doc = $clock]
         #[must_use]
-        pub fn with_clock(mut self, clock: impl $crate::clock::Clock) -> Self {
+        pub fn clock(mut self, clock: impl $crate::clock::Clock) -> Self {
             self.window = self.window.with_clock(clock);
             self
         }
 
         /// A clock shared with other parts of the application.
         #[must_use]
-        pub fn with_shared_clock(
-            mut self,
-            clock: ::std::sync::Arc<dyn $crate::clock::Clock>,
-        ) -> Self {
+        pub fn shared_clock(mut self, clock: ::std::sync::Arc<dyn $crate::clock::Clock>) -> Self {
             self.window = self.window.with_shared_clock(clock);
             self
+        }
+
+        /// Renamed [`tolerance`](Self::tolerance): setters are plain nouns.
+        #[deprecated(since = "0.2.0", note = "renamed `tolerance`")]
+        #[must_use]
+        pub fn with_tolerance(self, tolerance: ::std::time::Duration) -> Self {
+            self.tolerance(tolerance)
+        }
+
+        /// Renamed [`clock`](Self::clock): setters are plain nouns.
+        #[deprecated(since = "0.2.0", note = "renamed `clock`")]
+        #[must_use]
+        pub fn with_clock(self, clock: impl $crate::clock::Clock) -> Self {
+            self.clock(clock)
+        }
+
+        /// Renamed [`shared_clock`](Self::shared_clock): setters are plain
+        /// nouns.
+        #[deprecated(since = "0.2.0", note = "renamed `shared_clock`")]
+        #[must_use]
+        pub fn with_shared_clock(self, clock: ::std::sync::Arc<dyn $crate::clock::Clock>) -> Self {
+            self.shared_clock(clock)
         }
     };
 }

@@ -39,7 +39,7 @@ use crate::verify::{
 /// use tower_webhooks::SignatureVerifier;
 ///
 /// // From muxinc/mux-node-sdk tests/api-resources/webhooks.test.ts.
-/// let mux = Mux::new("SuperSecret123").unwrap().with_clock(FixedClock::at_unix(1_565_125_718));
+/// let mux = Mux::new("SuperSecret123").unwrap().clock(FixedClock::at_unix(1_565_125_718));
 /// let (parts, ()) = http::Request::post("/webhooks/mux")
 ///     .header("mux-signature",
 ///         "t=1565125718,v1=854ece4c22acef7c66b57d4e504153bc512595e8e9c772ece2a68150548c19a7")

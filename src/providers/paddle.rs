@@ -39,7 +39,7 @@ use crate::verify::{
 /// use tower_webhooks::providers::Paddle;
 /// use tower_webhooks::SignatureVerifier;
 ///
-/// let paddle = Paddle::new("pdl_ntfset_01_example").unwrap().with_clock(FixedClock::at_unix(1_698_796_800));
+/// let paddle = Paddle::new("pdl_ntfset_01_example").unwrap().clock(FixedClock::at_unix(1_698_796_800));
 /// let (parts, ()) = http::Request::post("/webhooks/paddle").body(()).unwrap().into_parts();
 /// assert_eq!(paddle.verify(&parts, b"{}").unwrap_err().status(), 400); // no Paddle-Signature
 /// ```

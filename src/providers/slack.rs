@@ -34,7 +34,7 @@ use crate::verify::{
 /// use tower_webhooks::SignatureVerifier;
 ///
 /// let slack = Slack::new("8f742231b10e8888abcd99yyyzzz85a5").unwrap()
-///     .with_clock(FixedClock::at_unix(1_531_420_618));
+///     .clock(FixedClock::at_unix(1_531_420_618));
 /// # let _ = slack;
 /// ```
 #[derive(Clone, Debug)]
@@ -92,23 +92,44 @@ impl Slack {
 
     /// How far `X-Slack-Request-Timestamp` may be from now, either way.
     #[must_use]
-    pub fn with_tolerance(self, tolerance: Duration) -> Self {
+    pub fn tolerance(self, tolerance: Duration) -> Self {
         let window = self.window.clone().with_tolerance(tolerance);
         self.rebuilt(window)
     }
 
     /// The clock the timestamp is checked against.
     #[must_use]
-    pub fn with_clock(self, clock: impl Clock) -> Self {
+    pub fn clock(self, clock: impl Clock) -> Self {
         let window = self.window.clone().with_clock(clock);
         self.rebuilt(window)
     }
 
     /// A clock shared with other parts of the application.
     #[must_use]
-    pub fn with_shared_clock(self, clock: Arc<dyn Clock>) -> Self {
+    pub fn shared_clock(self, clock: Arc<dyn Clock>) -> Self {
         let window = self.window.clone().with_shared_clock(clock);
         self.rebuilt(window)
+    }
+
+    /// Renamed [`tolerance`](Self::tolerance): setters are plain nouns.
+    #[deprecated(since = "0.2.0", note = "renamed `tolerance`")]
+    #[must_use]
+    pub fn with_tolerance(self, tolerance: Duration) -> Self {
+        self.tolerance(tolerance)
+    }
+
+    /// Renamed [`clock`](Self::clock): setters are plain nouns.
+    #[deprecated(since = "0.2.0", note = "renamed `clock`")]
+    #[must_use]
+    pub fn with_clock(self, clock: impl Clock) -> Self {
+        self.clock(clock)
+    }
+
+    /// Renamed [`shared_clock`](Self::shared_clock): setters are plain nouns.
+    #[deprecated(since = "0.2.0", note = "renamed `shared_clock`")]
+    #[must_use]
+    pub fn with_shared_clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.shared_clock(clock)
     }
 }
 

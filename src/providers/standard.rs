@@ -53,7 +53,7 @@ const MAX_ASYMMETRIC_SIGNATURES: usize = 8;
 /// // From standard-webhooks libraries/javascript/src/webhook.test.ts.
 /// let verifier = StandardWebhooks::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
 ///     .unwrap()
-///     .with_clock(FixedClock::at_unix(1_614_265_330));
+///     .clock(FixedClock::at_unix(1_614_265_330));
 /// let (parts, ()) = http::Request::post("/webhooks/standard")
 ///     .header("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek")
 ///     .header("webhook-timestamp", "1614265330")

@@ -39,7 +39,7 @@ use crate::verify::{
 /// use tower_webhooks::SignatureVerifier;
 ///
 /// // Derived vector (inputs from stripe-node test/Webhook.spec.ts).
-/// let stripe = Stripe::new("whsec_test_secret").unwrap().with_clock(FixedClock::at_unix(12_345));
+/// let stripe = Stripe::new("whsec_test_secret").unwrap().clock(FixedClock::at_unix(12_345));
 /// let (parts, ()) = http::Request::post("/webhooks/stripe")
 ///     .header("stripe-signature",
 ///         "t=12345,v1=2672d138c9a412830f3bfe2ecc5bfb3277cf6f5b49d0119d77dd6cb64da1257e")

@@ -51,7 +51,7 @@ use crate::verify::{
 /// use tower_webhooks::SignatureVerifier;
 ///
 /// // Derived vector: scripts/vectors/wave2.py, "twitch".
-/// let twitch = Twitch::new("twitch_secret_0123").unwrap().with_clock(FixedClock::at_unix(1_700_000_000));
+/// let twitch = Twitch::new("twitch_secret_0123").unwrap().clock(FixedClock::at_unix(1_700_000_000));
 /// let (parts, ()) = http::Request::post("/webhooks/twitch")
 ///     .header("twitch-eventsub-message-id", "befa7b53-d79d-478f-86b9-120f112b044e")
 ///     .header("twitch-eventsub-message-timestamp", "2023-11-14T22:13:20.123456789Z")

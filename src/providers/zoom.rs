@@ -49,7 +49,7 @@ use crate::verify::{
 /// use tower_webhooks::SignatureVerifier;
 ///
 /// // Derived vector: scripts/vectors/wave2.py, "zoom".
-/// let zoom = Zoom::new("zoom_secret_token").unwrap().with_clock(FixedClock::at_unix(1_700_000_000));
+/// let zoom = Zoom::new("zoom_secret_token").unwrap().clock(FixedClock::at_unix(1_700_000_000));
 /// let (parts, ()) = http::Request::post("/webhooks/zoom")
 ///     .header("x-zm-request-timestamp", "1700000000")
 ///     .header("x-zm-signature",

@@ -202,7 +202,7 @@ async fn the_same_id_with_another_body_is_counted_or_refused() {
 async fn a_full_inbox_sheds_load_before_writing() {
     let inbox = Inbox::new(sqlite().await)
         .max_pending(2)
-        .retry_after(Duration::from_secs(3));
+        .unavailable_retry_after(Duration::from_secs(3));
     let address = app(&inbox).await;
     for id in ["evt_1", "evt_2"] {
         let body = format!(r#"{{"id":"{id}"}}"#);

@@ -265,7 +265,7 @@ async fn a_key_that_cannot_be_fetched_is_a_503_not_a_401_and_is_not_cached() {
     secrets.down.store(true, Ordering::SeqCst);
     let keys = CachedKeys::new(Source(secrets.clone()))
         .fetch_timeout(Duration::from_millis(200))
-        .retry_after(Duration::from_secs(7));
+        .unavailable_retry_after(Duration::from_secs(7));
     let runs = Arc::new(AtomicU32::new(0));
     let app = app(keys.clone(), runs.clone());
 
@@ -437,7 +437,7 @@ async fn a_follow_up_that_fails_or_hangs_is_503_and_not_handled() {
         let handled = Arc::new(AtomicU32::new(0));
         let keys = CachedKeys::new(Source(secrets))
             .fetch_timeout(Duration::from_millis(100))
-            .retry_after(Duration::from_secs(7));
+            .unavailable_retry_after(Duration::from_secs(7));
         let app = witnessed_app(verifier, keys, handled.clone());
         let (status, kind, retry_after) = send(&app, event("acme", "whsec_acme", "evt_1")).await;
         assert_eq!(

@@ -71,7 +71,7 @@ mod stripe {
     fn stripe(secrets: impl Into<tower_webhooks::SecretSet>) -> Stripe {
         Stripe::new(secrets)
             .unwrap()
-            .with_clock(FixedClock::at_unix(TIMESTAMP))
+            .clock(FixedClock::at_unix(TIMESTAMP))
     }
 
     fn verify(
@@ -177,20 +177,20 @@ mod stripe {
         );
         let stale = Stripe::new(SECRET)
             .unwrap()
-            .with_clock(FixedClock::at_unix(TIMESTAMP + 301));
+            .clock(FixedClock::at_unix(TIMESTAMP + 301));
         assert_kind(verify(&stale, &header, BODY), "timestamp-too-old");
         let early = Stripe::new(SECRET)
             .unwrap()
-            .with_clock(FixedClock::at_unix(TIMESTAMP - 301));
+            .clock(FixedClock::at_unix(TIMESTAMP - 301));
         assert_kind(verify(&early, &header, BODY), "timestamp-in-future");
         let edge = Stripe::new(SECRET)
             .unwrap()
-            .with_clock(FixedClock::at_unix(TIMESTAMP + 300));
+            .clock(FixedClock::at_unix(TIMESTAMP + 300));
         assert!(verify(&edge, &header, BODY).is_ok());
         let wide = Stripe::new(SECRET)
             .unwrap()
-            .with_tolerance(std::time::Duration::from_secs(10_000))
-            .with_clock(FixedClock::at_unix(TIMESTAMP + 5_000));
+            .tolerance(std::time::Duration::from_secs(10_000))
+            .clock(FixedClock::at_unix(TIMESTAMP + 5_000));
         assert!(verify(&wide, &header, BODY).is_ok());
     }
 
@@ -482,9 +482,7 @@ mod slack {
     }
 
     fn slack(secrets: impl Into<tower_webhooks::SecretSet>, now: u64) -> Slack {
-        Slack::new(secrets)
-            .unwrap()
-            .with_clock(FixedClock::at_unix(now))
+        Slack::new(secrets).unwrap().clock(FixedClock::at_unix(now))
     }
 
     #[test]
@@ -545,8 +543,8 @@ mod slack {
         assert!(
             Slack::new(SECRET)
                 .unwrap()
-                .with_clock(FixedClock::at_unix(TIMESTAMP + 600))
-                .with_tolerance(std::time::Duration::from_secs(600))
+                .clock(FixedClock::at_unix(TIMESTAMP + 600))
+                .tolerance(std::time::Duration::from_secs(600))
                 .verify(&parts(SIGNATURE, "1531420618"), BODY.as_bytes())
                 .is_ok()
         );
@@ -607,7 +605,7 @@ mod standard {
     fn standard(secrets: impl Into<tower_webhooks::SecretSet>, now: u64) -> StandardWebhooks {
         StandardWebhooks::new(secrets)
             .unwrap()
-            .with_clock(FixedClock::at_unix(now))
+            .clock(FixedClock::at_unix(now))
     }
 
     #[test]
@@ -633,7 +631,7 @@ mod standard {
     fn svix_official_vectors() {
         let svix = StandardWebhooks::svix(SVIX_SECRET)
             .unwrap()
-            .with_clock(FixedClock::at_unix(SVIX_TIMESTAMP));
+            .clock(FixedClock::at_unix(SVIX_TIMESTAMP));
         let verified = svix
             .verify(
                 &parts("svix", SVIX_ID, "1649367553", SVIX_SIGNATURE),
@@ -847,7 +845,7 @@ mod paddle {
     fn paddle(secrets: impl Into<tower_webhooks::SecretSet>, now: u64) -> Paddle {
         Paddle::new(secrets)
             .unwrap()
-            .with_clock(FixedClock::at_unix(now))
+            .clock(FixedClock::at_unix(now))
     }
 
     fn verify(
@@ -995,9 +993,7 @@ mod discord {
     }
 
     fn discord(keys: impl Into<tower_webhooks::SecretSet>, now: u64) -> Discord {
-        Discord::new(keys)
-            .unwrap()
-            .with_clock(FixedClock::at_unix(now))
+        Discord::new(keys).unwrap().clock(FixedClock::at_unix(now))
     }
 
     #[test]
@@ -1354,7 +1350,7 @@ mod linear {
     fn linear(secrets: impl Into<tower_webhooks::SecretSet>, now: u64) -> Linear {
         Linear::new(secrets)
             .unwrap()
-            .with_clock(FixedClock::at_unix(now))
+            .clock(FixedClock::at_unix(now))
     }
 
     fn parts(signature: &str) -> Parts {

@@ -68,9 +68,7 @@ O4BLVsb9gd0quvl1Z+EnUk77/FGhRANCAAR87ZmBAORXki3eKMS0003caXbUdDbh
     const TEST_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEfO2ZgQDkV5It3ijEtNNN3Gl21HQ24drHbZ0fl7ADbZ9W2dHEc4mtowH4iDLUUuS7Nq2fYr0bg9Ix1Xb2jyEuHQ==";
 
     fn at(key: &str, now: u64) -> SendGrid {
-        SendGrid::new(key)
-            .unwrap()
-            .with_clock(FixedClock::at_unix(now))
+        SendGrid::new(key).unwrap().clock(FixedClock::at_unix(now))
     }
 
     #[test]
@@ -169,7 +167,7 @@ O4BLVsb9gd0quvl1Z+EnUk77/FGhRANCAAR87ZmBAORXki3eKMS0003caXbUdDbh
         let now = 1_700_000_000;
         let sendgrid = SendGrid::new([OTHER_KEY, TEST_PUBLIC])
             .unwrap()
-            .with_clock(FixedClock::at_unix(now));
+            .clock(FixedClock::at_unix(now));
         let body = br#"[{"event":"delivered","sg_event_id":"abc"}]"#;
         let headers = signer.sign("ignored", now, body);
         let verified = sendgrid
@@ -316,9 +314,7 @@ mod telnyx {
     const NOW: u64 = 1_700_000_000;
 
     fn telnyx() -> Telnyx {
-        Telnyx::new(PUBLIC)
-            .unwrap()
-            .with_clock(FixedClock::at_unix(NOW))
+        Telnyx::new(PUBLIC).unwrap().clock(FixedClock::at_unix(NOW))
     }
 
     #[test]
@@ -372,14 +368,14 @@ mod telnyx {
         // Old and future timestamps.
         let old = Telnyx::new(PUBLIC)
             .unwrap()
-            .with_clock(FixedClock::at_unix(NOW + 301));
+            .clock(FixedClock::at_unix(NOW + 301));
         assert!(matches!(
             old.verify(&good, VECTOR_BODY),
             Err(VerifyError::TimestampTooOld { .. })
         ));
         let early = Telnyx::new(PUBLIC)
             .unwrap()
-            .with_clock(FixedClock::at_unix(NOW - 301));
+            .clock(FixedClock::at_unix(NOW - 301));
         assert!(matches!(
             early.verify(&good, VECTOR_BODY),
             Err(VerifyError::TimestampInFuture { .. })
@@ -399,7 +395,7 @@ mod telnyx {
         let signer = TelnyxSigner::new([3; 32]);
         let telnyx = Telnyx::new([PUBLIC.to_owned(), signer.public_key_base64()])
             .unwrap()
-            .with_clock(FixedClock::at_unix(NOW));
+            .clock(FixedClock::at_unix(NOW));
         for body in [
             &br#"{"data":{"id":"evt-1","event_type":"call.hangup"}}"#[..],
             br#"{"data":{"event_type":"call.hangup"}}"#,
@@ -1013,7 +1009,7 @@ mod plaid {
     const NOW: u64 = 1_700_000_000;
 
     fn plaid(now: u64) -> Plaid {
-        Plaid::new().with_clock(FixedClock::at_unix(now))
+        Plaid::new().clock(FixedClock::at_unix(now))
     }
 
     fn check(
@@ -1067,7 +1063,7 @@ mod plaid {
         // A token older than five minutes, or from the future.
         assert!(matches!(
             check(
-                &Plaid::new().with_clock(FixedClock::at_unix(NOW + 301)),
+                &Plaid::new().clock(FixedClock::at_unix(NOW + 301)),
                 JWT,
                 BODY
             ),
@@ -1075,7 +1071,7 @@ mod plaid {
         ));
         assert!(matches!(
             check(
-                &Plaid::new().with_clock(FixedClock::at_unix(NOW - 301)),
+                &Plaid::new().clock(FixedClock::at_unix(NOW - 301)),
                 JWT,
                 BODY
             ),
@@ -1290,7 +1286,7 @@ b9QpG/yZBLg1Y6XWFpSP+RM=
     fn pubsub(now: u64) -> PubSub {
         PubSub::new(AUDIENCE, EMAIL)
             .unwrap()
-            .with_clock(FixedClock::at_unix(now))
+            .clock(FixedClock::at_unix(now))
     }
 
     fn check(pubsub: &PubSub, token: &str, body: &[u8]) -> Result<VerifiedWebhook, VerifyError> {
@@ -1339,12 +1335,12 @@ b9QpG/yZBLg1Y6XWFpSP+RM=
         unauthorized(
             &PubSub::new("https://example.com/other", EMAIL)
                 .unwrap()
-                .with_clock(FixedClock::at_unix(NOW)),
+                .clock(FixedClock::at_unix(NOW)),
         );
         unauthorized(
             &PubSub::new(AUDIENCE, "other@my-project.iam.gserviceaccount.com")
                 .unwrap()
-                .with_clock(FixedClock::at_unix(NOW)),
+                .clock(FixedClock::at_unix(NOW)),
         );
         // Expired (exp = iat + 3600, 60 s leeway), and issued in the future.
         assert!(check(&pubsub(NOW + 3660), TOKEN, b"{}").is_ok());

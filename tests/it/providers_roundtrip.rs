@@ -53,7 +53,7 @@ fn presets() -> Vec<Preset> {
         ),
         preset(
             StripeSigner::new(SECRET),
-            Stripe::new(SECRET).unwrap().with_clock(clock.clone()),
+            Stripe::new(SECRET).unwrap().clock(clock.clone()),
             true,
         ),
         preset(
@@ -68,26 +68,22 @@ fn presets() -> Vec<Preset> {
         ),
         preset(
             SlackSigner::new(SECRET),
-            Slack::new(SECRET).unwrap().with_clock(clock.clone()),
+            Slack::new(SECRET).unwrap().clock(clock.clone()),
             true,
         ),
         preset(
             StandardWebhooksSigner::new(SECRET).unwrap(),
-            StandardWebhooks::new(SECRET)
-                .unwrap()
-                .with_clock(clock.clone()),
+            StandardWebhooks::new(SECRET).unwrap().clock(clock.clone()),
             false,
         ),
         preset(
             StandardWebhooksSigner::svix(SECRET).unwrap(),
-            StandardWebhooks::svix(SECRET)
-                .unwrap()
-                .with_clock(clock.clone()),
+            StandardWebhooks::svix(SECRET).unwrap().clock(clock.clone()),
             false,
         ),
         preset(
             PaddleSigner::new(SECRET),
-            Paddle::new(SECRET).unwrap().with_clock(clock.clone()),
+            Paddle::new(SECRET).unwrap().clock(clock.clone()),
             true,
         ),
         preset(
@@ -102,7 +98,7 @@ fn presets() -> Vec<Preset> {
         ),
         preset(
             LinearSigner::new(SECRET),
-            Linear::new(SECRET).unwrap().with_clock(clock.clone()),
+            Linear::new(SECRET).unwrap().clock(clock.clone()),
             true,
         ),
     ];
@@ -113,7 +109,7 @@ fn presets() -> Vec<Preset> {
         let signer = DiscordSigner::new([42; 32]);
         let verifier = Discord::new(signer.public_key_hex())
             .unwrap()
-            .with_clock(clock.clone());
+            .clock(clock.clone());
         presets.push(preset(signer, verifier, true));
     }
     presets

@@ -79,7 +79,7 @@ fn hubspot_v3_matches_hubspot_api_python() {
         "https://www.example.com",
     )
     .unwrap()
-    .with_clock(FixedClock::at_unix(15_000));
+    .clock(FixedClock::at_unix(15_000));
     let headers = [
         (
             "x-hubspot-signature-v3",
@@ -111,7 +111,7 @@ fn mux_matches_mux_node_sdk() {
     // refused one in a signature or header error.
     let mux = Mux::new("SuperSecret123")
         .unwrap()
-        .with_clock(FixedClock::at_unix(1_565_125_718));
+        .clock(FixedClock::at_unix(1_565_125_718));
     let hash = "854ece4c22acef7c66b57d4e504153bc512595e8e9c772ece2a68150548c19a7";
     let body = br#"{"test":"body"}"#;
     let kind = |value: String| {
@@ -140,7 +140,7 @@ fn mux_matches_mux_node_sdk() {
     // "should throw for timestamp outside threshold" (6 minutes later)
     let later = Mux::new("SuperSecret123")
         .unwrap()
-        .with_clock(FixedClock::at_unix(1_565_125_718 + 360));
+        .clock(FixedClock::at_unix(1_565_125_718 + 360));
     let error = check(
         &later,
         "/",
@@ -164,7 +164,7 @@ fn derived_vectors_verify() {
     // Derived: scripts/vectors/wave2.py.
     let cases: Vec<Vector> = vec![
         (
-            Box::new(Zoom::new("zoom_secret_token").unwrap().with_clock(clock())),
+            Box::new(Zoom::new("zoom_secret_token").unwrap().clock(clock())),
             vec![
                 ("x-zm-request-timestamp", "1700000000"),
                 (
@@ -249,7 +249,7 @@ fn derived_vectors_verify() {
             Box::new(
                 Calendly::new("calendly_signing_key")
                     .unwrap()
-                    .with_clock(clock()),
+                    .clock(clock()),
             ),
             vec![(
                 "calendly-webhook-signature",
@@ -277,7 +277,7 @@ fn derived_vectors_verify() {
             Box::new(
                 Twitch::new("twitch_secret_0123")
                     .unwrap()
-                    .with_clock(clock()),
+                    .clock(clock()),
             ),
             vec![
                 (
@@ -315,9 +315,7 @@ fn derived_vectors_verify() {
 #[test]
 fn mailgun_derived_vector_and_what_its_signature_does_not_cover() {
     // Derived: scripts/vectors/wave2.py, "mailgun".
-    let mailgun = Mailgun::new("mailgun_signing_key")
-        .unwrap()
-        .with_clock(clock());
+    let mailgun = Mailgun::new("mailgun_signing_key").unwrap().clock(clock());
     let body = |event: &str, signature: &str| {
         format!(
             r#"{{"signature":{{"timestamp":"1700000000","token":"5f4c2d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f","signature":"{signature}"}},"event-data":{{"id":"{event}","event":"delivered"}}}}"#
@@ -355,7 +353,7 @@ fn mailgun_derived_vector_and_what_its_signature_does_not_cover() {
     for now in [NOW - 301, NOW + 301] {
         let late = Mailgun::new("mailgun_signing_key")
             .unwrap()
-            .with_clock(FixedClock::at_unix(now));
+            .clock(FixedClock::at_unix(now));
         assert_eq!(
             late.verify(&no_head, body("evt_a", good).as_bytes())
                 .unwrap_err()
@@ -410,7 +408,7 @@ fn wave2() -> Vec<Preset> {
         ),
         preset(
             ZoomSigner::new(SECRET),
-            Zoom::new(SECRET).unwrap().with_clock(clock()),
+            Zoom::new(SECRET).unwrap().clock(clock()),
             true,
             false,
         ),
@@ -458,13 +456,13 @@ fn wave2() -> Vec<Preset> {
         ),
         preset(
             CalendlySigner::new(SECRET),
-            Calendly::new(SECRET).unwrap().with_clock(clock()),
+            Calendly::new(SECRET).unwrap().clock(clock()),
             true,
             false,
         ),
         preset(
             MuxSigner::new(SECRET),
-            Mux::new(SECRET).unwrap().with_clock(clock()),
+            Mux::new(SECRET).unwrap().clock(clock()),
             true,
             true,
         ),
@@ -476,19 +474,19 @@ fn wave2() -> Vec<Preset> {
         ),
         preset(
             HubSpotSigner::new(SECRET, URL),
-            HubSpot::new(SECRET, BASE).unwrap().with_clock(clock()),
+            HubSpot::new(SECRET, BASE).unwrap().clock(clock()),
             true,
             false,
         ),
         preset(
             TwitchSigner::new(SECRET),
-            Twitch::new(SECRET).unwrap().with_clock(clock()),
+            Twitch::new(SECRET).unwrap().clock(clock()),
             true,
             false,
         ),
         preset(
             MailgunSigner::new(SECRET),
-            Mailgun::new(SECRET).unwrap().with_clock(clock()),
+            Mailgun::new(SECRET).unwrap().clock(clock()),
             false,
             true,
         ),
@@ -527,7 +525,7 @@ fn all_presets() -> Vec<Preset> {
         ),
         preset(
             StripeSigner::new(SECRET),
-            Stripe::new(SECRET).unwrap().with_clock(clock()),
+            Stripe::new(SECRET).unwrap().clock(clock()),
             true,
             true,
         ),
@@ -545,25 +543,25 @@ fn all_presets() -> Vec<Preset> {
         ),
         preset(
             SlackSigner::new(SECRET),
-            Slack::new(SECRET).unwrap().with_clock(clock()),
+            Slack::new(SECRET).unwrap().clock(clock()),
             true,
             true,
         ),
         preset(
             StandardWebhooksSigner::new(SECRET).unwrap(),
-            StandardWebhooks::new(SECRET).unwrap().with_clock(clock()),
+            StandardWebhooks::new(SECRET).unwrap().clock(clock()),
             true,
             false,
         ),
         preset(
             StandardWebhooksSigner::svix(SECRET).unwrap(),
-            StandardWebhooks::svix(SECRET).unwrap().with_clock(clock()),
+            StandardWebhooks::svix(SECRET).unwrap().clock(clock()),
             true,
             false,
         ),
         preset(
             PaddleSigner::new(SECRET),
-            Paddle::new(SECRET).unwrap().with_clock(clock()),
+            Paddle::new(SECRET).unwrap().clock(clock()),
             true,
             true,
         ),
@@ -581,7 +579,7 @@ fn all_presets() -> Vec<Preset> {
         ),
         preset(
             LinearSigner::new(SECRET),
-            Linear::new(SECRET).unwrap().with_clock(clock()),
+            Linear::new(SECRET).unwrap().clock(clock()),
             true,
             true,
         ),
@@ -593,7 +591,7 @@ fn all_presets() -> Vec<Preset> {
         let signer = DiscordSigner::new([42; 32]);
         let verifier = Discord::new(signer.public_key_hex())
             .unwrap()
-            .with_clock(clock());
+            .clock(clock());
         presets.push(preset(signer, verifier, true, true));
     }
     presets.extend(wave2());
@@ -930,13 +928,13 @@ fn every_signature_is_tried_against_every_secret() {
     let cases: Vec<Rotation> = vec![
         (
             Box::new(CalendlySigner::new(two.clone())),
-            Box::new(Calendly::new("other_secret").unwrap().with_clock(clock())),
-            Box::new(Calendly::new(rotated.clone()).unwrap().with_clock(clock())),
+            Box::new(Calendly::new("other_secret").unwrap().clock(clock())),
+            Box::new(Calendly::new(rotated.clone()).unwrap().clock(clock())),
         ),
         (
             Box::new(MuxSigner::new(two.clone())),
-            Box::new(Mux::new("other_secret").unwrap().with_clock(clock())),
-            Box::new(Mux::new(rotated.clone()).unwrap().with_clock(clock())),
+            Box::new(Mux::new("other_secret").unwrap().clock(clock())),
+            Box::new(Mux::new(rotated.clone()).unwrap().clock(clock())),
         ),
         (
             Box::new(DocuSignSigner::new(two.clone())),
@@ -963,7 +961,7 @@ fn every_signature_is_tried_against_every_secret() {
     for (signer, verifier) in [
         (
             Box::new(ZoomSigner::new(SECRET)) as Box<dyn Signer>,
-            Box::new(Zoom::new(rotated.clone()).unwrap().with_clock(clock()))
+            Box::new(Zoom::new(rotated.clone()).unwrap().clock(clock()))
                 as Box<dyn SignatureVerifier>,
         ),
         (
@@ -976,7 +974,7 @@ fn every_signature_is_tried_against_every_secret() {
         ),
         (
             Box::new(MailgunSigner::new(SECRET)),
-            Box::new(Mailgun::new(rotated.clone()).unwrap().with_clock(clock())),
+            Box::new(Mailgun::new(rotated.clone()).unwrap().clock(clock())),
         ),
         (
             Box::new(MicrosoftGraphSigner::new(SECRET)),
@@ -996,7 +994,7 @@ fn every_signature_is_tried_against_every_secret() {
 fn at_most_max_signatures_are_read_from_one_request() {
     use tower_webhooks::providers::MAX_SIGNATURES;
     let body = json_body("many");
-    let calendly = Calendly::new(SECRET).unwrap().with_clock(clock());
+    let calendly = Calendly::new(SECRET).unwrap().clock(clock());
     let good = CalendlySigner::new(SECRET).header(NOW, &body);
     let many = format!("{good}{}", ",v1=00".repeat(MAX_SIGNATURES));
     let request = Request::post("/")
@@ -1033,7 +1031,7 @@ fn hubspot_signs_the_decoded_public_url() {
     let body = b"[{\"eventId\":1}]";
     let hubspot = HubSpot::new(SECRET, "https://example.com/api/")
         .unwrap()
-        .with_clock(clock());
+        .clock(clock());
     // HubSpot signs `:` and `@` as characters; the request line carries them
     // escaped.
     let signer = HubSpotSigner::new(SECRET, "https://example.com/api/hook?a=b:c@d");
