@@ -341,6 +341,7 @@ impl Sql {
                  ), deleted AS (
                      DELETE FROM {t} AS t USING chosen AS c
                      WHERE t.namespace = c.namespace AND t.event_id = c.event_id
+                       AND t.status IN ('succeeded', 'dead')
                      RETURNING t.namespace, t.event_id
                  ), stripped AS (
                      SELECT namespace, event_id FROM {t}
@@ -351,6 +352,7 @@ impl Sql {
                  ), dropped AS (
                      UPDATE {t} AS t SET body = NULL FROM stripped AS p
                      WHERE t.namespace = p.namespace AND t.event_id = p.event_id
+                       AND t.status IN ('succeeded', 'dead')
                      RETURNING 1
                  ), history AS (
                      DELETE FROM {a} AS a USING deleted AS d
@@ -360,9 +362,11 @@ impl Sql {
                      WHERE s.expires_at IS NULL
                        AND s.namespace = d.namespace AND s.event_id = d.event_id
                  ), expired AS (
-                     DELETE FROM {s} WHERE ctid IN (
-                         SELECT ctid FROM {s} WHERE expires_at <= {NOW}
+                     DELETE FROM {s}
+                     WHERE (namespace, signature) IN (
+                         SELECT namespace, signature FROM {s} WHERE expires_at <= {NOW}
                          LIMIT $3 FOR UPDATE SKIP LOCKED)
+                       AND expires_at <= {NOW}
                      RETURNING 1
                  )
                  SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FROM dropped),
