@@ -34,7 +34,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt};
-use tower_webhooks::inbox::{Inbox, InboxStore, PostgresInbox, Retention, SqliteInbox};
+use tower_webhooks::inbox::{Inbox, PostgresInbox, Retention, SqliteInbox};
 use tower_webhooks::testing::{GenericSigner, Signer, unix_now};
 use tower_webhooks::{HmacVerifier, WebhookLayer};
 
@@ -64,8 +64,10 @@ fn request(signer: &GenericSigner) -> Request<Full<Bytes>> {
         .map(Full::new)
 }
 
-/// Accept latencies from `CLIENTS` concurrent clients until `done` is set.
-async fn accepts(inbox: &Inbox, done: Arc<AtomicBool>) -> Vec<Duration> {
+/// Accept latencies from `CLIENTS` concurrent clients until `done` is set,
+/// sorted, and how many were not answered 200 (a 503: the store did not
+/// answer within the inbox's store timeout, 5 s).
+async fn accepts(inbox: &Inbox, done: Arc<AtomicBool>) -> (Vec<Duration>, usize) {
     let service = ServiceBuilder::new()
         .layer(WebhookLayer::new(HmacVerifier::generic(SECRET).unwrap()))
         .service(inbox.accept());
@@ -74,24 +76,28 @@ async fn accepts(inbox: &Inbox, done: Arc<AtomicBool>) -> Vec<Duration> {
             let (service, done) = (service.clone(), done.clone());
             tokio::spawn(async move {
                 let signer = GenericSigner::new(SECRET);
-                let mut latencies = Vec::new();
+                let (mut latencies, mut failed) = (Vec::new(), 0);
                 while !done.load(Ordering::Relaxed) {
                     let request = request(&signer);
                     let started = Instant::now();
                     let response = service.clone().oneshot(request).await.unwrap();
                     latencies.push(started.elapsed());
-                    assert_eq!(response.status(), 200, "an accept failed");
+                    if response.status() != 200 {
+                        failed += 1;
+                    }
                 }
-                latencies
+                (latencies, failed)
             })
         })
         .collect();
-    let mut all = Vec::new();
+    let (mut all, mut failed) = (Vec::new(), 0);
     for client in clients {
-        all.extend(client.await.unwrap());
+        let (latencies, not_ok) = client.await.unwrap();
+        all.extend(latencies);
+        failed += not_ok;
     }
     all.sort();
-    all
+    (all, failed)
 }
 
 fn quantile(sorted: &[Duration], q: f64) -> Duration {
@@ -102,9 +108,9 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[index]
 }
 
-fn summary(latencies: &[Duration]) -> String {
+fn summary((latencies, failed): &(Vec<Duration>, usize)) -> String {
     format!(
-        "{} accepts, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "{} accepts ({failed} not 200), p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         latencies.len(),
         quantile(latencies, 0.50).as_secs_f64() * 1e3,
         quantile(latencies, 0.99).as_secs_f64() * 1e3,
@@ -150,7 +156,7 @@ async fn measure(name: &str, inbox: Inbox, filled: u64) {
     let purge_took = watcher.await.unwrap();
     purger.shutdown().await;
 
-    let ratio = quantile(&with, 0.99).as_secs_f64() / quantile(&without, 0.99).as_secs_f64();
+    let ratio = quantile(&with.0, 0.99).as_secs_f64() / quantile(&without.0, 0.99).as_secs_f64();
     println!("purge/{name}: {filled} finished events purged in {purge_took:.1?}");
     println!("purge/{name}: without purge: {}", summary(&without));
     println!("purge/{name}: while purging: {}", summary(&with));
@@ -189,6 +195,11 @@ fn fill_sqlite(path: &std::path::Path, n: u64) {
         )
         .expect("fill the attempts");
     connection.execute_batch("COMMIT").unwrap();
+    // Fold the fill into the database now, so the first accept does not
+    // pay for checkpointing a gigabyte of WAL.
+    connection
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+        .unwrap();
 }
 
 async fn sqlite(n: u64) {

@@ -17,7 +17,7 @@
 //! | `tower_webhooks_handler_duration_seconds` | histogram | `namespace`, `outcome` | inbox: one handler attempt; `outcome` is `succeeded`, `retry` (failed, panicked or timed out; tried again later), `dead`, `shutdown` (given back) or `stale` (the lease was lost) |
 //! | `tower_webhooks_key_lookups_total` | counter | `provider`, `result` | key cache: `hit`, `miss` (a fetch was made or joined), `negative` (known missing) |
 //! | `tower_webhooks_key_fetches_total` | counter | `provider`, `outcome` | key fetches: `ok`, `missing`, `error` |
-//! | `tower_webhooks_inbox_events` | gauge | `status` | inbox: events in each status (`pending`, `processing`, `succeeded`, `dead`), sampled by [`Inbox::spawn_gauges`](crate::inbox::Inbox::spawn_gauges) |
+//! | `tower_webhooks_inbox_events` | gauge | `status` | inbox: events in each status (`pending`, `processing`, `succeeded`, `dead`), sampled by `Inbox::spawn_gauges` |
 //! | `tower_webhooks_inbox_oldest_pending_age_seconds` | gauge | | inbox: how long ago the oldest pending event arrived (0 with none pending), sampled with the above |
 //!
 //! Rejections are also logged, at most 20 lines a second (the rest are
