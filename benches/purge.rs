@@ -24,6 +24,7 @@
 //! ```text
 //! TOWER_WEBHOOKS_PG_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench purge
 //! TOWER_WEBHOOKS_BENCH_PURGE_EVENTS=100000 cargo bench --bench purge   # a quick run
+//! TOWER_WEBHOOKS_BENCH_PURGE_BACKENDS=postgres cargo bench --bench purge  # one backend
 //! ```
 
 use std::sync::Arc;
@@ -244,7 +245,7 @@ async fn postgres(url: &str, n: u64) {
                         now() - interval '{FILL_AGE_DAYS} days' + (i % 1000) * interval '1 ms',
                         now() - interval '{FILL_AGE_DAYS} days',
                         now() - interval '{FILL_AGE_DAYS} days', 1, 1
-                 FROM generate_series(1, $1) AS i"
+                 FROM generate_series(1, $1::bigint) AS i"
             ),
             &[&i64::try_from(n).unwrap()],
         )
@@ -288,8 +289,17 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // `TOWER_WEBHOOKS_BENCH_PURGE_BACKENDS=postgres` runs one backend only.
+    let backends = std::env::var("TOWER_WEBHOOKS_BENCH_PURGE_BACKENDS")
+        .unwrap_or_else(|_| "sqlite,postgres".to_owned());
+    let wanted = |name: &str| backends.split(',').any(|backend| backend.trim() == name);
     runtime.block_on(async {
-        sqlite(n).await;
+        if wanted("sqlite") {
+            sqlite(n).await;
+        }
+        if !wanted("postgres") {
+            return;
+        }
         match std::env::var("TOWER_WEBHOOKS_PG_URL")
             .ok()
             .filter(|url| !url.is_empty())
