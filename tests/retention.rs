@@ -589,7 +589,7 @@ impl InboxStore for FailingPurge {
     }
     async fn purge(&self, _: SystemTime, _: SystemTime) -> Result<Purged, StoreError> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst);
-        assert!(call % 2 == 0, "a store that panics");
+        assert!(call.is_multiple_of(2), "a store that panics");
         Err(StoreError::unavailable("the database is down"))
     }
 }
