@@ -17,6 +17,8 @@
 //! | `tower_webhooks_handler_duration_seconds` | histogram | `namespace`, `outcome` | inbox: one handler attempt; `outcome` is `succeeded`, `retry` (failed, panicked or timed out; tried again later), `dead`, `shutdown` (given back) or `stale` (the lease was lost) |
 //! | `tower_webhooks_key_lookups_total` | counter | `provider`, `result` | key cache: `hit`, `miss` (a fetch was made or joined), `negative` (known missing), `held_back` (not fetched: see `CachedKeys::missing_fetch_interval`) |
 //! | `tower_webhooks_key_fetches_total` | counter | `provider`, `outcome` | key fetches: `ok`, `missing`, `error` |
+//! | `tower_webhooks_inbox_events` | gauge | `status` | inbox: events in each status (`pending`, `processing`, `succeeded`, `dead`), sampled by `Inbox::spawn_gauges` |
+//! | `tower_webhooks_inbox_oldest_pending_age_seconds` | gauge | | inbox: how long ago the oldest pending event arrived (0 with none pending), sampled with the above |
 //!
 //! Rejections are also logged, at most 20 lines a second (the rest are
 //! counted above and summed up in one line), so a scanner's flood cannot
@@ -34,6 +36,11 @@ pub const HANDLER_DURATION_SECONDS: &str = "tower_webhooks_handler_duration_seco
 pub const KEY_LOOKUPS_TOTAL: &str = "tower_webhooks_key_lookups_total";
 /// Key fetches.
 pub const KEY_FETCHES_TOTAL: &str = "tower_webhooks_key_fetches_total";
+/// Inbox events by status (a sampled gauge).
+pub const INBOX_EVENTS: &str = "tower_webhooks_inbox_events";
+/// Age of the oldest pending inbox event (a sampled gauge).
+pub const INBOX_OLDEST_PENDING_AGE_SECONDS: &str =
+    "tower_webhooks_inbox_oldest_pending_age_seconds";
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -118,6 +125,23 @@ pub(crate) fn key_fetch(provider: &'static str, outcome: &'static str) {
     metrics::counter!(KEY_FETCHES_TOTAL, "provider" => provider, "outcome" => outcome).increment(1);
     #[cfg(not(feature = "metrics"))]
     let _ = (provider, outcome);
+}
+
+/// Sets the inbox depth gauges from one sample taken at `now`.
+#[cfg(feature = "metrics")]
+pub(crate) fn inbox_depth(counts: &crate::inbox::StatusCounts, now: std::time::SystemTime) {
+    for (status, count) in [
+        ("pending", counts.pending),
+        ("processing", counts.processing),
+        ("succeeded", counts.succeeded),
+        ("dead", counts.dead),
+    ] {
+        metrics::gauge!(INBOX_EVENTS, "status" => status).set(count as f64);
+    }
+    let age = counts.oldest_pending.map_or(0.0, |oldest| {
+        now.duration_since(oldest).unwrap_or_default().as_secs_f64()
+    });
+    metrics::gauge!(INBOX_OLDEST_PENDING_AGE_SECONDS).set(age);
 }
 
 /// Counts a rejection and logs it, at most [`LOG_LINES_PER_SECOND`] lines a

@@ -19,7 +19,9 @@ use crate::clock::{Clock, SystemClock};
 /// (taken in shard order, so two admits never deadlock) while it records the
 /// signature and claims the key, so the two steps are one atomic operation.
 /// Expired entries (leases and retention) are swept as the store is used, so
-/// memory stays bounded by the events of one retention period.
+/// memory stays bounded by the events of one retention period; no
+/// [`spawn_purger`](super::spawn_purger) is needed (one would sweep every
+/// shard at once through [`purge_expired`](IdempotencyStore::purge_expired)).
 ///
 /// A claim hashes its key once to pick the shard (a keyed multiply-rotate
 /// hash) and once in the shard's map (SipHash), allocates only the key it
@@ -271,6 +273,21 @@ impl IdempotencyStore for MemoryStore {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Sweeps every shard now (writes also sweep, amortised, as they go).
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let mut purged = 0;
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            let before = shard.entries.len();
+            shard.entries.retain(|_, entry| entry.until > now);
+            purged += (before - shard.entries.len()) as u64;
+            shard.writes_since_sweep = 0;
+            shard.swept_to = shard.entries.len();
+        }
+        Ok(purged)
     }
 
     async fn admit(

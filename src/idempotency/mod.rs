@@ -29,6 +29,7 @@ mod memory;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 mod postgres;
+mod purger;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 mod redis;
@@ -45,6 +46,7 @@ pub use self::memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use self::postgres::{DEFAULT_POSTGRES_TABLE, PostgresStore, PostgresStoreBuilder};
+pub use self::purger::spawn_purger;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::{DEFAULT_REDIS_PREFIX, RedisStore, RedisStoreBuilder};
@@ -52,3 +54,4 @@ pub use self::redis::{DEFAULT_REDIS_PREFIX, RedisStore, RedisStoreBuilder};
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use self::sqlite::{DEFAULT_SQLITE_TABLE, SqliteStore, SqliteStoreBuilder};
 pub use self::store::{BoxError, Claim, FenceToken, IdempotencyStore, SignatureClaim, StoreError};
+pub use crate::inbox::TaskHandle;

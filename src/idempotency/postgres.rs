@@ -17,6 +17,8 @@ pub const DEFAULT_POSTGRES_TABLE: &str = "tower_webhooks_idempotency";
 /// statements (see the claim's docs); each retry needs another concurrent
 /// change, so this is never reached in practice.
 const CLAIM_ATTEMPTS: usize = 5;
+/// The most rows one step of [`PostgresStore::purge_expired`] deletes.
+const PURGE_STEP: i64 = 1_000;
 
 /// A store on PostgreSQL: claims are shared by every instance that talks to
 /// the same database.
@@ -72,7 +74,8 @@ const CLAIM_ATTEMPTS: usize = 5;
 /// lease` under the same conditions; **release** is `DELETE .. WHERE key =
 /// $1 AND fence = $2 AND state = 'in_flight'`. Expired rows stay until the
 /// key is claimed again or [`purge_expired`](PostgresStore::purge_expired)
-/// runs: schedule it (hourly is plenty).
+/// runs: [`spawn_purger`](super::spawn_purger) runs it periodically (hourly
+/// is plenty).
 ///
 /// Every call, acquiring a pooled connection included, is bounded by the
 /// store's timeout ([`StoreError::Timeout`]); a connection whose query timed
@@ -254,18 +257,30 @@ impl PostgresStore {
     }
 
     /// Deletes every row whose lease or retention has run out, and returns
-    /// how many.
+    /// how many: a scheduled clean-up ([`spawn_purger`](super::spawn_purger)).
+    /// It runs in steps of at most 1,000 rows, each its own short
+    /// transaction (through the `until` index), so no claim waits behind a
+    /// long delete.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if PostgreSQL fails or the call times out.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        let sql = self.sql.clone();
-        self.with_client(|client| async move {
-            let purged = client.execute(&sql.purge, &[]).await?;
-            Ok((purged, client))
-        })
-        .await
+        let mut purged = 0;
+        loop {
+            let sql = self.sql.clone();
+            let step = self
+                .with_client(|client| async move {
+                    let statement = client.prepare_cached(&sql.purge).await?;
+                    let deleted = client.execute(&statement, &[&PURGE_STEP]).await?;
+                    Ok((deleted, client))
+                })
+                .await?;
+            purged += step;
+            if step < PURGE_STEP.unsigned_abs() {
+                return Ok(purged);
+            }
+        }
     }
 
     /// Runs `work` on a pooled connection within the store's timeout. The
@@ -393,7 +408,14 @@ impl Sql {
                  WHERE key = $1 AND fence = $2 AND state = 'in_flight' AND until > clock_timestamp()"
             ),
             release: format!("DELETE FROM {t} WHERE key = $1 AND fence = $2 AND state = 'in_flight'"),
-            purge: format!("DELETE FROM {t} WHERE until <= clock_timestamp()"),
+            // One step of a purge: at most $1 expired rows, skipping those
+            // a claim holds (it is reviving them).
+            purge: format!(
+                "DELETE FROM {t} WHERE key IN (
+                     SELECT key FROM {t} WHERE until <= clock_timestamp()
+                     LIMIT $1 FOR UPDATE SKIP LOCKED)
+                   AND until <= clock_timestamp()"
+            ),
         })
     }
 }
@@ -579,6 +601,10 @@ impl IdempotencyStore for PostgresStore {
             Ok((changed == 1, client))
         })
         .await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        PostgresStore::purge_expired(self).await
     }
 }
 

@@ -107,7 +107,9 @@ return {1}
 ///   answer means the key was free and is now ours; otherwise the old value,
 ///   returned by the same command, says whether the holder is in flight or
 ///   completed and carries its fingerprint. Leases and retention are Redis
-///   TTLs, measured on Redis's clock; an expired key is simply gone.
+///   TTLs, measured on Redis's clock; an expired key is simply gone, so
+///   there is nothing to purge ([`purge_expired`](IdempotencyStore::purge_expired)
+///   keeps its default, `Ok(0)`, and needs no [`spawn_purger`](super::spawn_purger)).
 /// - **Value encoding:** one state byte (`i` in flight, `c` completed), the
 ///   token as 16 lowercase hex digits, then the raw fingerprint bytes.
 /// - **Complete, release and renew** are Lua scripts (`EVALSHA`, loaded on

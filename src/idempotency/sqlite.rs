@@ -23,6 +23,8 @@ const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 const QUEUE: usize = 1_024;
 /// Expired rows are swept after this many claims, at most this many at once.
 const SWEEP_EVERY: u32 = 1_024;
+/// The most rows one step of [`SqliteStore::purge_expired`] deletes.
+const PURGE_STEP: u64 = 1_000;
 
 /// A store in an SQLite file: one machine, survives restarts, and several
 /// processes on that machine may share the file.
@@ -277,18 +279,33 @@ impl SqliteStore {
 
     /// Deletes every row whose lease or retention has run out, and returns
     /// how many. Claims sweep in small batches on their own; this is for a
-    /// scheduled clean-up.
+    /// scheduled clean-up ([`spawn_purger`](super::spawn_purger)). It runs
+    /// in steps of at most 1,000 rows, each its own call on the store's
+    /// thread, so claims queued behind it wait for one step, not the whole
+    /// clean-up.
     ///
     /// # Errors
     ///
     /// [`StoreError`] if SQLite fails or the call times out.
     pub async fn purge_expired(&self) -> Result<u64, StoreError> {
-        self.call(|conn, worker| {
-            let now = worker.now_millis();
-            let sql = format!("DELETE FROM \"{}\" WHERE until_ms <= ?1", worker.table);
-            Ok(conn.prepare_cached(&sql)?.execute([now])? as u64)
-        })
-        .await
+        let mut purged = 0;
+        loop {
+            let step = self
+                .call(|conn, worker| {
+                    let now = worker.now_millis();
+                    let sql = format!(
+                        "DELETE FROM \"{t}\" WHERE rowid IN
+                             (SELECT rowid FROM \"{t}\" WHERE until_ms <= ?1 LIMIT {PURGE_STEP})",
+                        t = worker.table
+                    );
+                    Ok(conn.prepare_cached(&sql)?.execute([now])? as u64)
+                })
+                .await?;
+            purged += step;
+            if step < PURGE_STEP {
+                return Ok(purged);
+            }
+        }
     }
 
     async fn call<T: Send + 'static>(
@@ -585,6 +602,10 @@ impl IdempotencyStore for SqliteStore {
             Ok(outcome)
         })
         .await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        SqliteStore::purge_expired(self).await
     }
 }
 

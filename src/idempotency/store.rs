@@ -250,6 +250,26 @@ pub trait IdempotencyStore: fmt::Debug + Send + Sync + 'static {
         }
         self.claim(key, b"", lease).await
     }
+
+    /// Deletes the claims whose lease or retention has run out, and returns
+    /// how many. [`spawn_purger`](super::spawn_purger) calls it
+    /// periodically.
+    ///
+    /// - SQLite and PostgreSQL keep expired rows until a key is claimed
+    ///   again: this deletes them, in bounded steps of 1,000 rows.
+    /// - [`MemoryStore`](super::MemoryStore) sweeps expired entries as it
+    ///   writes; this sweeps them all at once.
+    /// - Redis expires keys by their TTL: nothing to do, `Ok(0)`.
+    ///
+    /// The default (for stores that expire on their own) does nothing and
+    /// returns `Ok(0)`.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails or times out.
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
 }
 
 #[async_trait]
@@ -292,5 +312,9 @@ impl<T: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<T> {
         signature: Option<SignatureClaim<'_>>,
     ) -> Result<Claim, StoreError> {
         (**self).admit(key, lease, signature).await
+    }
+
+    async fn purge_expired(&self) -> Result<u64, StoreError> {
+        (**self).purge_expired().await
     }
 }

@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use super::store::{
     Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
-    InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, Purged, Selection, StatusCounts,
-    StoreError,
+    InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, PurgeBatch, Purged, Selection,
+    StatusCounts, StoreError,
 };
 use crate::clock::{Clock, SystemClock};
 
@@ -387,6 +387,57 @@ impl InboxStore for MemoryInbox {
                 None => events.contains_key(&EventKey::new(namespace.as_str(), event_id.as_str())),
             });
         Ok(purged)
+    }
+
+    async fn purge_batch(
+        &self,
+        events_before: SystemTime,
+        payloads_before: SystemTime,
+        limit: usize,
+    ) -> Result<PurgeBatch, StoreError> {
+        let limit = limit.max(1);
+        let mut events = self.lock();
+        let finished_before =
+            |entry: &Entry, before: SystemTime| entry.finished() && entry.received_at < before;
+        let doomed: Vec<EventKey> = events
+            .iter()
+            .filter(|(_, entry)| finished_before(entry, events_before))
+            .map(|(key, _)| key.clone())
+            .take(limit)
+            .collect();
+        for key in &doomed {
+            events.remove(key);
+        }
+        let mut payloads = 0;
+        for entry in events.values_mut() {
+            if payloads == limit {
+                break;
+            }
+            if finished_before(entry, payloads_before) && entry.body.take().is_some() {
+                payloads += 1;
+            }
+        }
+        // Records whose window is over, or whose event is gone.
+        let now = self.clock.now();
+        let mut signatures = self.signatures();
+        let stale: Vec<(String, Bytes)> = signatures
+            .iter()
+            .filter(|((namespace, _), (event_id, expires))| match expires {
+                Some(at) => *at <= now,
+                None => !events.contains_key(&EventKey::new(namespace.as_str(), event_id.as_str())),
+            })
+            .map(|(key, _)| key.clone())
+            .take(limit)
+            .collect();
+        for key in &stale {
+            signatures.remove(key);
+        }
+        let purged = Purged {
+            events: doomed.len() as u64,
+            payloads: payloads as u64,
+        };
+        let more = doomed.len() == limit || payloads == limit || stale.len() == limit;
+        Ok(PurgeBatch::new(purged, more))
     }
 
     async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {

@@ -56,6 +56,7 @@ pub mod conformance;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
+pub(crate) mod purger;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod store;
@@ -76,13 +77,16 @@ pub use self::memory::MemoryInbox;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use self::postgres::{PostgresInbox, PostgresInboxBuilder};
+pub use self::purger::{
+    DEFAULT_PURGE_BATCH, DEFAULT_PURGE_INTERVAL, DEFAULT_PURGE_PAUSE, Retention, TaskHandle,
+};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use self::sqlite::{SqliteInbox, SqliteInboxBuilder};
 pub use self::store::{
     Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
-    InboxStore, Inserted, ListCursor, ListFilter, MAX_HISTORY, NewEvent, Purged, Selection,
-    SignatureRecord, StatusCounts, StoreError,
+    InboxStore, Inserted, ListCursor, ListFilter, MAX_HISTORY, NewEvent, PurgeBatch, Purged,
+    Selection, SignatureRecord, StatusCounts, StoreError,
 };
 pub use self::worker::{Handler, HandlerError, InboxEvent, ServiceHandler, Worker, WorkerHandle};
 use crate::rejection::{Rejection, Responder};

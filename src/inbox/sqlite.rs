@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 
 use super::store::{
     Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
-    InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, Purged, Selection, StatusCounts,
-    StoreError,
+    InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, PurgeBatch, Purged, Selection,
+    StatusCounts, StoreError,
 };
 use crate::backend::sql::sqlite::{
     configure_durable, duration_millis, millis, time, validate_table,
@@ -115,6 +115,9 @@ pub struct SqliteInboxBuilder {
     busy_timeout: Duration,
     clock: Arc<dyn Clock>,
 }
+
+/// The rows each step of [`purge`](InboxStore::purge) removes at most.
+const PURGE_STEP: usize = 1_000;
 
 /// The default [`SqliteInboxBuilder::queue_capacity`].
 const DEFAULT_QUEUE_CAPACITY: usize = 4_096;
@@ -650,6 +653,8 @@ impl Sql {
         };
         let s = format!("{t}_signatures");
         let a = format!("{t}_attempts");
+        let chosen =
+            format!("SELECT rowid FROM {t} WHERE {FINISHED} AND received_at < ?1 LIMIT ?2");
         // A bulk change of the events in a selection (?2 namespace, ?3
         // received at or after, ?4 received before, ?5 error text, ?6 limit),
         // oldest arrival first.
@@ -716,16 +721,26 @@ impl Sql {
                  ORDER BY received_at DESC, namespace, event_id LIMIT ?3"
             ),
             pending: format!("SELECT count(*) FROM {t} WHERE status = 'pending'"),
-            // `+expires_at`: looked up through the events about to go (the
-            // `_event` index), not by scanning every unwindowed record.
+            // One bounded step of a purge. `chosen` picks the step's events
+            // (?1 cutoff, ?2 limit); the same text in every statement of the
+            // step gives the same rows inside the step's transaction.
+            // `+expires_at`: the records are looked up through the chosen
+            // events (the `_event` index), not by scanning every unwindowed
+            // record.
             purge_signatures_of_events: format!(
                 "DELETE FROM {s} WHERE +expires_at IS NULL AND (namespace, event_id) IN
-                     (SELECT namespace, event_id FROM {t} WHERE {FINISHED} AND received_at < ?1)"
+                     (SELECT namespace, event_id FROM {t} WHERE rowid IN ({chosen}))"
             ),
-            purge_events: format!("DELETE FROM {t} WHERE {FINISHED} AND received_at < ?1"),
-            purge_expired_signatures: format!("DELETE FROM {s} WHERE expires_at <= ?1"),
+            purge_events: format!("DELETE FROM {t} WHERE rowid IN ({chosen})"),
+            purge_expired_signatures: format!(
+                "DELETE FROM {s} WHERE rowid IN (SELECT rowid FROM {s} WHERE expires_at <= ?1 LIMIT ?2)"
+            ),
+            // ?1 payloads cutoff, ?2 events cutoff (older ones are deleted
+            // instead), ?3 limit.
             purge_payloads: format!(
-                "UPDATE {t} SET body = NULL WHERE {FINISHED} AND received_at < ?1 AND body IS NOT NULL"
+                "UPDATE {t} SET body = NULL WHERE rowid IN
+                     (SELECT rowid FROM {t} WHERE {FINISHED} AND received_at < ?1
+                        AND received_at >= ?2 AND body IS NOT NULL LIMIT ?3)"
             ),
             end_attempt: format!(
                 "UPDATE {a} SET ended_at = ?1, outcome = ?2, error = ?3
@@ -752,7 +767,7 @@ impl Sql {
             ),
             purge_attempts_of_events: format!(
                 "DELETE FROM {a} WHERE (namespace, event_id) IN
-                     (SELECT namespace, event_id FROM {t} WHERE {FINISHED} AND received_at < ?1)"
+                     (SELECT namespace, event_id FROM {t} WHERE rowid IN ({chosen}))"
             ),
             replay: format!(
                 "UPDATE {t} SET status = 'pending', attempts = 0, due_at = ?1, updated_at = ?1, replay_next = 1
@@ -1205,32 +1220,59 @@ impl InboxStore for SqliteInbox {
         events_before: SystemTime,
         payloads_before: SystemTime,
     ) -> Result<Purged, StoreError> {
+        // Bounded steps, each its own command: accepts queued behind the
+        // purge wait for one step, never for the whole purge.
+        let mut total = Purged::default();
+        loop {
+            let step = self
+                .purge_batch(events_before, payloads_before, PURGE_STEP)
+                .await?;
+            total.events += step.purged.events;
+            total.payloads += step.purged.payloads;
+            if !step.more {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn purge_batch(
+        &self,
+        events_before: SystemTime,
+        payloads_before: SystemTime,
+        limit: usize,
+    ) -> Result<PurgeBatch, StoreError> {
         let (events_before, payloads_before) = (millis(events_before), millis(payloads_before));
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
         self.write(move |connection, sql, now| {
-            // The unwindowed records of the events about to go, then the
-            // events, then the records whose window is over.
+            // The unwindowed records and the attempts of the events about
+            // to go, then the events, then the records whose window is over.
             connection
                 .prepare_cached(&sql.purge_signatures_of_events)?
-                .execute(params![events_before])?;
+                .execute(params![events_before, limit])?;
             connection
                 .prepare_cached(&sql.purge_attempts_of_events)?
-                .execute(params![events_before])?;
+                .execute(params![events_before, limit])?;
             let events = connection
                 .prepare_cached(&sql.purge_events)?
-                .execute(params![events_before])?;
-            connection
+                .execute(params![events_before, limit])?;
+            let expired = connection
                 .prepare_cached(&sql.purge_expired_signatures)?
-                .execute(params![now])?;
+                .execute(params![now, limit])?;
             let payloads = connection
                 .prepare_cached(&sql.purge_payloads)?
-                .execute(params![payloads_before])?;
-            Ok(Purged {
-                events: events as u64,
-                payloads: payloads as u64,
-            })
+                .execute(params![payloads_before, events_before, limit])?;
+            let full = |count: usize| i64::try_from(count).is_ok_and(|count| count >= limit);
+            Ok(PurgeBatch::new(
+                Purged {
+                    events: events as u64,
+                    payloads: payloads as u64,
+                },
+                full(events) || full(expired) || full(payloads),
+            ))
         })
         .await
     }
+
     async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {
         let key = key.clone();
         self.write(move |connection, sql, now| {

@@ -445,6 +445,24 @@ pub struct Purged {
     pub payloads: u64,
 }
 
+/// One bounded step of a purge ([`InboxStore::purge_batch`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PurgeBatch {
+    /// What this step removed.
+    pub purged: Purged,
+    /// Whether a deletion of this step reached its limit: more may be left,
+    /// call again.
+    pub more: bool,
+}
+
+impl PurgeBatch {
+    /// A step that removed `purged`, with `more` left or not.
+    pub fn new(purged: Purged, more: bool) -> Self {
+        Self { purged, more }
+    }
+}
+
 /// The durable record of events: the queue the workers take from and the
 /// audit trail.
 ///
@@ -580,6 +598,30 @@ pub trait InboxStore: fmt::Debug + Send + Sync + 'static {
         events_before: SystemTime,
         payloads_before: SystemTime,
     ) -> Result<Purged, StoreError>;
+
+    /// One bounded step of [`purge`](Self::purge): each of its deletions
+    /// (events, with their attempts and signature records; payloads;
+    /// signature records whose window is over) removes at most `limit` rows,
+    /// so a step is short and the accept path is not held up behind it.
+    /// [`Inbox::spawn_purger`](super::Inbox::spawn_purger) calls it until
+    /// [`PurgeBatch::more`] is `false`.
+    ///
+    /// The default runs the whole [`purge`](Self::purge) as one step (for
+    /// stores written before this method existed).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails.
+    async fn purge_batch(
+        &self,
+        events_before: SystemTime,
+        payloads_before: SystemTime,
+        limit: usize,
+    ) -> Result<PurgeBatch, StoreError> {
+        let _ = limit;
+        let purged = self.purge(events_before, payloads_before).await?;
+        Ok(PurgeBatch::new(purged, false))
+    }
 
     /// `succeeded` or `dead` -> `pending`, due now, with a fresh retry
     /// budget; the next attempt is recorded as a replay. Returns `false` if

@@ -11,7 +11,7 @@ use tokio_postgres::types::ToSql;
 
 use super::store::{
     ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus, InboxStore, Inserted,
-    ListFilter, MAX_HISTORY, NewEvent, Purged, Selection, StatusCounts, StoreError,
+    ListFilter, MAX_HISTORY, NewEvent, PurgeBatch, Purged, Selection, StatusCounts, StoreError,
 };
 use crate::backend::pg::{self, Conn, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, millis};
 
@@ -29,6 +29,8 @@ const MAX_LIST: usize = 10_000;
 /// The most events one bulk call ([`InboxStore::requeue_matching`],
 /// [`InboxStore::replay_matching`]) changes.
 const MAX_BULK: usize = 10_000;
+/// The rows each step of [`InboxStore::purge`] removes at most.
+const PURGE_STEP: usize = 1_000;
 
 /// The inbox on PostgreSQL: durable, shared by every instance that talks to
 /// the same database.
@@ -625,18 +627,46 @@ impl InboxStore for PostgresInbox {
         events_before: SystemTime,
         payloads_before: SystemTime,
     ) -> Result<Purged, StoreError> {
+        // Bounded steps, each its own short transaction: no lock is held
+        // on a million rows, and no step outlasts the store's timeout.
+        let mut total = Purged::default();
+        loop {
+            let step = self
+                .purge_batch(events_before, payloads_before, PURGE_STEP)
+                .await?;
+            total.events += step.purged.events;
+            total.payloads += step.purged.payloads;
+            if !step.more {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn purge_batch(
+        &self,
+        events_before: SystemTime,
+        payloads_before: SystemTime,
+        limit: usize,
+    ) -> Result<PurgeBatch, StoreError> {
         let sql = &self.backend.sql;
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
         self.backend
             .with_client(|client| async move {
                 let statement = client.prepare_cached(&sql.purge).await?;
                 let row = client
-                    .query_one(&statement, &[&events_before, &payloads_before])
+                    .query_one(&statement, &[&events_before, &payloads_before, &limit])
                     .await?;
+                let (events, payloads, expired) = (
+                    row.get::<_, i64>(0),
+                    row.get::<_, i64>(1),
+                    row.get::<_, i64>(2),
+                );
                 let purged = Purged {
-                    events: row.get::<_, i64>(0).unsigned_abs(),
-                    payloads: row.get::<_, i64>(1).unsigned_abs(),
+                    events: events.unsigned_abs(),
+                    payloads: payloads.unsigned_abs(),
                 };
-                Ok((purged, client))
+                let more = events >= limit || payloads >= limit || expired >= limit;
+                Ok((PurgeBatch::new(purged, more), client))
             })
             .await
     }

@@ -315,19 +315,34 @@ impl Sql {
             // Completed by `list` with the filter's conditions.
             list: format!("SELECT {RECORD_COLUMNS} FROM {t}"),
             pending: format!("SELECT count(*) FROM {t} WHERE status = 'pending'"),
-            // Signature records go with the events they guard (`forgotten`:
-            // those kept for as long as the event) or when their window ends
-            // (`expired`); the two sets are disjoint. A record taken over
-            // since the statement began is rechecked and kept.
+            // One bounded step of a purge: at most $3 events deleted (with
+            // their attempts and their signature records: `forgotten`, those
+            // kept for as long as the event), $3 payloads dropped and $3
+            // records whose window ended (`expired`; disjoint from
+            // `forgotten`). Rows another transaction holds are skipped, not
+            // waited for: the next step or tick takes them. A record taken
+            // over since the statement began is rechecked and kept.
             purge: format!(
-                "WITH deleted AS (
-                     DELETE FROM {t}
+                "WITH chosen AS (
+                     SELECT namespace, event_id FROM {t}
                      WHERE status IN ('succeeded', 'dead') AND received_at < $1
-                     RETURNING namespace, event_id
-                 ), dropped AS (
-                     UPDATE {t} SET body = NULL
+                     LIMIT $3
+                     FOR UPDATE SKIP LOCKED
+                 ), deleted AS (
+                     DELETE FROM {t} AS t USING chosen AS c
+                     WHERE t.namespace = c.namespace AND t.event_id = c.event_id
+                       AND t.status IN ('succeeded', 'dead')
+                     RETURNING t.namespace, t.event_id
+                 ), stripped AS (
+                     SELECT namespace, event_id FROM {t}
                      WHERE status IN ('succeeded', 'dead') AND received_at < $2
                        AND received_at >= $1 AND body IS NOT NULL
+                     LIMIT $3
+                     FOR UPDATE SKIP LOCKED
+                 ), dropped AS (
+                     UPDATE {t} AS t SET body = NULL FROM stripped AS p
+                     WHERE t.namespace = p.namespace AND t.event_id = p.event_id
+                       AND t.status IN ('succeeded', 'dead')
                      RETURNING 1
                  ), history AS (
                      DELETE FROM {a} AS a USING deleted AS d
@@ -337,9 +352,15 @@ impl Sql {
                      WHERE s.expires_at IS NULL
                        AND s.namespace = d.namespace AND s.event_id = d.event_id
                  ), expired AS (
-                     DELETE FROM {s} WHERE expires_at <= {NOW}
+                     DELETE FROM {s}
+                     WHERE (namespace, signature) IN (
+                         SELECT namespace, signature FROM {s} WHERE expires_at <= {NOW}
+                         LIMIT $3 FOR UPDATE SKIP LOCKED)
+                       AND expires_at <= {NOW}
+                     RETURNING 1
                  )
-                 SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FROM dropped)"
+                 SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FROM dropped),
+                        (SELECT count(*) FROM expired)"
             ),
             replay: format!(
                 "UPDATE {t} SET {replayed}
