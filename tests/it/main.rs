@@ -39,6 +39,7 @@ mod providers_roundtrip;
 mod providers_wave2;
 mod receiver;
 mod registry;
+mod retention;
 mod slow_clients;
 mod store_failures;
 mod verify_layer;
