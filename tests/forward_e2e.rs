@@ -46,7 +46,7 @@ use lapin::options::{
 use lapin::types::{FieldTable, ShortString};
 use processes::{
     NatsServer, PgSchema, Process, TcpProxy, deliver_until_final, example_binary,
-    free_addresses, nats_server_binary, unique, wait_for, wait_until_up,
+    free_addresses, nats_server_binary, send_with_headers, unique, wait_for, wait_until_up,
 };
 use tower::ServiceBuilder;
 use tower_webhooks::forward::{Destinations, ForwardService, JetStreamPublisher, RabbitMqPublisher};
@@ -644,18 +644,27 @@ fn outage_load(
         tasks.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let n = next.fetch_add(1, Ordering::Relaxed);
-                let delivered = deliver_until_final(
-                    || address,
-                    || events.request(n),
-                    Duration::from_millis(200),
-                    Duration::from_secs(60),
-                )
-                .await;
-                seen.unavailable
-                    .fetch_add(delivered.unavailable, Ordering::Relaxed);
-                seen.without_retry_after
-                    .fetch_add(delivered.unavailable_without_retry_after, Ordering::Relaxed);
-                if delivered.status == Some(StatusCode::OK) {
+                // Until final, as a provider retries: 503 and no answer are
+                // retried; every 503 is counted as it comes.
+                let started = std::time::Instant::now();
+                let mut status = None;
+                while started.elapsed() < Duration::from_secs(60) {
+                    match send_with_headers(address, events.request(n)).await {
+                        Ok((StatusCode::SERVICE_UNAVAILABLE, retry_after)) => {
+                            seen.unavailable.fetch_add(1, Ordering::Relaxed);
+                            if retry_after.is_none() {
+                                seen.without_retry_after.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Ok((answer, _)) => {
+                            status = Some(answer);
+                            break;
+                        }
+                        Err(_) => {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                if status == Some(StatusCode::OK) {
                     seen.acked.lock().unwrap().insert(n);
                 } else {
                     seen.failed.fetch_add(1, Ordering::Relaxed);
@@ -865,4 +874,64 @@ async fn rabbitmq_cut_under_load() {
         async move || restoring.restore().await,
     )
     .await;
+}
+
+// ---- the receiver's and the consumer's settings -----------------------------
+
+/// Invalid forwarding settings stop the receiver and the consumer at start:
+/// exit status 1, one line on stderr naming the variable, and never the
+/// URL's password.
+#[test]
+fn invalid_forward_settings_are_refused_at_start() {
+    let cases: [(&str, &[(&str, &str)], &str); 7] = [
+        ("receiver", &[("FORWARD_TO", "kafka")], "FORWARD_TO=kafka"),
+        (
+            "receiver",
+            &[("FORWARD_TO", "jetstream"), ("FORWARD_SUBJECT", "a..b")],
+            "FORWARD_SUBJECT=a..b",
+        ),
+        (
+            "receiver",
+            &[("FORWARD_TO", "rabbitmq"), ("AMQP_URL", "amqps://user:hunter2@host:x/")],
+            "AMQP_URL is invalid",
+        ),
+        (
+            "receiver",
+            &[("FORWARD_TO", "jetstream"), ("FORWARD_CONCURRENCY", "0")],
+            "FORWARD_CONCURRENCY=0",
+        ),
+        (
+            "receiver",
+            &[("FORWARD_TO", "redis-stream"), ("RECEIVER_MODE", "inline")],
+            "RECEIVER_MODE=inline",
+        ),
+        ("consumer", &[("FORWARD_TO", "kafka")], "FORWARD_TO=kafka"),
+        (
+            "consumer",
+            &[("FORWARD_TO", "jetstream"), ("FORWARD_CONSUMER", "a.b")],
+            "FORWARD_CONSUMER=a.b",
+        ),
+    ];
+    let directory = std::env::temp_dir().join(unique("refused"));
+    std::fs::create_dir_all(&directory).unwrap();
+    for (example, vars, expected) in cases {
+        let output = std::process::Command::new(example_binary(example))
+            .env("BIND", "127.0.0.1:0")
+            .env("ADMIN_BIND", "127.0.0.1:0")
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("WEBHOOK_DB", directory.join("refused.db"))
+            .env("RUST_LOG", "error")
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{example} {vars:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{example} {vars:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: ") && stderr.contains(expected),
+            "{example} {vars:?}: {stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "{example} printed the password: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&directory);
 }

@@ -71,19 +71,22 @@ pub struct Process {
     child: Child,
     handled: Arc<Mutex<Vec<String>>>,
     name: String,
+    log: PathBuf,
 }
 
 impl Process {
     /// Starts `binary` with `envs` (and `args`), stderr to a file in the
-    /// temporary directory (printed if the process refuses to start).
+    /// temporary directory (printed if the process refuses to start,
+    /// removed when it is dropped).
     pub fn start(binary: &Path, args: &[&str], envs: &[(&str, String)]) -> Self {
         let name = binary.file_name().unwrap().to_string_lossy().into_owned();
+        let log = std::env::temp_dir().join(format!("{}.log", unique(&name)));
         let mut command = Command::new(binary);
         command
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(std::fs::File::create(&log).unwrap());
         for (key, value) in envs {
             command.env(key, value);
         }
@@ -103,7 +106,13 @@ impl Process {
             child,
             handled,
             name,
+            log,
         }
+    }
+
+    /// What it wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// The event ids of the `handled` lines so far.
@@ -145,6 +154,15 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            let stderr = self.stderr();
+            let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+            eprintln!("{} stderr (last lines, newest first):", self.name);
+            for line in tail {
+                eprintln!("  {line}");
+            }
+        }
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -169,7 +187,12 @@ pub async fn wait_until_up(process: &mut Process, address: SocketAddr) {
         if let Ok((StatusCode::OK, _)) = try_http_send(address, health).await {
             return;
         }
-        assert!(!process.exited(), "{} exited at start", process.name);
+        assert!(
+            !process.exited(),
+            "{} exited at start: {}",
+            process.name,
+            process.stderr()
+        );
         assert!(
             started.elapsed() < Duration::from_secs(60),
             "{} did not come up on {address}",
@@ -280,18 +303,17 @@ impl NatsServer {
             .spawn()
             .expect("start nats-server");
         self.child = Some(child);
-        let url = self.url();
-        wait_for("the private nats-server", Duration::from_secs(20), || {
-            let url = url.clone();
-            async move {
-                let client = async_nats::connect(url).await.ok()?;
-                // JetStream answers once it has recovered its store.
-                async_nats::jetstream::new(client)
-                    .query_account()
-                    .await
-                    .ok()
-                    .map(|_| ())
-            }
+        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        wait_for("the private nats-server", Duration::from_secs(30), || async move {
+            use tokio::io::AsyncReadExt;
+            // A server that accepts clients greets each with `INFO {...}`.
+            let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+            let mut greeting = [0u8; 5];
+            tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut greeting))
+                .await
+                .ok()?
+                .ok()?;
+            (&greeting == b"INFO ").then_some(())
         })
         .await;
     }
@@ -499,7 +521,7 @@ pub async fn deliver_until_final(
 }
 
 /// One exchange over a fresh connection: the status and the `Retry-After`.
-async fn send_with_headers(
+pub async fn send_with_headers(
     address: SocketAddr,
     request: http::Request<Full<Bytes>>,
 ) -> Result<(StatusCode, Option<String>), Box<dyn std::error::Error + Send + Sync>> {
