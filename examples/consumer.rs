@@ -56,7 +56,9 @@ async fn run() -> Result<(), BoxError> {
         None => false,
         Some("--cleanup") => true,
         Some(other) => {
-            return Err(format!("unexpected argument {other:?}; usage: consumer [--cleanup]").into());
+            return Err(
+                format!("unexpected argument {other:?}; usage: consumer [--cleanup]").into(),
+            );
         }
     };
     // FORWARD_TO defaults to jetstream here (unset, the receiver handles
@@ -249,7 +251,8 @@ async fn consume_redis(forward: &Forward) -> Result<(), BoxError> {
                     .find(|(field, _)| field == name)
                     .map(|(_, value)| value.as_slice())
             };
-            let text = |name: &str| field(name).map(|value| String::from_utf8_lossy(value).into_owned());
+            let text =
+                |name: &str| field(name).map(|value| String::from_utf8_lossy(value).into_owned());
             handle(
                 text(header::EVENT_ID).as_deref(),
                 text(header::PROVIDER).as_deref(),
@@ -291,9 +294,13 @@ fn entries(reply: redis::Value) -> Vec<Entry> {
     };
     let mut out = Vec::new();
     for stream in streams {
-        let Value::Array(items) = stream else { continue };
+        let Value::Array(items) = stream else {
+            continue;
+        };
         for item in items {
-            let Value::Array(mut pair) = item else { continue };
+            let Value::Array(mut pair) = item else {
+                continue;
+            };
             if pair.len() != 2 {
                 continue;
             }

@@ -260,7 +260,10 @@ async fn start_worker(
             "could not declare the broker's destination; publishes are retried from the inbox"
         );
     }
-    let namespaces: Vec<&str> = routes.iter().map(|route| route.verifier.provider()).collect();
+    let namespaces: Vec<&str> = routes
+        .iter()
+        .map(|route| route.verifier.provider())
+        .collect();
     let relay = Relay::from_shared(forward.publisher(&namespaces)).timeout(Duration::from_secs(5));
     let worker = inbox
         .worker(relay)

@@ -24,9 +24,9 @@
 //! deleted at its end.
 #![cfg(unix)]
 
-mod support;
 #[path = "support/processes.rs"]
 mod processes;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -45,11 +45,13 @@ use lapin::options::{
 };
 use lapin::types::{FieldTable, ShortString};
 use processes::{
-    NatsServer, PgSchema, Process, TcpProxy, deliver_until_final, example_binary,
-    free_addresses, nats_server_binary, send_with_headers, unique, wait_for, wait_until_up,
+    NatsServer, PgSchema, Process, TcpProxy, deliver_until_final, example_binary, free_addresses,
+    nats_server_binary, send_with_headers, unique, wait_for, wait_until_up,
 };
 use tower::ServiceBuilder;
-use tower_webhooks::forward::{Destinations, ForwardService, JetStreamPublisher, RabbitMqPublisher};
+use tower_webhooks::forward::{
+    Destinations, ForwardService, JetStreamPublisher, RabbitMqPublisher,
+};
 use tower_webhooks::idempotency::MemoryStore;
 use tower_webhooks::testing::{GenericSigner, Signer, unix_now};
 use tower_webhooks::{HmacVerifier, WebhookLayer};
@@ -82,7 +84,10 @@ impl Broker {
             Self::JetStream => "NATS_URL",
             Self::RabbitMq => "AMQP_URL",
         };
-        vec![("FORWARD_TO", self.name().to_owned()), (variable, url.to_owned())]
+        vec![
+            ("FORWARD_TO", self.name().to_owned()),
+            (variable, url.to_owned()),
+        ]
     }
 }
 
@@ -146,7 +151,11 @@ impl Downstream {
                     .await
                     .unwrap();
                 channel
-                    .queue_declare(name(), QueueDeclareOptions::durable(), FieldTable::default())
+                    .queue_declare(
+                        name(),
+                        QueueDeclareOptions::durable(),
+                        FieldTable::default(),
+                    )
                     .await
                     .unwrap();
                 channel
@@ -194,7 +203,10 @@ impl Downstream {
             Self::RabbitMq { channel, name, .. } => {
                 let mut ids = Vec::new();
                 while let Some(message) = channel
-                    .basic_get(ShortString::from(name.as_str()), BasicGetOptions { no_ack: true })
+                    .basic_get(
+                        ShortString::from(name.as_str()),
+                        BasicGetOptions { no_ack: true },
+                    )
                     .await
                     .unwrap()
                 {
@@ -218,7 +230,10 @@ impl Downstream {
             }
             Self::RabbitMq { channel, name, .. } => {
                 let _ = channel
-                    .queue_delete(ShortString::from(name.as_str()), QueueDeleteOptions::default())
+                    .queue_delete(
+                        ShortString::from(name.as_str()),
+                        QueueDeleteOptions::default(),
+                    )
                     .await;
                 let _ = channel
                     .exchange_delete(
@@ -305,7 +320,9 @@ impl Events {
     /// retry).
     fn request(&self, n: usize) -> http::Request<Full<Bytes>> {
         let (headers, body) = &self.signed[n];
-        let mut request = http::Request::post(PATH).body(Full::new(body.clone())).unwrap();
+        let mut request = http::Request::post(PATH)
+            .body(Full::new(body.clone()))
+            .unwrap();
         *request.headers_mut() = headers.clone();
         request
     }
@@ -452,7 +469,11 @@ async fn two_receivers_publish_every_event_once(broker: Broker, url: &str) {
         let id = events.message_id(n);
         assert_eq!(counts.get(id.as_str()), Some(&1), "{id} downstream");
     }
-    assert_eq!(ids.len(), EVENTS, "nothing else and nothing twice downstream");
+    assert_eq!(
+        ids.len(),
+        EVENTS,
+        "nothing else and nothing twice downstream"
+    );
 
     if let Some(consumer) = &mut consumer {
         let handled = wait_for("the consumer's lines", Duration::from_secs(60), || {
@@ -492,8 +513,7 @@ async fn jetstream_two_receivers_publish_every_event_once() {
     ignore = "set TOWER_WEBHOOKS_PG_URL and TOWER_WEBHOOKS_AMQP_URL to run against PostgreSQL and RabbitMQ"
 )]
 async fn rabbitmq_two_receivers_publish_every_event_once() {
-    two_receivers_publish_every_event_once(Broker::RabbitMq, &env("TOWER_WEBHOOKS_AMQP_URL"))
-        .await;
+    two_receivers_publish_every_event_once(Broker::RabbitMq, &env("TOWER_WEBHOOKS_AMQP_URL")).await;
 }
 
 // ---- 2. SIGKILL while relaying ----------------------------------------------
@@ -510,7 +530,17 @@ async fn no_acknowledged_event_is_lost_when_the_relay_is_killed(broker: Broker, 
     let subject = unique(broker.name());
     let downstream = Downstream::create(broker, url, &subject).await;
     let [address, admin] = free_addresses::<2>();
-    let start = || receiver(address, admin, &schema, broker, url, &subject, KILL_CONCURRENCY);
+    let start = || {
+        receiver(
+            address,
+            admin,
+            &schema,
+            broker,
+            url,
+            &subject,
+            KILL_CONCURRENCY,
+        )
+    };
     let mut running = start();
     wait_until_up(&mut running, address).await;
 
@@ -551,9 +581,16 @@ async fn no_acknowledged_event_is_lost_when_the_relay_is_killed(broker: Broker, 
     let counts = tally(&ids);
     for n in 0..KILL_EVENTS {
         let id = events.message_id(n);
-        assert!(counts.contains_key(id.as_str()), "{id} acknowledged, missing downstream");
+        assert!(
+            counts.contains_key(id.as_str()),
+            "{id} acknowledged, missing downstream"
+        );
     }
-    assert_eq!(counts.len(), KILL_EVENTS, "only the acknowledged events downstream");
+    assert_eq!(
+        counts.len(),
+        KILL_EVENTS,
+        "only the acknowledged events downstream"
+    );
     let duplicates = ids.len() - counts.len();
     eprintln!(
         "{}: {KILLS} SIGKILLs while relaying ({waiting_at_kills:?} events pending or processing at \
@@ -759,13 +796,34 @@ async fn broker_outage<Stop, Start>(
         direct_acked.len() - direct_acked_at_restart,
     );
     assert!(before.0 > 0 && before.1 > 0, "no load before the outage");
-    assert!(during.0 > 0, "the relay form stopped acknowledging while the broker was down");
-    assert!(waiting > 0, "no event waited in the inbox while the broker was down");
-    assert!(during.1 > 0, "the direct form answered no 503 while the broker was down");
+    assert!(
+        during.0 > 0,
+        "the relay form stopped acknowledging while the broker was down"
+    );
+    assert!(
+        waiting > 0,
+        "no event waited in the inbox while the broker was down"
+    );
+    assert!(
+        during.1 > 0,
+        "the direct form answered no 503 while the broker was down"
+    );
     assert_eq!(relayed.failed.load(Ordering::Relaxed), 0);
-    assert_eq!(relayed.unavailable.load(Ordering::Relaxed), 0, "the relay form answered 503");
-    assert_eq!(directed.failed.load(Ordering::Relaxed), 0, "a direct delivery never got a 200");
-    assert_eq!(directed.without_retry_after.load(Ordering::Relaxed), 0, "503 without Retry-After");
+    assert_eq!(
+        relayed.unavailable.load(Ordering::Relaxed),
+        0,
+        "the relay form answered 503"
+    );
+    assert_eq!(
+        directed.failed.load(Ordering::Relaxed),
+        0,
+        "a direct delivery never got a 200"
+    );
+    assert_eq!(
+        directed.without_retry_after.load(Ordering::Relaxed),
+        0,
+        "503 without Retry-After"
+    );
     assert!(
         direct_acked.len() > direct_acked_at_restart,
         "the direct form did not recover"
@@ -773,18 +831,39 @@ async fn broker_outage<Stop, Start>(
 
     wait_until_relayed(&schema, relayed_acked.len()).await;
     for (form, downstream, acked, bound) in [
-        ("relay", &relayed_downstream, &relayed_acked, OUTAGE_CONCURRENCY),
-        ("direct", &direct_downstream, &direct_acked, OUTAGE_CONCURRENCY),
+        (
+            "relay",
+            &relayed_downstream,
+            &relayed_acked,
+            OUTAGE_CONCURRENCY,
+        ),
+        (
+            "direct",
+            &direct_downstream,
+            &direct_acked,
+            OUTAGE_CONCURRENCY,
+        ),
     ] {
         let ids = downstream.message_ids().await;
         let counts = tally(&ids);
         for n in acked {
             let id = events.message_id(*n);
-            assert!(counts.contains_key(id.as_str()), "{form}: {id} acknowledged, missing downstream");
+            assert!(
+                counts.contains_key(id.as_str()),
+                "{form}: {id} acknowledged, missing downstream"
+            );
         }
-        assert_eq!(counts.len(), acked.len(), "{form}: an event downstream that was not acknowledged");
+        assert_eq!(
+            counts.len(),
+            acked.len(),
+            "{form}: an event downstream that was not acknowledged"
+        );
         let duplicates = ids.len() - counts.len();
-        eprintln!("{} outage, {form} form: {} messages, {duplicates} duplicates", broker.name(), ids.len());
+        eprintln!(
+            "{} outage, {form} form: {} messages, {duplicates} duplicates",
+            broker.name(),
+            ids.len()
+        );
         match broker {
             Broker::JetStream => assert_eq!(duplicates, 0, "{form}: JetStream kept a duplicate"),
             // A publish whose confirm the cut lost is published again: at
@@ -883,7 +962,13 @@ async fn rabbitmq_cut_under_load() {
 /// URL's password.
 #[test]
 fn invalid_forward_settings_are_refused_at_start() {
-    let cases: [(&str, &[(&str, &str)], &str); 7] = [
+    /// An example, its variables, and what its one stderr line names.
+    type Case = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static str,
+    );
+    let cases: [Case; 7] = [
         ("receiver", &[("FORWARD_TO", "kafka")], "FORWARD_TO=kafka"),
         (
             "receiver",
@@ -892,7 +977,10 @@ fn invalid_forward_settings_are_refused_at_start() {
         ),
         (
             "receiver",
-            &[("FORWARD_TO", "rabbitmq"), ("AMQP_URL", "amqps://user:hunter2@host:x/")],
+            &[
+                ("FORWARD_TO", "rabbitmq"),
+                ("AMQP_URL", "amqps://user:hunter2@host:x/"),
+            ],
             "AMQP_URL is invalid",
         ),
         (
@@ -925,13 +1013,20 @@ fn invalid_forward_settings_are_refused_at_start() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{example} {vars:?}: {stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{example} {vars:?}: {stderr}"
+        );
         assert_eq!(stderr.lines().count(), 1, "{example} {vars:?}: {stderr}");
         assert!(
             stderr.starts_with("error: ") && stderr.contains(expected),
             "{example} {vars:?}: {stderr}"
         );
-        assert!(!stderr.contains("hunter2"), "{example} printed the password: {stderr}");
+        assert!(
+            !stderr.contains("hunter2"),
+            "{example} printed the password: {stderr}"
+        );
     }
     let _ = std::fs::remove_dir_all(&directory);
 }

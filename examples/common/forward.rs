@@ -142,16 +142,16 @@ impl Forward {
             Broker::RabbitMq => {
                 let url = var("AMQP_URL")
                     .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned());
-                url.parse::<lapin::uri::AMQPUri>().map_err(|_| {
-                    "AMQP_URL is invalid: expected amqp://user:password@host:port/vhost"
-                })?;
+                url.parse::<lapin::uri::AMQPUri>().map_err(
+                    |_| "AMQP_URL is invalid: expected amqp://user:password@host:port/vhost",
+                )?;
                 url
             }
             Broker::RedisStream => {
                 let url = var("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379/".to_owned());
-                redis::Client::open(url.as_str()).map_err(|_| {
-                    "REDIS_URL is invalid: expected redis://[:password@]host:port/[db]"
-                })?;
+                redis::Client::open(url.as_str()).map_err(
+                    |_| "REDIS_URL is invalid: expected redis://[:password@]host:port/[db]",
+                )?;
                 url
             }
         };
@@ -255,8 +255,7 @@ impl Forward {
                 Broker::RedisStream => {
                     if group {
                         let mut connection = self.redis().await?;
-                        redis_group(&mut connection, &self.subject, &self.consumer_name()?)
-                            .await?;
+                        redis_group(&mut connection, &self.subject, &self.consumer_name()?).await?;
                     }
                 }
             }
@@ -314,7 +313,11 @@ impl Forward {
             )
             .await?;
         channel
-            .queue_declare(name(), QueueDeclareOptions::durable(), FieldTable::default())
+            .queue_declare(
+                name(),
+                QueueDeclareOptions::durable(),
+                FieldTable::default(),
+            )
             .await?;
         channel
             .queue_bind(

@@ -296,7 +296,14 @@ impl NatsServer {
     /// accepts connections.
     pub async fn restart(&mut self) {
         let child = Command::new(&self.binary)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(&self.directory)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -304,17 +311,21 @@ impl NatsServer {
             .expect("start nats-server");
         self.child = Some(child);
         let address = SocketAddr::from(([127, 0, 0, 1], self.port));
-        wait_for("the private nats-server", Duration::from_secs(30), || async move {
-            use tokio::io::AsyncReadExt;
-            // A server that accepts clients greets each with `INFO {...}`.
-            let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-            let mut greeting = [0u8; 5];
-            tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut greeting))
-                .await
-                .ok()?
-                .ok()?;
-            (&greeting == b"INFO ").then_some(())
-        })
+        wait_for(
+            "the private nats-server",
+            Duration::from_secs(30),
+            || async move {
+                use tokio::io::AsyncReadExt;
+                // A server that accepts clients greets each with `INFO {...}`.
+                let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+                let mut greeting = [0u8; 5];
+                tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut greeting))
+                    .await
+                    .ok()?
+                    .ok()?;
+                (&greeting == b"INFO ").then_some(())
+            },
+        )
         .await;
     }
 }
@@ -436,7 +447,11 @@ impl PgSchema {
 
     /// The receiver's `DATABASE_URL`.
     pub fn database_url(&self) -> String {
-        let separator = if self.base_url.contains('?') { '&' } else { '?' };
+        let separator = if self.base_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         format!(
             "{}{separator}options=-csearch_path%3D{}",
             self.base_url, self.name
@@ -534,8 +549,8 @@ pub async fn send_with_headers(
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(connection);
-    let response = tokio::time::timeout(Duration::from_secs(30), sender.send_request(request))
-        .await??;
+    let response =
+        tokio::time::timeout(Duration::from_secs(30), sender.send_request(request)).await??;
     let status = response.status();
     let retry_after = response
         .headers()
