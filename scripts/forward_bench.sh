@@ -15,7 +15,9 @@
 # accepted, recorded, relayed, confirmed by the broker, consumed. The
 # loadgen's own requests/s (the accept rate) is printed beside it.
 #
-# Environment: MODES (default "sqlite jetstream rabbitmq redis-stream"),
+# Environment: PROFILE (default release; `debug` for a quick look: the
+# figures are then far below a release build's), MODES (default "sqlite
+# jetstream rabbitmq redis-stream"),
 # CONCURRENCY (default 64), BODY_BYTES (default 1024), FB_PORT (default
 # 18094), FB_ADMIN_PORT (default 18194), NATS_URL, AMQP_URL, REDIS_URL (the
 # machine's brokers by default; each run uses its own subject, deleted at its
@@ -32,7 +34,13 @@ secret=forward_bench_secret
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/tower-webhooks-forwardbench.XXXXXX")
 base="http://127.0.0.1:$port"
-bin="$root/target/release/examples"
+profile=${PROFILE:-release}
+case "$profile" in
+release) profile_flag=--release ;;
+debug) profile_flag= ;;
+*) echo "PROFILE=$profile: expected release or debug" >&2; exit 1 ;;
+esac
+bin="$root/target/$profile/examples"
 receiver_pid=
 consumer_pid=
 subject=
@@ -55,8 +63,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building the receiver, the consumer and loadgen (release)..." >&2
-(cd "$root" && cargo build --release --quiet --example receiver --example consumer --example loadgen)
+echo "building the receiver, the consumer and loadgen ($profile)..." >&2
+(cd "$root" && cargo build $profile_flag --quiet --example receiver --example consumer --example loadgen)
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 lines() { grep -c '^handled' "$1" 2>/dev/null || true; }
@@ -117,6 +125,6 @@ for mode in $modes; do
     stop_processes
 done
 
-echo "forwarded events/s at concurrency $concurrency, ${body_bytes} B bodies, ${seconds} s of load per mode ($(nproc) CPUs):"
+echo "forwarded events/s at concurrency $concurrency, ${body_bytes} B bodies, ${seconds} s of load per mode ($profile build, $(nproc) CPUs, load average $(cut -d' ' -f1 /proc/loadavg)):"
 printf '%-13s %10s %12s %12s %10s %s\n' mode "200s" "accepted/s" "forwarded/s" "dup lines" ""
 printf '%s\n' "${results[@]}"
