@@ -11,7 +11,8 @@
 # - `sqlite`: the receiver's own worker handles each event (no broker);
 # - `jetstream`, `rabbitmq`, `redis-stream`: the receiver relays
 #   (`FORWARD_TO`) and examples/consumer.rs prints each message.
-# The figure is  events answered 200 / (time of the last line - load start):
+# The figure is  events answered 200 / (time of the last line - load start),
+# the load starting once loadgen has signed its requests:
 # accepted, recorded, relayed, confirmed by the broker, consumed. The
 # loadgen's own requests/s (the accept rate) is printed beside it.
 #
@@ -103,6 +104,9 @@ for mode in $modes; do
     started=$(now_ms)
     "$bin/loadgen" --url "$base/webhooks/provider" --secret $secret --concurrency "$concurrency" \
         --duration "$seconds" --body-bytes "$body_bytes" --duplicates 0 --json >"$work/$mode.load.json"
+    # The load starts once loadgen has signed its requests (up front).
+    signing_ms=$(jq -r '.signing_s * 1000 | floor' "$work/$mode.load.json")
+    started=$((started + signing_ms))
     acked=$(jq -r '.status_counts["200"] // 0' "$work/$mode.load.json")
     accept_rps=$(jq -r '.requests_per_sec | floor' "$work/$mode.load.json")
     # Wait for the last one downstream; give up when nothing arrives for 30 s.
