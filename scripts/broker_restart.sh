@@ -52,6 +52,7 @@ jetstream)
     [[ -x "$nats_bin" ]] || { echo "no nats-server (set NATS_SERVER_BIN)" >&2; exit 1; }
     nats_port=${NATS_PORT:-18422}
     broker_env=(FORWARD_TO=jetstream "NATS_URL=nats://127.0.0.1:$nats_port")
+    consumer_env=("${broker_env[@]}")
     broker_start() {
         "$nats_bin" -a 127.0.0.1 -p "$nats_port" -js -sd "$work/nats" >>"$work/broker.log" 2>&1 &
         broker_pid=$!
@@ -73,6 +74,8 @@ rabbitmq)
     proxy_port=${PROXY_PORT:-18672}
     upstream=${AMQP_UPSTREAM:-127.0.0.1:5672}
     broker_env=(FORWARD_TO=rabbitmq "AMQP_URL=amqp://guest:guest@127.0.0.1:$proxy_port/%2f")
+    # The consumer reads the broker directly: the outage is the relay's.
+    consumer_env=(FORWARD_TO=rabbitmq "AMQP_URL=amqp://guest:guest@$upstream/%2f")
     broker_start() {
         # Its own process group: the forked children hold the connections.
         setsid socat "TCP-LISTEN:$proxy_port,fork,reuseaddr,bind=127.0.0.1" "TCP:$upstream" \
@@ -129,7 +132,7 @@ for _ in $(seq 1 200); do
     kill -0 "$receiver_pid" 2>/dev/null || { cat "$work/receiver.err" >&2; exit 1; }
     sleep 0.05
 done
-env "${broker_env[@]}" FORWARD_SUBJECT="$subject" RUST_LOG=warn \
+env "${consumer_env[@]}" FORWARD_SUBJECT="$subject" RUST_LOG=warn \
     "$bin/consumer" >"$work/handled.log" 2>"$work/consumer.err" &
 consumer_pid=$!
 
