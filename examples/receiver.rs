@@ -81,6 +81,28 @@
 //! Every handled event prints one `handled event_id=<id> type=<type>
 //! provider=<name> ...` line on stdout (logs go to stderr).
 //!
+//! Relay to a broker (inbox mode): with `FORWARD_TO=jetstream`, `rabbitmq`
+//! or `redis-stream`, the inbox's worker runs the crate's
+//! `tower_webhooks::forward::Relay` instead of the local handler: each
+//! recorded event is published (the verified body unchanged, its id,
+//! provider, namespace and reception time in headers), marked `succeeded`
+//! once the broker confirmed it, and retried with backoff while the broker
+//! is down (the events wait in the inbox; senders are still answered 200).
+//! The `handled event_id=` lines are then printed by `examples/consumer.rs`
+//! (same variables), not by the receiver:
+//!
+//! ```text
+//! FORWARD_TO=jetstream cargo run --example receiver
+//! FORWARD_TO=jetstream cargo run --example consumer   # another terminal
+//! cargo run --example send -- --id evt_1              # the consumer prints it
+//! ```
+//!
+//! | `FORWARD_TO` | published to (`<subject>` is `FORWARD_SUBJECT`) | downstream duplicates |
+//! |---|---|---|
+//! | `jetstream` | subject `<subject>.<namespace>`, kept by the stream `FORWARD_STREAM` (created if absent, capturing `<subject>.>`) | none within the stream's duplicate window (2 min): `Nats-Msg-Id` is `namespace:event-id` |
+//! | `rabbitmq` | topic exchange `<subject>`, routing key `<subject>.<namespace>`, into the queue `<subject>` (all declared durable at start), persistent, with publisher confirms | possible after a crash between the confirm and `succeeded` (at most `FORWARD_CONCURRENCY` events per crash): consumers dedupe by the AMQP `message_id`, `namespace:event-id` |
+//! | `redis-stream` | the stream `<subject>` (every namespace), with an idempotent add | none within 7 days (a guard key per event, `<subject>:forwarded:<namespace>:<event-id>`) |
+//!
 //! Environment:
 //!
 //! | variable | meaning | default |
@@ -104,6 +126,13 @@
 //! | `DATABASE_URL` | PostgreSQL, for `postgres` | `postgres://postgres@127.0.0.1:5432/test` |
 //! | `HANDLER_DELAY_MS` | how long each handler run takes | `0` |
 //! | `HANDLER_FAIL_PCT` | inbox mode: the percentage of handler runs that fail with a retryable error, chosen by a hash of (event id, attempt), so a failed event succeeds on a later attempt (soak tests) | `0` |
+//! | `FORWARD_TO` | inbox mode: relay every event to `jetstream`, `rabbitmq` or `redis-stream` instead of handling it here (see above) | unset (handled here) |
+//! | `NATS_URL` | NATS, for `FORWARD_TO=jetstream` | `nats://127.0.0.1:4222` |
+//! | `AMQP_URL` | RabbitMQ, for `FORWARD_TO=rabbitmq` | `amqp://guest:guest@127.0.0.1:5672/%2f` |
+//! | `REDIS_URL` | Redis, also for `FORWARD_TO=redis-stream` | `redis://127.0.0.1:6379/` |
+//! | `FORWARD_SUBJECT` | the subject prefix (JetStream), exchange, queue and routing-key prefix (RabbitMQ) or stream (Redis): dot-separated tokens of letters, digits, `_`, `-` | `webhooks` |
+//! | `FORWARD_STREAM` | the JetStream stream | `FORWARD_SUBJECT` with `.` replaced by `_` |
+//! | `FORWARD_CONCURRENCY` | publishes in flight at once (the relay worker's concurrency) | `64` |
 //!
 //! Safe by default: the receiver refuses to start (exit status 1, one line on
 //! stderr naming the variable) when a secret variable (`WEBHOOK_SECRET`, a
@@ -112,15 +141,20 @@
 //! address (the development secret is public), when `META_VERIFY_TOKEN` is
 //! set without `META_APP_SECRET`, when Twilio's, Square's or HubSpot's
 //! variable is set and `WEBHOOK_PUBLIC_URL` is invalid, or unset with a
-//! `BIND` that is not a loopback address, and when `ADMIN_BIND` is not a
-//! loopback address and `ADMIN_TOKEN` is unset, and when `INBOX_MAX_ATTEMPTS`
-//! or `INBOX_BACKOFF_MS` is not a whole number of at least 1.
+//! `BIND` that is not a loopback address, when `ADMIN_BIND` is not a
+//! loopback address and `ADMIN_TOKEN` is unset, when `INBOX_MAX_ATTEMPTS`
+//! or `INBOX_BACKOFF_MS` is not a whole number of at least 1, and when
+//! `FORWARD_TO`, `FORWARD_SUBJECT`, `FORWARD_STREAM`, `FORWARD_CONCURRENCY`
+//! or the broker's URL is invalid, or `FORWARD_TO` is set in inline mode. A
+//! broker that is down at start is only logged: the events wait in the inbox.
 //!
 //! Stops cleanly on Ctrl-C or SIGTERM: stops accepting, finishes requests in
 //! progress, lets running handlers finish (10 s) and gives the rest back to
 //! the inbox.
 
 mod common;
+#[path = "common/forward.rs"]
+mod forward;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -134,11 +168,13 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower::ServiceBuilder;
 use tower_webhooks::VerifiedWebhook;
 use tower_webhooks::admin::{Admin, AllowAll, BearerToken};
+use tower_webhooks::forward::Relay;
 use tower_webhooks::idempotency::{
     IdempotencyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore,
 };
 use tower_webhooks::inbox::{
     HandlerError, Inbox, InboxEvent, InboxStore, MemoryInbox, PostgresInbox, SqliteInbox,
+    WorkerHandle,
 };
 use tower_webhooks::layer::IdempotencyLayer;
 
@@ -185,6 +221,86 @@ fn injected_failure(id: &str, attempt: u32) -> u64 {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
     }
     hash % 100
+}
+
+/// The relay's settings: where to publish, and how many publishes at once.
+struct Relaying {
+    forward: forward::Forward,
+    concurrency: usize,
+}
+
+/// `FORWARD_TO` and its variables; `None` when it is unset.
+fn relaying() -> Result<Option<Relaying>, BoxError> {
+    let Some(forward) = forward::Forward::from_env()? else {
+        return Ok(None);
+    };
+    let concurrency = match std::env::var("FORWARD_CONCURRENCY") {
+        Err(_) => 64,
+        Ok(value) => match value.parse::<usize>() {
+            Ok(n) if (1..=4096).contains(&n) => n,
+            _ => {
+                return Err(format!(
+                    "FORWARD_CONCURRENCY={value}: expected a number from 1 to 4096"
+                )
+                .into());
+            }
+        },
+    };
+    Ok(Some(Relaying {
+        forward,
+        concurrency,
+    }))
+}
+
+/// The inbox's worker: the local handler, or with `FORWARD_TO` the relay
+/// to the broker (whose stream, or exchange and queue, are declared first).
+/// Returns the inbox too: the relay keeps the trace context with each event.
+async fn start_worker(
+    inbox: Inbox,
+    relaying: Option<Relaying>,
+    routes: &[Route],
+    max_attempts: u32,
+    backoff: Duration,
+) -> (Inbox, WorkerHandle) {
+    let Some(Relaying {
+        forward,
+        concurrency,
+    }) = relaying
+    else {
+        let worker = inbox
+            .worker(process)
+            .lease(Duration::from_secs(10))
+            .max_attempts(max_attempts)
+            .backoff(backoff, backoff.max(Duration::from_secs(600)))
+            .spawn();
+        return (inbox, worker);
+    };
+    let inbox = inbox
+        .keep_header(axum::http::HeaderName::from_static("traceparent"))
+        .keep_header(axum::http::HeaderName::from_static("tracestate"));
+    if let Err(error) = forward.prepare(false).await {
+        tracing::warn!(
+            broker = forward.broker.name(),
+            %error,
+            "could not declare the broker's destination; publishes are retried from the inbox"
+        );
+    }
+    let namespaces: Vec<&str> = routes.iter().map(|route| route.provider.as_str()).collect();
+    let relay = Relay::from_shared(forward.publisher(&namespaces)).timeout(Duration::from_secs(5));
+    let worker = inbox
+        .worker(relay)
+        .concurrency(concurrency)
+        .lease(Duration::from_secs(10))
+        .max_attempts(max_attempts)
+        .backoff(backoff, backoff.max(Duration::from_secs(600)))
+        .spawn();
+    tracing::info!(
+        broker = forward.broker.name(),
+        subject = %forward.subject,
+        concurrency,
+        "relaying events to the broker"
+    );
+    (inbox, worker)
 }
 
 async fn open_inbox() -> Result<Inbox, BoxError> {
@@ -332,6 +448,13 @@ async fn run() -> Result<(), BoxError> {
     let routes = common::routes(address)?;
     let paths: Vec<String> = routes.iter().map(|route| route.path.clone()).collect();
     let mode = env_or("RECEIVER_MODE", "inbox");
+    let relaying = relaying()?;
+    if relaying.is_some() && mode != "inbox" {
+        return Err(format!(
+            "FORWARD_TO is set and RECEIVER_MODE={mode}: the relay needs RECEIVER_MODE=inbox"
+        )
+        .into());
+    }
     let (app, admin, worker) = match mode.as_str() {
         "inbox" => {
             let token = common::secret_var("ADMIN_TOKEN")?;
@@ -348,12 +471,8 @@ async fn run() -> Result<(), BoxError> {
             let backoff = Duration::from_millis(number_var::<u64>("INBOX_BACKOFF_MS", 1_000)?);
             let metrics = PrometheusBuilder::new().install_recorder()?;
             let inbox = open_inbox().await?;
-            let worker = inbox
-                .worker(process)
-                .lease(Duration::from_secs(10))
-                .max_attempts(max_attempts)
-                .backoff(backoff, backoff.max(Duration::from_secs(600)))
-                .spawn();
+            let (inbox, worker) =
+                start_worker(inbox, relaying, &routes, max_attempts, backoff).await;
             tracing::info!(address = %admin_address, token = token.is_some(), "admin listening");
             let app = inbox_app(routes, &inbox);
             let admin_router = admin_app(inbox, token, metrics)?;

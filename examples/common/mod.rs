@@ -225,6 +225,9 @@ fn fetched_routes() -> Result<Vec<Route>, BoxError> {
 pub struct Route {
     /// `/webhooks/<name>`.
     pub path: String,
+    /// Its verifier's provider name, the namespace its events are recorded
+    /// under.
+    pub provider: String,
     base: WebhookLayer,
     handshake: Option<Arc<dyn Fn(WebhookLayer) -> WebhookLayer + Send + Sync>>,
     /// Whether the route also accepts `GET`.
@@ -234,7 +237,11 @@ pub struct Route {
 impl Route {
     /// `/webhooks/<name>` with `verifier`, no handshake, `POST` only.
     pub fn new(name: &str, verifier: impl SignatureVerifier + 'static) -> Self {
-        Self::keyed(name, WebhookLayer::new(verifier))
+        let provider = verifier.provider();
+        Self {
+            provider: provider.to_owned(),
+            ..Self::keyed(name, WebhookLayer::new(verifier))
+        }
     }
 
     /// `/webhooks/<name>` with a ready layer (one that resolves keys,
@@ -242,6 +249,7 @@ impl Route {
     pub fn keyed(name: &str, layer: WebhookLayer) -> Self {
         Self {
             path: format!("/webhooks/{name}"),
+            provider: name.to_owned(),
             base: layer,
             handshake: None,
             get: false,
@@ -251,7 +259,10 @@ impl Route {
     /// `/webhooks/<name>` with a preset from the registry: its verifier, and
     /// its handshake (accepting `GET` for a `GET` handshake).
     pub fn from_preset(name: &str, preset: &Preset) -> Self {
-        let route = Self::keyed(name, WebhookLayer::from_shared(preset.verifier().clone()));
+        let route = Self {
+            provider: preset.verifier().provider().to_owned(),
+            ..Self::keyed(name, WebhookLayer::from_shared(preset.verifier().clone()))
+        };
         match preset.handshake() {
             Some(handshake) if handshake.uses_get() => {
                 route.with_handshake(handshake.clone()).accepting_get()

@@ -18,6 +18,7 @@ mod crash;
 mod dashboard_browser;
 mod extract;
 mod forward;
+mod forward_e2e;
 mod frameworks;
 mod fuzz_regressions;
 mod handshakes;

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod processes;
+
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
