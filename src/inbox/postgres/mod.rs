@@ -329,8 +329,9 @@ impl PostgresInbox {
         }
     }
 
-    /// Runs one bulk operation over `selection`; returns how many events
-    /// it changed.
+    /// Runs one bulk operation over `selection`, and refreshes the lanes of
+    /// the events it changed, in one transaction; returns how many events it
+    /// changed.
     async fn change_matching(
         &self,
         statement: &str,
@@ -349,10 +350,75 @@ impl PostgresInbox {
             &error,
             &limit,
         ];
+        let sql = &self.backend.sql;
         self.backend
-            .with_client(|client| async move {
-                let statement = client.prepare_cached(statement).await?;
-                let changed = client.execute(&statement, &params).await?;
+            .with_client(|mut client| async move {
+                let tx = client.transaction().await?;
+                let statement = tx.prepare_cached(statement).await?;
+                let rows = tx.query(&statement, &params).await?;
+                let changed = rows.len() as u64;
+                let mut lanes: Vec<(String, String)> = Vec::new();
+                for row in &rows {
+                    if let Some(lane) = row.try_get::<_, Option<String>>(1)? {
+                        lanes.push((row.try_get(0)?, lane));
+                    }
+                }
+                if !lanes.is_empty() {
+                    lanes.sort_unstable();
+                    lanes.dedup();
+                    let namespaces: Vec<&str> = lanes.iter().map(|(n, _)| n.as_str()).collect();
+                    let names: Vec<&str> = lanes.iter().map(|(_, l)| l.as_str()).collect();
+                    let lock = tx.prepare_cached(&sql.lock_lanes).await?;
+                    tx.query(&lock, &[&namespaces, &names]).await?;
+                    let refresh = tx.prepare_cached(&sql.refresh).await?;
+                    tx.query(&refresh, &[&namespaces, &names]).await?;
+                }
+                tx.commit().await?;
+                Ok((changed, client))
+            })
+            .await
+    }
+
+    /// Changes one event: with `unordered` (one statement) if it has no
+    /// lane; otherwise with `laned` in a transaction that holds its lane's
+    /// lock and refreshes the lane. Both statements take `params` and return
+    /// a row if they changed the event.
+    async fn change(
+        &self,
+        unordered: Option<&str>,
+        laned: &str,
+        key: &EventKey,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|mut client| async move {
+                if let Some(unordered) = unordered {
+                    let statement = client.prepare_cached(unordered).await?;
+                    if !client.query(&statement, params).await?.is_empty() {
+                        return Ok((true, client));
+                    }
+                }
+                // No unordered event changed: it has a lane, or the change
+                // does not apply (a stale fence, another status).
+                let tx = client.transaction().await?;
+                let lock = tx.prepare_cached(&sql.lock_event_lane).await?;
+                let Some(row) = tx
+                    .query_opt(&lock, &[&key.namespace, &key.event_id])
+                    .await?
+                else {
+                    drop(tx);
+                    return Ok((false, client));
+                };
+                let lane: String = row.try_get(0)?;
+                let statement = tx.prepare_cached(laned).await?;
+                let changed = !tx.query(&statement, params).await?.is_empty();
+                if changed {
+                    let refresh = tx.prepare_cached(&sql.refresh).await?;
+                    let (namespaces, lanes) = (vec![key.namespace.as_str()], vec![lane.as_str()]);
+                    tx.query(&refresh, &[&namespaces, &lanes]).await?;
+                }
+                tx.commit().await?;
                 Ok((changed, client))
             })
             .await
@@ -361,7 +427,8 @@ impl PostgresInbox {
     /// Runs one fenced exit from `processing`.
     async fn exit(
         &self,
-        statement: &str,
+        unordered: &str,
+        laned: &str,
         key: &EventKey,
         fence: u64,
         extra: &[&(dyn ToSql + Sync)],
@@ -369,13 +436,7 @@ impl PostgresInbox {
         let fence = fence_param(fence);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key.namespace, &key.event_id, &fence];
         params.extend_from_slice(extra);
-        self.backend
-            .with_client(|client| async move {
-                let statement = client.prepare_cached(statement).await?;
-                let changed = client.query(&statement, &params).await?;
-                Ok((changed.len() == 1, client))
-            })
-            .await
+        self.change(Some(unordered), laned, key, &params).await
     }
 }
 
@@ -473,12 +534,24 @@ impl InboxStore for PostgresInbox {
         lease: Duration,
     ) -> Result<bool, StoreError> {
         let lease = millis(lease);
-        self.exit(&self.backend.sql.heartbeat, key, fence, &[&lease])
+        let fence = fence_param(fence);
+        let sql = &self.backend.sql;
+        // A heartbeat leaves the lane as it is: one statement for every event.
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.heartbeat).await?;
+                let changed = client
+                    .query(&statement, &[&key.namespace, &key.event_id, &fence, &lease])
+                    .await?;
+                Ok((changed.len() == 1, client))
+            })
             .await
     }
 
     async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
-        self.exit(&self.backend.sql.complete, key, fence, &[]).await
+        let sql = &self.backend.sql;
+        self.exit(&sql.complete_unordered, &sql.complete, key, fence, &[])
+            .await
     }
 
     async fn retry(
@@ -489,30 +562,33 @@ impl InboxStore for PostgresInbox {
         error: &str,
     ) -> Result<bool, StoreError> {
         let delay = millis(delay);
-        self.exit(&self.backend.sql.retry, key, fence, &[&delay, &error])
-            .await
+        let sql = &self.backend.sql;
+        self.exit(
+            &sql.retry_unordered,
+            &sql.retry,
+            key,
+            fence,
+            &[&delay, &error],
+        )
+        .await
     }
 
     async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
-        self.exit(&self.backend.sql.kill, key, fence, &[&error])
+        let sql = &self.backend.sql;
+        self.exit(&sql.kill_unordered, &sql.kill, key, fence, &[&error])
             .await
     }
 
     async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
-        self.exit(&self.backend.sql.give_back, key, fence, &[])
+        let sql = &self.backend.sql;
+        self.exit(&sql.give_back_unordered, &sql.give_back, key, fence, &[])
             .await
     }
 
     async fn requeue(&self, key: &EventKey) -> Result<bool, StoreError> {
         let sql = &self.backend.sql;
-        self.backend
-            .with_client(|client| async move {
-                let statement = client.prepare_cached(&sql.requeue).await?;
-                let changed = client
-                    .execute(&statement, &[&key.namespace, &key.event_id])
-                    .await?;
-                Ok((changed == 1, client))
-            })
+        let params: [&(dyn ToSql + Sync); 2] = [&key.namespace, &key.event_id];
+        self.change(Some(&sql.requeue_unordered), &sql.requeue, key, &params)
             .await
     }
 
@@ -602,14 +678,8 @@ impl InboxStore for PostgresInbox {
 
     async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {
         let sql = &self.backend.sql;
-        self.backend
-            .with_client(|client| async move {
-                let statement = client.prepare_cached(&sql.replay).await?;
-                let changed = client
-                    .execute(&statement, &[&key.namespace, &key.event_id])
-                    .await?;
-                Ok((changed == 1, client))
-            })
+        let params: [&(dyn ToSql + Sync); 2] = [&key.namespace, &key.event_id];
+        self.change(Some(&sql.replay_unordered), &sql.replay, key, &params)
             .await
     }
 
@@ -646,6 +716,16 @@ impl InboxStore for PostgresInbox {
             dead: count(3)?,
             oldest_pending: row.try_get(4).map_err(unreadable)?,
         })
+    }
+
+    fn supports_lanes(&self) -> bool {
+        true
+    }
+
+    async fn skip(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let sql = &self.backend.sql;
+        let params: [&(dyn ToSql + Sync); 2] = [&key.namespace, &key.event_id];
+        self.change(None, &sql.skip, key, &params).await
     }
 }
 
