@@ -27,7 +27,7 @@ type Custom = dyn Fn(&Parts, &[u8]) -> Option<String> + Send + Sync;
 /// | absent, JSON `null`, empty, or a body that is not JSON | none: the event is unordered |
 /// | a JSON string | its text |
 /// | a JSON number or boolean | its JSON text (`42`, `4.5`, `true`) |
-/// | a JSON object or array | its compact JSON text |
+/// | a JSON object or array | its compact JSON text, object keys sorted |
 /// | a header value | its bytes as text |
 /// | longer than [`MAX_LANE_LEN`] bytes, or not UTF-8 | `sha256:<64 hex digits>` of its bytes |
 ///

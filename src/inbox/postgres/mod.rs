@@ -407,7 +407,7 @@ impl PostgresInbox {
                     .query_opt(&lock, &[&key.namespace, &key.event_id])
                     .await?
                 else {
-                    drop(tx);
+                    tx.rollback().await?;
                     return Ok((false, client));
                 };
                 let lane: String = row.try_get(0)?;
