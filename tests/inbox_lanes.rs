@@ -61,6 +61,8 @@ async fn postgres() -> Option<PostgresInbox> {
     };
     let store = PostgresInbox::builder()
         .table(format!("tw_lanes_{}", unique()))
+        // Generous: the test shares a loaded machine (the default is 2 s).
+        .timeout(Duration::from_secs(10))
         .connect(&url)
         .expect("invalid URL");
     store.migrate().await.expect("migrate failed");

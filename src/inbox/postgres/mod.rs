@@ -67,6 +67,21 @@ const MAX_BULK: usize = 10_000;
 /// 'processing' AND fence = $fence`: a zombie whose lease was taken over
 /// changes nothing.
 ///
+/// **Lanes.** An event of a lane keeps its `lane`, its place in the order
+/// of recording (`seq`, from the sequence `<table>_lane_seq`), and `ready`:
+/// whether it is its lane's claimable head (always true without a lane).
+/// The claim's pick reads only `ready` rows through a partial index, so the
+/// events waiting in lanes cost it nothing. Everything that can change a
+/// lane's head runs in a transaction holding the lane's advisory lock
+/// (`pg_advisory_xact_lock`, keyed by table, namespace and lane) and then
+/// refreshes the lane's flags in a later statement, which sees every commit
+/// made under that lock: a batch of inserts locks its lanes (in a fixed
+/// order) first; an exit from `processing`, a requeue, a replay or a skip of
+/// a laned event locks its lane after its own change. Events without a lane
+/// keep their one-statement paths (`.. AND lane IS NULL`); one that misses
+/// (a stale fence, say) costs one more statement. A dead event that blocks
+/// its lane is kept by purges.
+///
 /// **Attempt history** lives in `<table>_attempts`, keyed by `(namespace,
 /// event_id, fence)`. The claim statement also ends the running attempt of
 /// every expired lease it kills or takes over (`expired`), starts one per
