@@ -813,10 +813,14 @@ impl Sql {
                  WHERE status = 'processing' AND due_at <= ?1 AND attempts >= ?2
                  RETURNING namespace, lane"
             ),
+            // Through `_ready_due`, in due order: only the claimable rows, no
+            // sort, and the LIMIT stops the scan (through `_due` the planner
+            // would read and sort every due pending row).
             claim: format!(
                 "UPDATE {t} SET status = 'processing', attempts = attempts + 1, fence = fence + 1,
                      due_at = ?1 + ?2, updated_at = ?1
-                 WHERE rowid IN (SELECT rowid FROM {t} WHERE status IN ('pending', 'processing') AND ready
+                 WHERE rowid IN (SELECT rowid FROM {t} INDEXED BY {t}_ready_due
+                                 WHERE status IN ('pending', 'processing') AND ready
                                      AND due_at <= ?1
                                  ORDER BY due_at LIMIT ?3)
                  RETURNING namespace, event_id, body, headers, received_at, attempts, fence, traceparent, replay_next, lane"
