@@ -86,7 +86,7 @@ fn delivery(id: &str, body: &[u8]) -> Request<Full<Bytes>> {
 /// The lane id in the body: a string for even lanes, a number for odd ones
 /// (numbers become their text).
 fn lane_value(lane: u64) -> String {
-    if lane % 2 == 0 {
+    if lane.is_multiple_of(2) {
         format!("\"cus_{lane}\"")
     } else {
         (1_000 + lane).to_string()
@@ -125,6 +125,10 @@ where
     }
 }
 
+/// Lane -> (event numbers handled successfully, in order; events of it
+/// running now).
+type Handled = HashMap<String, (Vec<u64>, u32)>;
+
 /// 5,000 events in 50 lanes, delivered concurrently with the lanes
 /// interleaved at random (each lane's events in order: each is sent once the
 /// previous one was acknowledged, so it is recorded later), four workers:
@@ -137,8 +141,7 @@ async fn five_thousand_events_in_fifty_lanes(store: Arc<dyn InboxStore>) {
         .order_by(OrderBy::json_pointer("/data/object/id"))
         .acknowledge_before_handling(true);
     let address = app(&inbox).await;
-    // lane -> (event numbers handled successfully, in order; running now)
-    let seen: Arc<Mutex<HashMap<String, (Vec<u64>, u32)>>> = Arc::default();
+    let seen: Arc<Mutex<Handled>> = Arc::default();
     let overlaps = Arc::new(AtomicU64::new(0));
     let fixed = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
@@ -161,7 +164,7 @@ async fn five_thousand_events_in_fifty_lanes(store: Arc<dyn InboxStore>) {
                             }
                             entry.1 += 1;
                         }
-                        if n % 10 == 0 {
+                        if n.is_multiple_of(10) {
                             tokio::time::sleep(Duration::from_millis(1)).await;
                         }
                         let dies = body["dies"].as_bool() == Some(true)
@@ -209,7 +212,7 @@ async fn five_thousand_events_in_fifty_lanes(store: Arc<dyn InboxStore>) {
                         );
                         break;
                     }
-                    if next_random(&mut random) % 4 == 0 {
+                    if next_random(&mut random).is_multiple_of(4) {
                         tokio::task::yield_now().await;
                     }
                 }
@@ -221,7 +224,7 @@ async fn five_thousand_events_in_fifty_lanes(store: Arc<dyn InboxStore>) {
     }
 
     // Every lane but the two blocked ones finishes.
-    let total_done = |seen: &Mutex<HashMap<String, (Vec<u64>, u32)>>| -> usize {
+    let total_done = |seen: &Mutex<Handled>| -> usize {
         seen.lock()
             .unwrap()
             .values()
@@ -269,7 +272,7 @@ async fn five_thousand_events_in_fifty_lanes(store: Arc<dyn InboxStore>) {
         0,
         "two events of one lane ran at once"
     );
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), LANES as usize);
     for lane in 0..LANES {
         let handled = &seen[&lane_key(lane)].0;

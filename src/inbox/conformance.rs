@@ -1407,14 +1407,16 @@ async fn lane_state(store: &Arc<dyn InboxStore>, id: &str) -> Option<LaneState> 
     record(store, id).await.lane_state
 }
 
+/// Lane -> (event numbers in the order handled, events of it running now).
+type Handled = HashMap<String, (Vec<u32>, u32)>;
+
 /// Four workers over 10 lanes of 30 events each, recorded interleaved, and
 /// 30 unordered events: each lane's events run one at a time, in the order
 /// they were recorded; the unordered ones all run too.
 pub async fn lanes_run_in_order_under_four_workers(store: Arc<dyn InboxStore>) {
     assert!(store.supports_lanes(), "the store must support lanes");
     let inbox = Inbox::from_shared(store.clone());
-    // lane -> (event numbers in the order handled, events running now)
-    let seen: Arc<Mutex<HashMap<String, (Vec<u32>, u32)>>> = Arc::default();
+    let seen: Arc<Mutex<Handled>> = Arc::default();
     let overlaps = Arc::new(AtomicU32::new(0));
     let mut workers = Vec::new();
     for _ in 0..4 {
