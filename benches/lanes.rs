@@ -41,9 +41,9 @@ fn event(i: usize, lanes: bool) -> NewEvent {
     }
 }
 
-/// Records the 100,000 events, 1,000 inserts in flight at a time.
+/// Records the 100,000 events, 250 inserts in flight at a time.
 async fn fill(store: &Arc<dyn InboxStore>, lanes: bool) {
-    for chunk in (0..PENDING).collect::<Vec<_>>().chunks(1_000) {
+    for chunk in (0..PENDING).collect::<Vec<_>>().chunks(250) {
         let tasks: Vec<_> = chunk
             .iter()
             .map(|&i| {
@@ -139,6 +139,9 @@ fn lanes(c: &mut Criterion) {
                 let table = format!("tw_lanes_bench_{mode}_{}", std::process::id());
                 let store = PostgresInbox::builder()
                     .table(&table)
+                    // The fill sends 250 inserts at a time; a batch of laned
+                    // inserts may take longer than the default 2 s.
+                    .timeout(Duration::from_secs(20))
                     .connect(&url)
                     .expect("PostgreSQL URL");
                 let shared: Arc<dyn InboxStore> = Arc::new(store.clone());
