@@ -132,6 +132,17 @@ where
         .await
         .map_err(|_| Rejection::BodyReadFailed)?
         .to_bytes();
+    // The ordering key, from the verified head and bytes.
+    let lane = match &config.order_by {
+        Some(order) if !shared.store.supports_lanes() => {
+            tracing::error!(store = ?shared.store, ?order, "the inbox orders events but its store does not support lanes");
+            return Err(Rejection::Misconfigured {
+                reason: "the inbox orders events (order_by) but its store does not support lanes",
+            });
+        }
+        Some(order) => order.lane(&parts, &body),
+        None => None,
+    };
     let event = NewEvent {
         key: key.clone(),
         body,
@@ -139,6 +150,7 @@ where
         received_at,
         signature: ticket.signature,
         traceparent: traceparent(&parts.headers),
+        lane,
     };
 
     let acknowledge_first = shared.store.is_durable() || config.acknowledge_first;

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::{
-    Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
-    HandlerError, Inbox, InboxEvent, InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent,
-    Selection, SignatureRecord, StoreError, Worker,
+    Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, DeadLetters, EventKey, EventRecord,
+    EventStatus, HandlerError, Inbox, InboxEvent, InboxStore, Inserted, LaneState, ListFilter,
+    MAX_HISTORY, NewEvent, Selection, SignatureRecord, StoreError, Worker,
 };
 
 fn event(id: &str, body: &'static [u8]) -> NewEvent {
@@ -28,6 +28,7 @@ fn event(id: &str, body: &'static [u8]) -> NewEvent {
         received_at: SystemTime::now(),
         signature: None,
         traceparent: None,
+        lane: None,
     }
 }
 
@@ -1384,6 +1385,292 @@ pub async fn counts_tell_each_status_and_the_oldest_pending(store: Arc<dyn Inbox
     assert_eq!(counts.oldest_pending, Some(at_second(left[0].1)));
 }
 
+/// An event of `lane`.
+fn laned(id: &str, lane: &str) -> NewEvent {
+    NewEvent {
+        lane: Some(lane.to_owned()),
+        ..event(id, b"{}")
+    }
+}
+
+/// The ids of `claimed`, sorted.
+fn ids(claimed: &[ClaimedEvent]) -> Vec<String> {
+    let mut ids: Vec<String> = claimed
+        .iter()
+        .map(|event| event.key.event_id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+async fn lane_state(store: &Arc<dyn InboxStore>, id: &str) -> Option<LaneState> {
+    record(store, id).await.lane_state
+}
+
+/// Lane -> (event numbers in the order handled, events of it running now).
+type Handled = HashMap<String, (Vec<u32>, u32)>;
+
+/// Four workers over 10 lanes of 30 events each, recorded interleaved, and
+/// 30 unordered events: each lane's events run one at a time, in the order
+/// they were recorded; the unordered ones all run too.
+pub async fn lanes_run_in_order_under_four_workers(store: Arc<dyn InboxStore>) {
+    assert!(store.supports_lanes(), "the store must support lanes");
+    let inbox = Inbox::from_shared(store.clone());
+    let seen: Arc<Mutex<Handled>> = Arc::default();
+    let overlaps = Arc::new(AtomicU32::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (seen, overlaps) = (seen.clone(), overlaps.clone());
+        workers.push(
+            fast(inbox.worker(move |event: InboxEvent| {
+                let (seen, overlaps) = (seen.clone(), overlaps.clone());
+                async move {
+                    let lane = event.lane.clone().unwrap_or_else(|| "-".to_owned());
+                    let number: u32 = event.id().rsplit('_').next().unwrap().parse().unwrap();
+                    {
+                        let mut seen = seen.lock().unwrap();
+                        let entry = seen.entry(lane.clone()).or_default();
+                        if lane != "-" && entry.1 > 0 {
+                            overlaps.fetch_add(1, Ordering::SeqCst);
+                        }
+                        entry.1 += 1;
+                        entry.0.push(number);
+                    }
+                    tokio::time::sleep(Duration::from_millis(u64::from(number % 3))).await;
+                    seen.lock().unwrap().get_mut(&lane).unwrap().1 -= 1;
+                    Ok(())
+                }
+            }))
+            .concurrency(8)
+            .spawn(),
+        );
+    }
+    for i in 0..330u32 {
+        let new = if i % 11 == 10 {
+            event(&format!("evt_free_{i}"), b"{}")
+        } else {
+            laned(&format!("evt_lane_{i}"), &format!("lane-{}", i % 11))
+        };
+        assert_eq!(insert_retrying(&store, new).await, Inserted::New);
+    }
+    let started = Instant::now();
+    loop {
+        let done: usize = seen
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(numbers, _)| numbers.len())
+            .sum();
+        if done == 330 && store.pending_count().await.unwrap() == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "only {done} of 330 handled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for worker in workers {
+        worker.shutdown().await;
+    }
+    assert_eq!(
+        overlaps.load(Ordering::SeqCst),
+        0,
+        "two events of one lane ran at once"
+    );
+    let seen = seen.lock().unwrap();
+    for lane in 0..10u32 {
+        let numbers = &seen[&format!("lane-{lane}")].0;
+        let expected: Vec<u32> = (0..330).filter(|i| i % 11 == lane).collect();
+        assert_eq!(numbers, &expected, "lane-{lane} out of order");
+    }
+    assert_eq!(seen["-"].0.len(), 30);
+}
+
+/// A dead event blocks its lane and only its lane (other lanes and
+/// unordered events go on), shows as blocking, with the later events
+/// waiting, survives a purge, and `skip` releases the lane.
+pub async fn a_dead_event_blocks_only_its_lane_until_skipped(store: Arc<dyn InboxStore>) {
+    insert_new(&store, laned("evt_a1", "a")).await;
+    insert_new(&store, laned("evt_a2", "a")).await;
+    insert_new(&store, laned("evt_b1", "b")).await;
+    insert_new(&store, laned("evt_b2", "b")).await;
+    insert_new(&store, event("evt_u", b"{}")).await;
+    assert_eq!(lane_state(&store, "evt_a1").await, Some(LaneState::Head));
+    assert_eq!(lane_state(&store, "evt_a2").await, Some(LaneState::Waiting));
+    assert_eq!(lane_state(&store, "evt_u").await, None);
+    assert_eq!(record(&store, "evt_a2").await.lane.as_deref(), Some("a"));
+    let first = store.claim(by_hand(10)).await.expect("claim failed");
+    assert_eq!(ids(&first), ["evt_a1", "evt_b1", "evt_u"]);
+    assert!(
+        first
+            .iter()
+            .all(|event| event.lane.is_some() == (event.key.event_id != "evt_u"))
+    );
+    assert!(
+        store.claim(by_hand(10)).await.unwrap().is_empty(),
+        "a lane runs one event at a time"
+    );
+    let fence = |id: &str| {
+        first
+            .iter()
+            .find(|event| event.key.event_id == id)
+            .unwrap()
+            .fence
+    };
+    assert!(
+        store
+            .kill(&key("evt_a1"), fence("evt_a1"), "broken")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .complete(&key("evt_b1"), fence("evt_b1"))
+            .await
+            .unwrap()
+    );
+    assert!(store.complete(&key("evt_u"), fence("evt_u")).await.unwrap());
+    assert_eq!(
+        ids(&store.claim(by_hand(10)).await.unwrap()),
+        ["evt_b2"],
+        "only lane a is blocked"
+    );
+    assert!(
+        store.claim(by_hand(10)).await.unwrap().is_empty(),
+        "evt_a2 must wait behind the dead evt_a1"
+    );
+    assert_eq!(
+        lane_state(&store, "evt_a1").await,
+        Some(LaneState::Blocking)
+    );
+    assert_eq!(lane_state(&store, "evt_a2").await, Some(LaneState::Waiting));
+    assert_eq!(lane_state(&store, "evt_b1").await, Some(LaneState::Done));
+    // A purge keeps the blocking event, payload included.
+    let later = SystemTime::now() + Duration::from_secs(3_600);
+    store.purge(later, later).await.expect("purge failed");
+    let kept = record(&store, "evt_a1").await;
+    assert_eq!(
+        (kept.status, kept.body.is_some()),
+        (EventStatus::Dead, true)
+    );
+    assert!(
+        store.get(&key("evt_b1")).await.unwrap().is_none(),
+        "finished events are purged"
+    );
+    // Skip: the lane moves on; skipping again, or a non-dead event, is false.
+    assert!(store.skip(&key("evt_a1")).await.expect("skip failed"));
+    assert!(!store.skip(&key("evt_a1")).await.unwrap());
+    assert!(!store.skip(&key("evt_a2")).await.unwrap());
+    assert_eq!(lane_state(&store, "evt_a1").await, Some(LaneState::Skipped));
+    assert_eq!(record(&store, "evt_a1").await.status, EventStatus::Dead);
+    assert_eq!(ids(&store.claim(by_hand(10)).await.unwrap()), ["evt_a2"]);
+}
+
+/// Requeueing the dead event that blocks its lane releases the lane, and
+/// the requeued event runs before the ones that waited behind it.
+pub async fn requeue_releases_a_blocked_lane_in_order(store: Arc<dyn InboxStore>) {
+    insert_new(&store, laned("evt_r1", "r")).await;
+    insert_new(&store, laned("evt_r2", "r")).await;
+    let first = claim_one(&store).await;
+    assert_eq!(first.key.event_id, "evt_r1");
+    assert!(store.kill(&first.key, first.fence, "broken").await.unwrap());
+    assert!(store.claim(by_hand(10)).await.unwrap().is_empty());
+    assert!(store.requeue(&key("evt_r1")).await.expect("requeue failed"));
+    assert_eq!(lane_state(&store, "evt_r1").await, Some(LaneState::Head));
+    assert_eq!(lane_state(&store, "evt_r2").await, Some(LaneState::Waiting));
+    let again = store.claim(by_hand(10)).await.unwrap();
+    assert_eq!(ids(&again), ["evt_r1"], "the requeued event runs first");
+    assert!(store.complete(&again[0].key, again[0].fence).await.unwrap());
+    assert_eq!(ids(&store.claim(by_hand(10)).await.unwrap()), ["evt_r2"]);
+}
+
+/// A retry and an expired lease keep the event at the front of its lane:
+/// the next claim takes it again (with a higher fence), never the event
+/// behind it; the zombie's calls change nothing.
+pub async fn retries_and_expired_leases_keep_the_lane_order(store: Arc<dyn InboxStore>) {
+    insert_new(&store, laned("evt_l1", "l")).await;
+    insert_new(&store, laned("evt_l2", "l")).await;
+    let first = claim_one(&store).await;
+    assert_eq!(first.key.event_id, "evt_l1");
+    assert!(
+        store
+            .retry(&first.key, first.fence, Duration::ZERO, "flaky")
+            .await
+            .unwrap()
+    );
+    let short = ClaimOptions {
+        limit: 10,
+        lease: Duration::from_millis(300),
+        max_attempts: 5,
+    };
+    let second = store.claim(short).await.unwrap();
+    assert_eq!(
+        ids(&second),
+        ["evt_l1"],
+        "a retried event stays first in its lane"
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let third = store.claim(short).await.unwrap();
+    assert_eq!(
+        ids(&third),
+        ["evt_l1"],
+        "an expired lease is taken over, not skipped"
+    );
+    assert!(third[0].fence > second[0].fence);
+    assert!(
+        !store.complete(&first.key, second[0].fence).await.unwrap(),
+        "the zombie is fenced"
+    );
+    assert!(store.claim(by_hand(10)).await.unwrap().is_empty());
+    assert!(store.complete(&first.key, third[0].fence).await.unwrap());
+    assert_eq!(ids(&store.claim(by_hand(10)).await.unwrap()), ["evt_l2"]);
+}
+
+/// Through the worker: by default a dead event blocks its lane; with
+/// [`DeadLetters::Skip`] the worker skips it and the lane moves on.
+pub async fn the_worker_blocks_or_skips_as_told(store: Arc<dyn InboxStore>) {
+    let handler = |event: InboxEvent| async move {
+        if event.id().ends_with("_1") {
+            Err(HandlerError::permanent("cannot handle"))
+        } else {
+            Ok(())
+        }
+    };
+    let inbox = Inbox::from_shared(store.clone());
+    let blocking = fast(inbox.worker(handler)).spawn();
+    insert_new(&store, laned("evt_block_1", "block")).await;
+    insert_new(&store, laned("evt_block_2", "block")).await;
+    wait_for(&store, "evt_block_1", EventStatus::Dead).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    blocking.shutdown().await;
+    assert_eq!(
+        lane_state(&store, "evt_block_1").await,
+        Some(LaneState::Blocking)
+    );
+    assert_eq!(
+        record(&store, "evt_block_2").await.status,
+        EventStatus::Pending
+    );
+    assert_eq!(
+        lane_state(&store, "evt_block_2").await,
+        Some(LaneState::Waiting)
+    );
+
+    let skipping = fast(inbox.worker(handler))
+        .dead_letters(DeadLetters::Skip)
+        .spawn();
+    insert_new(&store, laned("evt_skip_1", "skip")).await;
+    insert_new(&store, laned("evt_skip_2", "skip")).await;
+    wait_for(&store, "evt_skip_2", EventStatus::Succeeded).await;
+    skipping.shutdown().await;
+    let skipped = record(&store, "evt_skip_1").await;
+    assert_eq!(
+        (skipped.status, skipped.lane_state),
+        (EventStatus::Dead, Some(LaneState::Skipped))
+    );
+}
+
 /// Generates one `#[tokio::test]` per inbox property; see the
 /// [`conformance`](crate::inbox::conformance) module.
 #[macro_export]
@@ -1416,6 +1703,11 @@ macro_rules! inbox_store_conformance {
             requeue_matching_requeues_only_the_selection
             replay_matching_replays_only_the_selection
             counts_tell_each_status_and_the_oldest_pending
+            lanes_run_in_order_under_four_workers
+            a_dead_event_blocks_only_its_lane_until_skipped
+            requeue_releases_a_blocked_lane_in_order
+            retries_and_expired_leases_keep_the_lane_order
+            the_worker_blocks_or_skips_as_told
         );
     };
     (@each $attrs:tt $make:tt $($name:ident)*) => {$(

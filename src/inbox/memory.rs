@@ -1,4 +1,4 @@
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use super::store::{
     Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
-    InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, PurgeBatch, Purged, Selection,
-    StatusCounts, StoreError,
+    InboxStore, Inserted, LaneState, ListFilter, MAX_HISTORY, NewEvent, PurgeBatch, Purged,
+    Selection, StatusCounts, StoreError,
 };
 use crate::clock::{Clock, SystemClock};
 
@@ -23,11 +23,21 @@ pub struct MemoryInbox {
     /// The replay guard's records: (namespace, signature) -> (event id,
     /// expiry; `None` while the event is recorded). Locked after `events`.
     signatures: Mutex<Signatures>,
+    /// The events of each lane, by insertion sequence. Locked after `events`.
+    lanes: Mutex<Lanes>,
     clock: Arc<dyn Clock>,
 }
 
 /// The replay guard's records: (namespace, signature) -> (event id, expiry).
 type Signatures = HashMap<(String, Bytes), (String, Option<SystemTime>)>;
+
+/// (namespace, lane) -> insertion sequence -> event id, and the next
+/// sequence.
+#[derive(Debug, Default)]
+struct Lanes {
+    members: HashMap<(String, String), BTreeMap<u64, String>>,
+    next_seq: u64,
+}
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -46,6 +56,13 @@ struct Entry {
     history: VecDeque<Attempt>,
     /// An operator replayed the event: its next attempt is a replay.
     replay_next: bool,
+    /// Its lane, if any.
+    lane: Option<String>,
+    /// Whether it may be claimed as far as its lane goes: always for an
+    /// unordered event; for one in a lane, whether it is the lane's head.
+    ready: bool,
+    /// A dead event of a lane that no longer blocks it.
+    skipped: bool,
 }
 
 impl Entry {
@@ -70,6 +87,26 @@ impl Entry {
 
     fn finished(&self) -> bool {
         matches!(self.status, EventStatus::Succeeded | EventStatus::Dead)
+    }
+
+    /// Whether later events of its lane must wait for it.
+    fn blocks(&self) -> bool {
+        match self.status {
+            EventStatus::Pending | EventStatus::Processing => true,
+            EventStatus::Dead => !self.skipped,
+            EventStatus::Succeeded => false,
+        }
+    }
+
+    /// A finished or requeued event back to `pending`, due at `now`, with
+    /// a fresh budget. In a lane it waits for the lane's refresh.
+    fn back_to_pending(&mut self, now: SystemTime) {
+        self.status = EventStatus::Pending;
+        self.attempts = 0;
+        self.next_attempt_at = now;
+        self.updated_at = now;
+        self.skipped = false;
+        self.ready = self.lane.is_none();
     }
 
     /// Whether the entry is in `selection` (the key's namespace is checked
@@ -100,6 +137,7 @@ impl MemoryInbox {
         Self {
             events: Mutex::new(HashMap::new()),
             signatures: Mutex::new(HashMap::new()),
+            lanes: Mutex::new(Lanes::default()),
             clock: Arc::new(clock),
         }
     }
@@ -118,7 +156,14 @@ impl MemoryInbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Applies `change` to the entry if it is processing under `fence`.
+    fn lanes(&self) -> MutexGuard<'_, Lanes> {
+        self.lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies `change` to the entry if it is processing under `fence`,
+    /// then brings its lane up to date.
     fn exit(
         &self,
         key: &EventKey,
@@ -127,13 +172,44 @@ impl MemoryInbox {
     ) -> bool {
         let now = self.clock.now();
         let mut events = self.lock();
-        match events.get_mut(key) {
+        let lane = match events.get_mut(key) {
             Some(entry) if entry.status == EventStatus::Processing && entry.fence == fence => {
                 change(entry, now);
                 entry.updated_at = now;
-                true
+                entry.lane.clone()
             }
-            _ => false,
+            _ => return false,
+        };
+        if let Some(lane) = lane {
+            refresh(&mut events, &self.lanes(), &key.namespace, &lane);
+        }
+        true
+    }
+}
+
+/// Marks the head of a lane claimable and every other pending event of it
+/// not: the head is its earliest event that is pending, processing, or
+/// dead and not skipped; it is claimable if it is pending and no event of
+/// the lane is processing.
+fn refresh(events: &mut HashMap<EventKey, Entry>, lanes: &Lanes, namespace: &str, lane: &str) {
+    let Some(members) = lanes.members.get(&(namespace.to_owned(), lane.to_owned())) else {
+        return;
+    };
+    let mut head = None;
+    let mut busy = false;
+    for (seq, event_id) in members {
+        if let Some(entry) = events.get(&EventKey::new(namespace, event_id.as_str())) {
+            if head.is_none() && entry.blocks() {
+                head = Some(*seq);
+            }
+            busy |= entry.status == EventStatus::Processing;
+        }
+    }
+    for (seq, event_id) in members {
+        if let Some(entry) = events.get_mut(&EventKey::new(namespace, event_id.as_str()))
+            && entry.status == EventStatus::Pending
+        {
+            entry.ready = !busy && head == Some(*seq);
         }
     }
 }
@@ -160,6 +236,11 @@ fn record(key: &EventKey, entry: &Entry, with_history: bool) -> EventRecord {
         } else {
             Vec::new()
         },
+        lane: entry.lane.clone(),
+        lane_state: entry
+            .lane
+            .as_ref()
+            .map(|_| LaneState::of(entry.status, entry.ready, entry.skipped)),
     }
 }
 
@@ -192,6 +273,17 @@ impl InboxStore for MemoryInbox {
             let same_body = entry.body.as_ref().is_none_or(|body| *body == event.body);
             return Ok(Inserted::Duplicate { same_body });
         }
+        let key = event.key.clone();
+        if let Some(lane) = &event.lane {
+            let mut lanes = self.lanes();
+            let seq = lanes.next_seq;
+            lanes.next_seq += 1;
+            lanes
+                .members
+                .entry((key.namespace.clone(), lane.clone()))
+                .or_default()
+                .insert(seq, key.event_id.clone());
+        }
         events.insert(
             event.key,
             Entry {
@@ -208,26 +300,49 @@ impl InboxStore for MemoryInbox {
                 traceparent: event.traceparent,
                 history: VecDeque::new(),
                 replay_next: false,
+                ready: event.lane.is_none(),
+                lane: event.lane,
+                skipped: false,
             },
         );
+        if let Some(lane) = events.get(&key).and_then(|entry| entry.lane.clone()) {
+            refresh(&mut events, &self.lanes(), &key.namespace, &lane);
+        }
         Ok(Inserted::New)
     }
 
     async fn claim(&self, options: ClaimOptions) -> Result<Vec<ClaimedEvent>, StoreError> {
         let now = self.clock.now();
         let mut events = self.lock();
+        let mut killed: Vec<(String, String)> = Vec::new();
+        for (key, entry) in events.iter_mut() {
+            let expired = entry.status == EventStatus::Processing && entry.lease_until <= now;
+            if expired && entry.attempts >= options.max_attempts {
+                entry.end_attempt(now, AttemptOutcome::Expired, None);
+                entry.status = EventStatus::Dead;
+                entry.updated_at = now;
+                entry.last_error = Some("lease expired with the retry budget spent".to_owned());
+                if let Some(lane) = &entry.lane {
+                    killed.push((key.namespace.clone(), lane.clone()));
+                }
+            }
+        }
+        if !killed.is_empty() {
+            let lanes = self.lanes();
+            for (namespace, lane) in killed {
+                refresh(&mut events, &lanes, &namespace, &lane);
+            }
+        }
         let mut due: Vec<(&EventKey, &mut Entry)> = Vec::new();
         for (key, entry) in events.iter_mut() {
             let expired = entry.status == EventStatus::Processing && entry.lease_until <= now;
             if expired {
                 entry.end_attempt(now, AttemptOutcome::Expired, None);
             }
-            if expired && entry.attempts >= options.max_attempts {
-                entry.status = EventStatus::Dead;
-                entry.updated_at = now;
-                entry.last_error = Some("lease expired with the retry budget spent".to_owned());
-            } else if expired
-                || (entry.status == EventStatus::Pending && entry.next_attempt_at <= now)
+            if expired
+                || (entry.status == EventStatus::Pending
+                    && entry.ready
+                    && entry.next_attempt_at <= now)
             {
                 due.push((key, entry));
             }
@@ -252,6 +367,7 @@ impl InboxStore for MemoryInbox {
                     fence: entry.fence,
                     traceparent: entry.traceparent.clone(),
                     replay: entry.history.back().is_some_and(|attempt| attempt.replay),
+                    lane: entry.lane.clone(),
                 }
             })
             .collect())
@@ -308,16 +424,17 @@ impl InboxStore for MemoryInbox {
     async fn requeue(&self, key: &EventKey) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let mut events = self.lock();
-        match events.get_mut(key) {
+        let lane = match events.get_mut(key) {
             Some(entry) if entry.status == EventStatus::Dead && entry.body.is_some() => {
-                entry.status = EventStatus::Pending;
-                entry.attempts = 0;
-                entry.next_attempt_at = now;
-                entry.updated_at = now;
-                Ok(true)
+                entry.back_to_pending(now);
+                entry.lane.clone()
             }
-            _ => Ok(false),
+            _ => return Ok(false),
+        };
+        if let Some(lane) = lane {
+            refresh(&mut events, &self.lanes(), &key.namespace, &lane);
         }
+        Ok(true)
     }
 
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
@@ -368,10 +485,23 @@ impl InboxStore for MemoryInbox {
     ) -> Result<Purged, StoreError> {
         let mut events = self.lock();
         let mut purged = Purged::default();
-        events.retain(|_, entry| {
-            let finished = matches!(entry.status, EventStatus::Succeeded | EventStatus::Dead);
+        let mut lanes = self.lanes();
+        events.retain(|key, entry| {
+            // A dead event blocking its lane is kept (with its payload, for
+            // a requeue) until an operator requeues or skips it.
+            let finished = matches!(entry.status, EventStatus::Succeeded | EventStatus::Dead)
+                && !(entry.lane.is_some() && entry.blocks());
             if finished && entry.received_at < events_before {
                 purged.events += 1;
+                if let Some(lane) = &entry.lane {
+                    let lane_key = (key.namespace.clone(), lane.clone());
+                    if let Some(members) = lanes.members.get_mut(&lane_key) {
+                        members.retain(|_, event_id| *event_id != key.event_id);
+                        if members.is_empty() {
+                            lanes.members.remove(&lane_key);
+                        }
+                    }
+                }
                 return false;
             }
             if finished && entry.received_at < payloads_before && entry.body.take().is_some() {
@@ -379,6 +509,7 @@ impl InboxStore for MemoryInbox {
             }
             true
         });
+        drop(lanes);
         // Records that outlived their window, or whose event is gone.
         let now = self.clock.now();
         self.signatures()
@@ -443,20 +574,26 @@ impl InboxStore for MemoryInbox {
     async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let mut events = self.lock();
-        Ok(match events.get_mut(key) {
-            Some(entry) => replay(entry, now),
-            None => false,
-        })
+        let lane = match events.get_mut(key) {
+            Some(entry) => {
+                if !replay(entry, now) {
+                    return Ok(false);
+                }
+                entry.lane.clone()
+            }
+            None => return Ok(false),
+        };
+        if let Some(lane) = lane {
+            refresh(&mut events, &self.lanes(), &key.namespace, &lane);
+        }
+        Ok(true)
     }
 
     async fn requeue_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
         let now = self.clock.now();
         Ok(self.change_matching(selection, |entry| {
             entry.status == EventStatus::Dead && entry.body.is_some() && {
-                entry.status = EventStatus::Pending;
-                entry.attempts = 0;
-                entry.next_attempt_at = now;
-                entry.updated_at = now;
+                entry.back_to_pending(now);
                 true
             }
         }))
@@ -487,6 +624,29 @@ impl InboxStore for MemoryInbox {
         }
         Ok(counts)
     }
+
+    fn supports_lanes(&self) -> bool {
+        true
+    }
+
+    async fn skip(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut events = self.lock();
+        let lane = match events.get_mut(key) {
+            Some(entry)
+                if entry.status == EventStatus::Dead && entry.lane.is_some() && !entry.skipped =>
+            {
+                entry.skipped = true;
+                entry.updated_at = now;
+                entry.lane.clone()
+            }
+            _ => return Ok(false),
+        };
+        if let Some(lane) = lane {
+            refresh(&mut events, &self.lanes(), &key.namespace, &lane);
+        }
+        Ok(true)
+    }
 }
 
 /// A finished event with its payload back to `pending`, its next attempt a
@@ -495,10 +655,7 @@ fn replay(entry: &mut Entry, now: SystemTime) -> bool {
     if !entry.finished() || entry.body.is_none() {
         return false;
     }
-    entry.status = EventStatus::Pending;
-    entry.attempts = 0;
-    entry.next_attempt_at = now;
-    entry.updated_at = now;
+    entry.back_to_pending(now);
     entry.replay_next = true;
     true
 }
@@ -525,13 +682,23 @@ impl MemoryInbox {
             .collect();
         chosen.sort_by_key(|(_, entry)| entry.received_at);
         let mut changed = 0;
-        for (_, entry) in chosen {
+        let mut touched: Vec<(String, String)> = Vec::new();
+        for (key, entry) in chosen {
             if changed as usize >= limit {
                 break;
             }
             if change(entry) {
                 changed += 1;
+                if let Some(lane) = &entry.lane {
+                    touched.push((key.namespace.clone(), lane.clone()));
+                }
             }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        let lanes = self.lanes();
+        for (namespace, lane) in touched {
+            refresh(&mut events, &lanes, &namespace, &lane);
         }
         changed
     }

@@ -48,11 +48,47 @@
 //! worker.shutdown().await;
 //! # }
 //! ```
+//!
+//! # Lanes
+//!
+//! Events that must be handled in order (a customer's `customer.updated`
+//! after its `customer.deleted`, a push after its branch's creation) share a
+//! *lane*: an optional ordering key per event, read from the verified
+//! request by [`Inbox::order_by`] ([`OrderBy`]: a header, a JSON pointer into
+//! the body such as Stripe's `/data/object/id` or GitHub's `/repository/id`,
+//! or a function of yours). Lanes are per namespace.
+//!
+//! - *Earlier* means recorded earlier: the order in which the store recorded
+//!   the events (insertion order), not the order of their timestamps.
+//! - A worker never claims an event while an earlier event of its lane is
+//!   `pending` or `processing`, nor while another event of its lane is
+//!   `processing`: a lane runs one event at a time, in order. Retries keep
+//!   the lane waiting (with backoff), and a lease that expires leaves the
+//!   event at the front of its lane for the next claim.
+//! - A `dead` event blocks its lane by default ([`DeadLetters::Block`]):
+//!   the later events wait ([`LaneState::Waiting`]) until an operator
+//!   requeues it ([`InboxStore::requeue`]: it runs first) or skips it
+//!   ([`InboxStore::skip`]: the lane moves on). With
+//!   [`Worker::dead_letters`]`(`[`DeadLetters::Skip`]`)` the worker skips
+//!   each event it kills. Purges keep a blocking event.
+//! - An event without a key (header absent, JSON `null`, a body that is not
+//!   JSON) is unordered, as is every event of an inbox without `order_by`.
+//!   Keys are bounded: one over [`MAX_LANE_LEN`] bytes, or not UTF-8, is
+//!   replaced by its SHA-256 (see [`OrderBy`]).
+//! - The audit trail shows each event's lane and [`LaneState`]
+//!   ([`EventRecord::lane_state`]): the head, waiting, blocking, skipped, done.
+//! - Unordered events are claimed exactly as before; the events waiting in
+//!   a lane are not even looked at by a claim (each store keeps a flag on
+//!   the lane's claimable head, maintained on insert and on every exit from
+//!   `processing`).
+//! - A requeue or a replay of an event earlier than one already running in
+//!   its lane does not interrupt that one: the requeued event runs next.
 
 mod accept;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod conformance;
+mod lanes;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -73,6 +109,7 @@ use http::{HeaderName, Response};
 use tokio::sync::{Notify, oneshot};
 
 pub use self::accept::{AcceptFuture, AcceptService};
+pub use self::lanes::{DeadLetters, MAX_LANE_LEN, OrderBy, OrderBySpecError};
 pub use self::memory::MemoryInbox;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
@@ -85,8 +122,8 @@ pub use self::purger::{
 pub use self::sqlite::{SqliteInbox, SqliteInboxBuilder};
 pub use self::store::{
     Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
-    InboxStore, Inserted, ListCursor, ListFilter, MAX_HISTORY, NewEvent, PurgeBatch, Purged,
-    Selection, SignatureRecord, StatusCounts, StoreError,
+    InboxStore, Inserted, LaneState, ListCursor, ListFilter, MAX_HISTORY, NewEvent, PurgeBatch,
+    Purged, Selection, SignatureRecord, StatusCounts, StoreError,
 };
 pub use self::worker::{Handler, HandlerError, InboxEvent, ServiceHandler, Worker, WorkerHandle};
 use crate::rejection::{Rejection, Responder};
@@ -151,6 +188,7 @@ pub(crate) struct Config {
     unavailable_retry_after: Duration,
     handled_timeout: Duration,
     responder: Responder,
+    order_by: Option<OrderBy>,
 }
 
 impl fmt::Debug for Config {
@@ -161,6 +199,7 @@ impl fmt::Debug for Config {
             .field("reject_changed_body", &self.reject_changed_body)
             .field("acknowledge_first", &self.acknowledge_first)
             .field("store_timeout", &self.store_timeout)
+            .field("order_by", &self.order_by)
             .finish_non_exhaustive()
     }
 }
@@ -203,6 +242,7 @@ impl Inbox {
                 unavailable_retry_after: Duration::from_secs(5),
                 handled_timeout: Duration::from_secs(30),
                 responder: Responder::default(),
+                order_by: None,
             }),
         }
     }
@@ -293,6 +333,15 @@ impl Inbox {
         F: Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
     {
         self.config().responder = Responder::new(render);
+        self
+    }
+
+    /// Puts each event in the lane `order` reads from the verified request:
+    /// see [Lanes](self#lanes). The store must
+    /// [support lanes](InboxStore::supports_lanes).
+    #[must_use]
+    pub fn order_by(mut self, order: OrderBy) -> Self {
+        self.config().order_by = Some(order);
         self
     }
 

@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 
 use super::store::{
     Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
-    InboxStore, Inserted, ListFilter, MAX_HISTORY, NewEvent, PurgeBatch, Purged, Selection,
-    StatusCounts, StoreError,
+    InboxStore, Inserted, LaneState, ListFilter, MAX_HISTORY, NewEvent, PurgeBatch, Purged,
+    Selection, StatusCounts, StoreError,
 };
 use crate::backend::sql::sqlite::{
     configure_durable, duration_millis, millis, time, validate_table,
@@ -75,6 +75,13 @@ use crate::clock::{Clock, SystemClock};
 /// transaction; [`counts`](InboxStore::counts) reads the `(status,
 /// received_at)` index only. A file made by an earlier version gains the
 /// missing columns and tables when it is opened.
+///
+/// **Lanes.** Each event keeps its `lane`, a `ready` flag (an unordered
+/// event, or the claimable head of its lane) and `lane_skipped`; "earlier"
+/// is the row's `rowid` (insertion order). A claim reads only the `ready`
+/// rows, through a partial index; an insert into a lane and every change of
+/// a laned event's status refresh its lane's flags in the same
+/// transaction (two lookups in small partial indexes).
 ///
 /// A row that cannot be read back (an unknown status, unparsable headers) is
 /// an error ([`StoreError::Backend`], naming the column), never a default.
@@ -558,6 +565,9 @@ fn create_tables(connection: &Connection, table: &str) -> rusqlite::Result<()> {
     for (column, definition) in [
         ("traceparent", "TEXT"),
         ("replay_next", "INTEGER NOT NULL DEFAULT 0"),
+        ("lane", "TEXT"),
+        ("ready", "INTEGER NOT NULL DEFAULT 1"),
+        ("lane_skipped", "INTEGER NOT NULL DEFAULT 0"),
     ] {
         let present: bool = connection.query_row(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
@@ -585,8 +595,106 @@ fn create_tables(connection: &Connection, table: &str) -> rusqlite::Result<()> {
              replay     INTEGER NOT NULL DEFAULT 0,
              PRIMARY KEY (namespace, event_id, fence)
          );
-         CREATE INDEX IF NOT EXISTS {table}_status_received ON {table} (status, received_at);"
+         CREATE INDEX IF NOT EXISTS {table}_status_received ON {table} (status, received_at);
+         CREATE INDEX IF NOT EXISTS {table}_ready_due ON {table} (due_at)
+             WHERE status IN ('pending', 'processing') AND ready;
+         CREATE INDEX IF NOT EXISTS {table}_lane_order ON {table} (namespace, lane)
+             WHERE {LANE_BLOCKING};
+         CREATE INDEX IF NOT EXISTS {table}_lane_active ON {table} (namespace, lane)
+             WHERE {LANE_ACTIVE};"
     ))
+}
+
+/// The events that hold their lane: pending, processing, or dead and not
+/// skipped (the predicate of the `_lane_order` partial index).
+const LANE_BLOCKING: &str = "lane IS NOT NULL AND (status IN ('pending', 'processing') OR (status = 'dead' AND NOT lane_skipped))";
+/// A lane's claimable head and the event it runs (`_lane_active`).
+const LANE_ACTIVE: &str = "lane IS NOT NULL AND ready AND status IN ('pending', 'processing')";
+
+/// Brings the `ready` flags of a lane up to date: its head (the earliest
+/// event that holds it) is claimable if it is pending and no event of the
+/// lane is processing; no other pending event of it is.
+fn refresh(
+    connection: &Connection,
+    sql: &Sql,
+    namespace: &str,
+    lane: &str,
+) -> rusqlite::Result<()> {
+    let head: Option<(i64, String)> = connection
+        .prepare_cached(&sql.lane_head)?
+        .query_row(params![namespace, lane], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    let busy: bool = connection
+        .prepare_cached(&sql.lane_busy)?
+        .query_row(params![namespace, lane], |row| row.get(0))?;
+    let ready = match head {
+        Some((rowid, status)) if !busy && status == "pending" => Some(rowid),
+        _ => None,
+    };
+    connection
+        .prepare_cached(&sql.lane_unready)?
+        .execute(params![namespace, lane, ready])?;
+    if let Some(rowid) = ready {
+        connection
+            .prepare_cached(&sql.lane_ready)?
+            .execute(params![rowid])?;
+    }
+    Ok(())
+}
+
+/// Runs a statement that changes at most one event and returns its lane
+/// (`RETURNING lane`), then refreshes that lane. Returns whether it changed
+/// the event.
+fn change_one(
+    connection: &Connection,
+    sql: &Sql,
+    statement: &str,
+    params: impl rusqlite::Params,
+    namespace: &str,
+) -> rusqlite::Result<bool> {
+    let changed: Option<Option<String>> = connection
+        .prepare_cached(statement)?
+        .query_row(params, |row| row.get(0))
+        .optional()?;
+    match changed {
+        None => Ok(false),
+        Some(lane) => {
+            if let Some(lane) = lane {
+                refresh(connection, sql, namespace, &lane)?;
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Runs a statement that changes events and returns their `(namespace,
+/// lane)`, then refreshes each lane once. Returns how many it changed.
+fn change_many(
+    connection: &Connection,
+    sql: &Sql,
+    statement: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<u64> {
+    let mut changed = 0;
+    let mut lanes: Vec<(String, String)> = Vec::new();
+    {
+        let mut statement = connection.prepare_cached(statement)?;
+        let mut rows = statement.query(params)?;
+        while let Some(row) = rows.next()? {
+            changed += 1;
+            if let Some(lane) = row.get::<_, Option<String>>(1)? {
+                lanes.push((row.get(0)?, lane));
+            }
+        }
+    }
+    lanes.sort_unstable();
+    lanes.dedup();
+    for (namespace, lane) in lanes {
+        refresh(connection, sql, &namespace, &lane)?;
+    }
+    Ok(changed)
 }
 
 fn open_reader(path: &Path, busy_timeout: Duration) -> Result<Connection, StoreError> {
@@ -636,6 +744,11 @@ struct Sql {
     requeue_matching: String,
     replay_matching: String,
     counts: String,
+    lane_head: String,
+    lane_busy: String,
+    lane_unready: String,
+    lane_ready: String,
+    skip: String,
     table: String,
 }
 
@@ -644,36 +757,46 @@ const RECORD_COLUMNS: &str = "namespace, event_id, status, attempts, received_at
 
 const FINISHED: &str = "status IN ('succeeded', 'dead')";
 
+/// The finished events a purge may touch: not a dead event blocking its
+/// lane (it waits for an operator, payload included).
+const PURGEABLE: &str = "status IN ('succeeded', 'dead') AND NOT (lane IS NOT NULL AND status = 'dead' AND NOT lane_skipped)";
+
+/// The lane columns [`to_record`] reads after the body.
+const LANE_COLUMNS: &str = "lane, ready, lane_skipped";
+
 impl Sql {
     fn new(t: &str) -> Self {
         let exit = |set: &str| {
             format!(
-                "UPDATE {t} SET {set}, updated_at = ?1 WHERE namespace = ?2 AND event_id = ?3 AND status = 'processing' AND fence = ?4"
+                "UPDATE {t} SET {set}, updated_at = ?1 WHERE namespace = ?2 AND event_id = ?3 AND status = 'processing' AND fence = ?4
+                 RETURNING lane"
             )
         };
         let s = format!("{t}_signatures");
         let a = format!("{t}_attempts");
         let chosen =
-            format!("SELECT rowid FROM {t} WHERE {FINISHED} AND received_at < ?1 LIMIT ?2");
+            format!("SELECT rowid FROM {t} WHERE {PURGEABLE} AND received_at < ?1 LIMIT ?2");
         // A bulk change of the events in a selection (?2 namespace, ?3
         // received at or after, ?4 received before, ?5 error text, ?6 limit),
         // oldest arrival first.
         let matching = |which: &str, set: &str| {
             format!(
-                "UPDATE {t} SET status = 'pending', attempts = 0, due_at = ?1, updated_at = ?1, {set}
+                "UPDATE {t} SET status = 'pending', attempts = 0, due_at = ?1, updated_at = ?1, {set},
+                     ready = (lane IS NULL), lane_skipped = 0
                  WHERE rowid IN (SELECT rowid FROM {t}
                      WHERE {which} AND body IS NOT NULL
                        AND (?2 IS NULL OR namespace = ?2)
                        AND (?3 IS NULL OR received_at >= ?3)
                        AND (?4 IS NULL OR received_at < ?4)
                        AND (?5 IS NULL OR instr(last_error, ?5) > 0)
-                     ORDER BY received_at LIMIT ?6)"
+                     ORDER BY received_at LIMIT ?6)
+                 RETURNING namespace, lane"
             )
         };
         Self {
             insert: format!(
-                "INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers, received_at, updated_at, due_at, traceparent)
-                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?7, ?8) ON CONFLICT (namespace, event_id) DO NOTHING"
+                "INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers, received_at, updated_at, due_at, traceparent, lane, ready)
+                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?9 IS NULL) ON CONFLICT (namespace, event_id) DO NOTHING"
             ),
             body_hash: format!("SELECT body_hash FROM {t} WHERE namespace = ?1 AND event_id = ?2"),
             // The holder, whether its record is live at ?3 (a windowed record
@@ -692,14 +815,20 @@ impl Sql {
             expire: format!(
                 "UPDATE {t} SET status = 'dead', updated_at = ?1,
                      last_error = 'lease expired with the retry budget spent (attempt ' || attempts || ')'
-                 WHERE status = 'processing' AND due_at <= ?1 AND attempts >= ?2"
+                 WHERE status = 'processing' AND due_at <= ?1 AND attempts >= ?2
+                 RETURNING namespace, lane"
             ),
+            // Through `_ready_due`, in due order: only the claimable rows, no
+            // sort, and the LIMIT stops the scan (through `_due` the planner
+            // would read and sort every due pending row).
             claim: format!(
                 "UPDATE {t} SET status = 'processing', attempts = attempts + 1, fence = fence + 1,
                      due_at = ?1 + ?2, updated_at = ?1
-                 WHERE rowid IN (SELECT rowid FROM {t} WHERE status IN ('pending', 'processing') AND due_at <= ?1
+                 WHERE rowid IN (SELECT rowid FROM {t} INDEXED BY {t}_ready_due
+                                 WHERE status IN ('pending', 'processing') AND ready
+                                     AND due_at <= ?1
                                  ORDER BY due_at LIMIT ?3)
-                 RETURNING namespace, event_id, body, headers, received_at, attempts, fence, traceparent, replay_next"
+                 RETURNING namespace, event_id, body, headers, received_at, attempts, fence, traceparent, replay_next, lane"
             ),
             heartbeat: exit("due_at = ?1 + ?5"),
             complete: exit("status = 'succeeded'"),
@@ -707,14 +836,16 @@ impl Sql {
             kill: exit("status = 'dead', last_error = ?5"),
             give_back: exit("status = 'pending', due_at = ?1, attempts = max(attempts - 1, 0)"),
             requeue: format!(
-                "UPDATE {t} SET status = 'pending', attempts = 0, due_at = ?1, updated_at = ?1
-                 WHERE namespace = ?2 AND event_id = ?3 AND status = 'dead' AND body IS NOT NULL"
+                "UPDATE {t} SET status = 'pending', attempts = 0, due_at = ?1, updated_at = ?1,
+                     ready = (lane IS NULL), lane_skipped = 0
+                 WHERE namespace = ?2 AND event_id = ?3 AND status = 'dead' AND body IS NOT NULL
+                 RETURNING lane"
             ),
             get: format!(
-                "SELECT {RECORD_COLUMNS}, body FROM {t} WHERE namespace = ?1 AND event_id = ?2"
+                "SELECT {RECORD_COLUMNS}, body, {LANE_COLUMNS} FROM {t} WHERE namespace = ?1 AND event_id = ?2"
             ),
             list: format!(
-                "SELECT {RECORD_COLUMNS}, NULL FROM {t}
+                "SELECT {RECORD_COLUMNS}, NULL, {LANE_COLUMNS} FROM {t}
                  WHERE (?1 IS NULL OR status = ?1) AND received_at >= ?2 AND received_at <= ?5
                    AND (?4 IS NULL OR namespace = ?4)
                    AND (?6 IS NULL OR received_at < ?5 OR (namespace, event_id) > (?6, ?7))
@@ -739,7 +870,7 @@ impl Sql {
             // instead), ?3 limit.
             purge_payloads: format!(
                 "UPDATE {t} SET body = NULL WHERE rowid IN
-                     (SELECT rowid FROM {t} WHERE {FINISHED} AND received_at < ?1
+                     (SELECT rowid FROM {t} WHERE {PURGEABLE} AND received_at < ?1
                         AND received_at >= ?2 AND body IS NOT NULL LIMIT ?3)"
             ),
             end_attempt: format!(
@@ -770,8 +901,10 @@ impl Sql {
                      (SELECT namespace, event_id FROM {t} WHERE rowid IN ({chosen}))"
             ),
             replay: format!(
-                "UPDATE {t} SET status = 'pending', attempts = 0, due_at = ?1, updated_at = ?1, replay_next = 1
-                 WHERE namespace = ?2 AND event_id = ?3 AND {FINISHED} AND body IS NOT NULL"
+                "UPDATE {t} SET status = 'pending', attempts = 0, due_at = ?1, updated_at = ?1, replay_next = 1,
+                     ready = (lane IS NULL), lane_skipped = 0
+                 WHERE namespace = ?2 AND event_id = ?3 AND {FINISHED} AND body IS NOT NULL
+                 RETURNING lane"
             ),
             requeue_matching: matching("status = 'dead'", "replay_next = replay_next"),
             replay_matching: matching(FINISHED, "replay_next = 1"),
@@ -783,6 +916,25 @@ impl Sql {
                         (SELECT count(*) FROM {t} WHERE status = 'succeeded'),
                         (SELECT count(*) FROM {t} WHERE status = 'dead'),
                         (SELECT min(received_at) FROM {t} WHERE status = 'pending')"
+            ),
+            lane_head: format!(
+                "SELECT rowid, status FROM {t} WHERE namespace = ?1 AND lane = ?2 AND {LANE_BLOCKING}
+                 ORDER BY rowid LIMIT 1"
+            ),
+            lane_busy: format!(
+                "SELECT EXISTS (SELECT 1 FROM {t} WHERE namespace = ?1 AND lane = ?2 AND {LANE_ACTIVE}
+                                  AND status = 'processing')"
+            ),
+            lane_unready: format!(
+                "UPDATE {t} SET ready = 0 WHERE namespace = ?1 AND lane = ?2 AND {LANE_ACTIVE}
+                     AND status = 'pending' AND rowid IS NOT ?3"
+            ),
+            lane_ready: format!("UPDATE {t} SET ready = 1 WHERE rowid = ?1 AND NOT ready"),
+            skip: format!(
+                "UPDATE {t} SET lane_skipped = 1, updated_at = ?1
+                 WHERE namespace = ?2 AND event_id = ?3 AND status = 'dead' AND lane IS NOT NULL
+                   AND NOT lane_skipped
+                 RETURNING lane"
             ),
             table: t.to_owned(),
         }
@@ -812,6 +964,7 @@ fn to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
     let status: String = row.get(2)?;
     let status = EventStatus::parse(&status).ok_or_else(|| unreadable(2, "status"))?;
     let due_at: i64 = row.get(6)?;
+    let lane: Option<String> = row.get(10)?;
     Ok(EventRecord {
         key: EventKey::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
         status,
@@ -823,6 +976,11 @@ fn to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
         traceparent: row.get(8)?,
         body: row.get::<_, Option<Vec<u8>>>(9)?.map(Bytes::from),
         history: Vec::new(),
+        lane_state: lane
+            .as_ref()
+            .map(|_| Ok::<_, rusqlite::Error>(LaneState::of(status, row.get(11)?, row.get(12)?)))
+            .transpose()?,
+        lane,
     })
 }
 
@@ -902,20 +1060,25 @@ fn to_attempt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Attempt> {
 /// Binds a selection's conditions (from ?2) and runs a bulk change.
 fn change_matching(
     connection: &Connection,
+    sql: &Sql,
     statement: &str,
     selection: &Selection,
     now: i64,
 ) -> rusqlite::Result<u64> {
     let limit = selection.limit.min(MAX_BULK) as i64;
-    let changed = connection.prepare_cached(statement)?.execute(params![
-        now,
-        selection.namespace,
-        selection.received_after.map(millis),
-        selection.received_before.map(millis),
-        selection.error_contains,
-        limit
-    ])?;
-    Ok(changed as u64)
+    change_many(
+        connection,
+        sql,
+        statement,
+        params![
+            now,
+            selection.namespace,
+            selection.received_after.map(millis),
+            selection.received_before.map(millis),
+            selection.error_contains,
+            limit
+        ],
+    )
 }
 
 /// The most events one bulk call changes.
@@ -947,9 +1110,13 @@ impl InboxStore for SqliteInbox {
                 headers,
                 received_at,
                 now,
-                event.traceparent
+                event.traceparent,
+                event.lane
             ])?;
             if inserted == 1 {
+                if let Some(lane) = &event.lane {
+                    refresh(connection, sql, &key.namespace, lane)?;
+                }
                 return Ok(Inserted::New);
             }
             let recorded: Vec<u8> = connection
@@ -969,9 +1136,12 @@ impl InboxStore for SqliteInbox {
             connection
                 .prepare_cached(&sql.expire_attempts)?
                 .execute(params![now])?;
-            connection
-                .prepare_cached(&sql.expire)?
-                .execute(params![now, options.max_attempts])?;
+            change_many(
+                connection,
+                sql,
+                &sql.expire,
+                params![now, options.max_attempts],
+            )?;
             let mut claim = connection.prepare_cached(&sql.claim)?;
             let rows = claim.query_map(params![now, lease, limit], |row| {
                 Ok(ClaimedEvent {
@@ -986,6 +1156,7 @@ impl InboxStore for SqliteInbox {
                     fence: row.get::<_, i64>(6)? as u64,
                     traceparent: row.get(7)?,
                     replay: row.get(8)?,
+                    lane: row.get(9)?,
                 })
             })?;
             let claimed: Vec<ClaimedEvent> = rows.collect::<rusqlite::Result<_>>()?;
@@ -1021,14 +1192,15 @@ impl InboxStore for SqliteInbox {
     ) -> Result<bool, StoreError> {
         let (key, lease) = (key.clone(), duration_millis(lease));
         self.write(move |connection, sql, now| {
-            let changed = connection.prepare_cached(&sql.heartbeat)?.execute(params![
-                now,
-                key.namespace,
-                key.event_id,
-                fence as i64,
-                lease
-            ])?;
-            Ok(changed == 1)
+            // The statement returns the lane, which a heartbeat leaves alone.
+            let changed: Option<Option<String>> = connection
+                .prepare_cached(&sql.heartbeat)?
+                .query_row(
+                    params![now, key.namespace, key.event_id, fence as i64, lease],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(changed.is_some())
         })
         .await
     }
@@ -1036,13 +1208,14 @@ impl InboxStore for SqliteInbox {
     async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
         let key = key.clone();
         self.write(move |connection, sql, now| {
-            let changed = connection.prepare_cached(&sql.complete)?.execute(params![
-                now,
-                key.namespace,
-                key.event_id,
-                fence as i64
-            ])?;
-            if changed == 1 {
+            let changed = change_one(
+                connection,
+                sql,
+                &sql.complete,
+                params![now, key.namespace, key.event_id, fence as i64],
+                &key.namespace,
+            )?;
+            if changed {
                 end_attempt(
                     connection,
                     sql,
@@ -1053,7 +1226,7 @@ impl InboxStore for SqliteInbox {
                     None,
                 )?;
             }
-            Ok(changed == 1)
+            Ok(changed)
         })
         .await
     }
@@ -1067,15 +1240,14 @@ impl InboxStore for SqliteInbox {
     ) -> Result<bool, StoreError> {
         let (key, delay, error) = (key.clone(), duration_millis(delay), error.to_owned());
         self.write(move |connection, sql, now| {
-            let changed = connection.prepare_cached(&sql.retry)?.execute(params![
-                now,
-                key.namespace,
-                key.event_id,
-                fence as i64,
-                delay,
-                error
-            ])?;
-            if changed == 1 {
+            let changed = change_one(
+                connection,
+                sql,
+                &sql.retry,
+                params![now, key.namespace, key.event_id, fence as i64, delay, error],
+                &key.namespace,
+            )?;
+            if changed {
                 end_attempt(
                     connection,
                     sql,
@@ -1086,7 +1258,7 @@ impl InboxStore for SqliteInbox {
                     Some(&error),
                 )?;
             }
-            Ok(changed == 1)
+            Ok(changed)
         })
         .await
     }
@@ -1094,14 +1266,14 @@ impl InboxStore for SqliteInbox {
     async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
         let (key, error) = (key.clone(), error.to_owned());
         self.write(move |connection, sql, now| {
-            let changed = connection.prepare_cached(&sql.kill)?.execute(params![
-                now,
-                key.namespace,
-                key.event_id,
-                fence as i64,
-                error
-            ])?;
-            if changed == 1 {
+            let changed = change_one(
+                connection,
+                sql,
+                &sql.kill,
+                params![now, key.namespace, key.event_id, fence as i64, error],
+                &key.namespace,
+            )?;
+            if changed {
                 end_attempt(
                     connection,
                     sql,
@@ -1112,7 +1284,7 @@ impl InboxStore for SqliteInbox {
                     Some(&error),
                 )?;
             }
-            Ok(changed == 1)
+            Ok(changed)
         })
         .await
     }
@@ -1120,13 +1292,14 @@ impl InboxStore for SqliteInbox {
     async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
         let key = key.clone();
         self.write(move |connection, sql, now| {
-            let changed = connection.prepare_cached(&sql.give_back)?.execute(params![
-                now,
-                key.namespace,
-                key.event_id,
-                fence as i64
-            ])?;
-            if changed == 1 {
+            let changed = change_one(
+                connection,
+                sql,
+                &sql.give_back,
+                params![now, key.namespace, key.event_id, fence as i64],
+                &key.namespace,
+            )?;
+            if changed {
                 end_attempt(
                     connection,
                     sql,
@@ -1137,7 +1310,7 @@ impl InboxStore for SqliteInbox {
                     None,
                 )?;
             }
-            Ok(changed == 1)
+            Ok(changed)
         })
         .await
     }
@@ -1145,12 +1318,13 @@ impl InboxStore for SqliteInbox {
     async fn requeue(&self, key: &EventKey) -> Result<bool, StoreError> {
         let key = key.clone();
         self.write(move |connection, sql, now| {
-            let changed = connection.prepare_cached(&sql.requeue)?.execute(params![
-                now,
-                key.namespace,
-                key.event_id
-            ])?;
-            Ok(changed == 1)
+            change_one(
+                connection,
+                sql,
+                &sql.requeue,
+                params![now, key.namespace, key.event_id],
+                &key.namespace,
+            )
         })
         .await
     }
@@ -1276,12 +1450,13 @@ impl InboxStore for SqliteInbox {
     async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {
         let key = key.clone();
         self.write(move |connection, sql, now| {
-            let changed = connection.prepare_cached(&sql.replay)?.execute(params![
-                now,
-                key.namespace,
-                key.event_id
-            ])?;
-            Ok(changed == 1)
+            change_one(
+                connection,
+                sql,
+                &sql.replay,
+                params![now, key.namespace, key.event_id],
+                &key.namespace,
+            )
         })
         .await
     }
@@ -1289,7 +1464,7 @@ impl InboxStore for SqliteInbox {
     async fn requeue_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
         let selection = selection.clone();
         self.write(move |connection, sql, now| {
-            change_matching(connection, &sql.requeue_matching, &selection, now)
+            change_matching(connection, sql, &sql.requeue_matching, &selection, now)
         })
         .await
     }
@@ -1297,7 +1472,7 @@ impl InboxStore for SqliteInbox {
     async fn replay_matching(&self, selection: &Selection) -> Result<u64, StoreError> {
         let selection = selection.clone();
         self.write(move |connection, sql, now| {
-            change_matching(connection, &sql.replay_matching, &selection, now)
+            change_matching(connection, sql, &sql.replay_matching, &selection, now)
         })
         .await
     }
@@ -1319,6 +1494,24 @@ impl InboxStore for SqliteInbox {
                         oldest_pending: row.get::<_, Option<i64>>(4)?.map(time),
                     })
                 })
+        })
+        .await
+    }
+
+    fn supports_lanes(&self) -> bool {
+        true
+    }
+
+    async fn skip(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.write(move |connection, sql, now| {
+            change_one(
+                connection,
+                sql,
+                &sql.skip,
+                params![now, key.namespace, key.event_id],
+                &key.namespace,
+            )
         })
         .await
     }

@@ -99,6 +99,10 @@ pub struct NewEvent {
     /// The W3C `traceparent` the request carried, kept so the worker's span
     /// can follow the request's trace.
     pub traceparent: Option<String>,
+    /// The event's ordering key (see [Lanes](super#lanes)): `None` for an
+    /// unordered event. The accept path computes it with
+    /// [`Inbox::order_by`](super::Inbox::order_by); lanes are per namespace.
+    pub lane: Option<String>,
 }
 
 /// The outcome of [`InboxStore::insert`].
@@ -151,6 +155,8 @@ pub struct ClaimedEvent {
     /// Whether an operator asked for this run of a finished event
     /// ([`InboxStore::replay`]).
     pub replay: bool,
+    /// The event's lane, if it has one.
+    pub lane: Option<String>,
 }
 
 /// How one attempt ended.
@@ -348,6 +354,63 @@ pub struct EventRecord {
     /// Its most recent attempts (at most [`MAX_HISTORY`]), oldest first.
     /// [`InboxStore::get`] fills it; listings leave it empty.
     pub history: Vec<Attempt>,
+    /// Its lane (see [Lanes](super#lanes)), if it has one.
+    pub lane: Option<String>,
+    /// Where it stands in its lane (`None` without a lane).
+    pub lane_state: Option<LaneState>,
+}
+
+/// Where an event with a lane stands in it (see [Lanes](super#lanes)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LaneState {
+    /// The front of its lane: pending and claimable once due, or
+    /// processing.
+    Head,
+    /// Pending behind an earlier event of its lane that is pending,
+    /// processing, or dead and blocking.
+    Waiting,
+    /// Dead and holding its lane: the later events of the lane wait until
+    /// an operator requeues it ([`InboxStore::requeue`]) or skips it
+    /// ([`InboxStore::skip`]).
+    Blocking,
+    /// Dead, and skipped: its lane moved on without it.
+    Skipped,
+    /// Succeeded: out of its lane's way.
+    Done,
+}
+
+impl LaneState {
+    /// As shown: `head`, `waiting`, `blocking`, `skipped`, `done`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Head => "head",
+            Self::Waiting => "waiting",
+            Self::Blocking => "blocking",
+            Self::Skipped => "skipped",
+            Self::Done => "done",
+        }
+    }
+
+    /// The state of an event with a lane, from what the stores keep: its
+    /// status, whether it is its lane's claimable head (`ready`, for pending
+    /// events) and whether it was skipped (for dead events).
+    pub(crate) fn of(status: EventStatus, ready: bool, skipped: bool) -> Self {
+        match status {
+            EventStatus::Pending if ready => Self::Head,
+            EventStatus::Pending => Self::Waiting,
+            EventStatus::Processing => Self::Head,
+            EventStatus::Dead if skipped => Self::Skipped,
+            EventStatus::Dead => Self::Blocking,
+            EventStatus::Succeeded => Self::Done,
+        }
+    }
+}
+
+impl fmt::Display for LaneState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A query over the audit trail.
@@ -465,6 +528,13 @@ impl PurgeBatch {
 
 /// The durable record of events: the queue the workers take from and the
 /// audit trail.
+///
+/// **Lanes.** A store that [supports lanes](Self::supports_lanes) records
+/// [`NewEvent::lane`] and never lets [`claim`](Self::claim) take an event of
+/// a lane while an event of the same namespace and lane recorded earlier
+/// (insertion order) is pending or processing, or dead and not
+/// [skipped](Self::skip); nor while another event of the lane is
+/// processing. See [Lanes](super#lanes).
 ///
 /// Every exit from `processing` ([`complete`](Self::complete),
 /// [`retry`](Self::retry), [`kill`](Self::kill), [`give_back`](Self::give_back),
@@ -669,6 +739,29 @@ pub trait InboxStore: fmt::Debug + Send + Sync + 'static {
     /// counting (the default).
     async fn counts(&self) -> Result<StatusCounts, StoreError> {
         Err(unsupported("counts"))
+    }
+
+    /// Whether the store keeps [`NewEvent::lane`] and claims in lane order.
+    /// Default `false`: such a store treats every event as unordered, and an
+    /// [`Inbox`](super::Inbox) with [`order_by`](super::Inbox::order_by)
+    /// refuses to record events in it (500, misconfigured).
+    fn supports_lanes(&self) -> bool {
+        false
+    }
+
+    /// Releases the lane a `dead` event blocks: the event stays `dead`
+    /// (its [`LaneState`] becomes `Skipped`) and the next event of its lane
+    /// may run. Returns `false` if the event is not dead, has no lane, or
+    /// was already skipped. [`requeue`](Self::requeue) is the other way to
+    /// release a lane (the dead event runs first).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] if the backend fails, or if the store does not
+    /// support lanes (the default).
+    async fn skip(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let _ = key;
+        Err(unsupported("lanes"))
     }
 }
 

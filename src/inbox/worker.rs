@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::Shared;
+use super::lanes::DeadLetters;
 use super::store::{ClaimOptions, ClaimedEvent, EventKey, StoreError};
 use crate::backend::BoxError;
 
@@ -32,6 +33,8 @@ pub struct InboxEvent {
     pub traceparent: Option<String>,
     /// Whether an operator replayed this finished event on purpose.
     pub replay: bool,
+    /// The event's lane (see [Lanes](super#lanes)), if it has one.
+    pub lane: Option<String>,
 }
 
 impl InboxEvent {
@@ -154,6 +157,7 @@ pub(crate) struct Settings {
     handler_timeout: Duration,
     poll_interval: Duration,
     shutdown_grace: Duration,
+    dead_letters: DeadLetters,
 }
 
 impl Default for Settings {
@@ -167,6 +171,7 @@ impl Default for Settings {
             handler_timeout: Duration::from_secs(60),
             poll_interval: Duration::from_millis(500),
             shutdown_grace: Duration::from_secs(10),
+            dead_letters: DeadLetters::Block,
         }
     }
 }
@@ -253,6 +258,17 @@ impl Worker {
     /// interrupting them and giving their events back. Default 10 s.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.settings.shutdown_grace = grace;
+        self
+    }
+
+    /// What an event this worker kills does to its lane (see
+    /// [Lanes](super#lanes)). Default [`DeadLetters::Block`]: the lane waits
+    /// for an operator. With [`DeadLetters::Skip`] the worker
+    /// [skips](super::InboxStore::skip) it right after killing it (two
+    /// store calls: if the second fails, the lane stays blocked, which is
+    /// logged).
+    pub fn dead_letters(mut self, dead_letters: DeadLetters) -> Self {
+        self.settings.dead_letters = dead_letters;
         self
     }
 
@@ -396,6 +412,7 @@ async fn process(
     let key = claimed.key.clone();
     let fence = claimed.fence;
     let attempt = claimed.attempt;
+    let laned = claimed.lane.is_some();
     // `traceparent` carries the request's W3C trace context across the
     // acknowledgement: an OpenTelemetry layer can link this span to it.
     let span = tracing::info_span!(
@@ -405,7 +422,11 @@ async fn process(
         attempt,
         replay = claimed.replay,
         traceparent = tracing::field::Empty,
+        lane = tracing::field::Empty,
     );
+    if let Some(lane) = &claimed.lane {
+        span.record("lane", lane.as_str());
+    }
     if let Some(traceparent) = &claimed.traceparent {
         span.record("traceparent", traceparent.as_str());
     }
@@ -417,6 +438,7 @@ async fn process(
         received_at: claimed.received_at,
         traceparent: claimed.traceparent.clone(),
         replay: claimed.replay,
+        lane: claimed.lane,
     };
     let handler_span = span.clone();
     // Its own task, so a panic is caught (as a JoinError) and the handler
@@ -500,7 +522,16 @@ async fn process(
                 )
             };
             tracing::warn!(parent: &span, error = %reason, "event dead");
-            with_retries(|| store.kill(&key, fence, &reason)).await
+            let killed = with_retries(|| store.kill(&key, fence, &reason)).await;
+            if laned && settings.dead_letters == DeadLetters::Skip && matches!(killed, Ok(true)) {
+                match with_retries(|| store.skip(&key)).await {
+                    Ok(_) => tracing::info!(parent: &span, "dead event skipped; its lane moves on"),
+                    Err(error) => {
+                        tracing::error!(parent: &span, %error, "could not skip the dead event; its lane stays blocked until an operator skips or requeues it")
+                    }
+                }
+            }
+            killed
         }
         Outcome::Failed { error, .. } => {
             let delay = backoff(settings.backoff_base, settings.backoff_max, attempt);

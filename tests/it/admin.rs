@@ -34,6 +34,7 @@ fn event(namespace: &str, id: &str, received_at: SystemTime) -> NewEvent {
         received_at,
         signature: None,
         traceparent: None,
+        lane: None,
     }
 }
 

@@ -272,6 +272,7 @@ async fn requeue_a_dead_event_from_the_dashboard_in_chromium() {
             received_at: SystemTime::now(),
             signature: None,
             traceparent: None,
+            lane: None,
         })
         .await
         .unwrap();

@@ -51,7 +51,8 @@ fn drop_table(url: String, table: String) {
             tokio::spawn(connection);
             client
                 .batch_execute(&format!(
-                    "DROP TABLE IF EXISTS \"{table}\", \"{table}_signatures\", \"{table}_attempts\""
+                    "DROP TABLE IF EXISTS \"{table}\", \"{table}_signatures\", \"{table}_attempts\";
+                     DROP SEQUENCE IF EXISTS \"{table}_lane_seq\""
                 ))
                 .await
                 .map_err(std::io::Error::other)
@@ -178,6 +179,14 @@ impl InboxStore for TestInbox {
     async fn counts(&self) -> Result<StatusCounts, StoreError> {
         self.store.counts().await
     }
+
+    fn supports_lanes(&self) -> bool {
+        self.store.supports_lanes()
+    }
+
+    async fn skip(&self, key: &EventKey) -> Result<bool, StoreError> {
+        self.store.skip(key).await
+    }
 }
 
 tower_webhooks::inbox_store_conformance!(
@@ -196,6 +205,7 @@ fn event(id: &str, body: &[u8]) -> NewEvent {
         received_at: SystemTime::now(),
         signature: None,
         traceparent: None,
+        lane: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn event(id: &str) -> NewEvent {
         received_at: SystemTime::now(),
         signature: None,
         traceparent: None,
+        lane: None,
     }
 }
 

@@ -25,6 +25,7 @@ mod handshakes;
 mod hostile;
 mod idempotency_layer;
 mod inbox_accept;
+mod inbox_lanes;
 mod inbox_memory;
 mod inbox_postgres;
 mod inbox_sqlite;

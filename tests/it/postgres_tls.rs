@@ -117,6 +117,7 @@ async fn an_inbox_over_tls_records_events() {
         received_at: SystemTime::now(),
         signature: None,
         traceparent: None,
+        lane: None,
     };
     assert!(matches!(
         inbox.insert(event.clone()).await.unwrap(),

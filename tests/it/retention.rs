@@ -66,6 +66,7 @@ fn event(id: &str, age: Duration, signature: Option<(&str, Option<Duration>)>) -
             keep,
         }),
         traceparent: None,
+        lane: None,
     }
 }
 

@@ -22,6 +22,7 @@ pub(super) struct Job {
     headers: String,
     received_at: SystemTime,
     traceparent: Option<String>,
+    lane: Option<String>,
     /// The signature to admit with the event, and how long to keep its
     /// record (milliseconds; `None`: as long as the event).
     signature: Option<(Bytes, Option<i64>)>,
@@ -46,6 +47,7 @@ impl Job {
             body: event.body,
             received_at: event.received_at,
             traceparent: event.traceparent,
+            lane: event.lane,
             arrival: 0,
             reply,
         }
@@ -233,6 +235,7 @@ impl Backend {
         let mut traceparents: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
         let mut guards: Vec<Option<&[u8]>> = Vec::with_capacity(jobs.len());
         let mut order: Vec<i32> = Vec::with_capacity(jobs.len());
+        let mut lanes: Vec<Option<&str>> = Vec::with_capacity(jobs.len());
         // A key whose candidate has no signature is recorded with it (if new):
         // its later jobs need not be sent.
         let mut settled: Option<&EventKey> = None;
@@ -252,7 +255,19 @@ impl Backend {
             traceparents.push(job.traceparent.as_deref());
             guards.push(job.signature.as_ref().map(|(signature, _)| &signature[..]));
             order.push(i32::try_from(index).unwrap_or(i32::MAX));
+            lanes.push(job.lane.as_deref());
         }
+        // The lanes the batch inserts into: locked (in a fixed order) before
+        // the insert and refreshed after it, in its transaction.
+        let mut touched: Vec<(&str, &str)> = namespaces
+            .iter()
+            .zip(&lanes)
+            .filter_map(|(namespace, lane)| Some((*namespace, (*lane)?)))
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let lane_namespaces: Vec<&str> = touched.iter().map(|(namespace, _)| *namespace).collect();
+        let lane_names: Vec<&str> = touched.iter().map(|(_, lane)| *lane).collect();
         let mut sig_namespaces = Vec::with_capacity(plan.groups.len());
         let mut signatures = Vec::with_capacity(plan.groups.len());
         let mut sig_ids = Vec::with_capacity(plan.groups.len());
@@ -264,38 +279,56 @@ impl Backend {
             sig_ids.push(claimant.key.event_id.as_str());
             keeps.push(claimant.signature.as_ref().and_then(|(_, keep)| *keep));
         }
+        let params_admit: [&(dyn ToSql + Sync); 14] = [
+            &namespaces,
+            &ids,
+            &bodies,
+            &hashes,
+            &headers,
+            &received,
+            &sig_namespaces,
+            &signatures,
+            &sig_ids,
+            &keeps,
+            &guards,
+            &order,
+            &traceparents,
+            &lanes,
+        ];
+        let params_insert: [&(dyn ToSql + Sync); 8] = [
+            &namespaces,
+            &ids,
+            &bodies,
+            &hashes,
+            &headers,
+            &received,
+            &traceparents,
+            &lanes,
+        ];
+        let (params_insert, params_admit) = (&params_insert, &params_admit);
+        let (lane_namespaces, lane_names) = (&lane_namespaces, &lane_names);
+        let touched = &touched;
         let rows = self
-            .with_client(|client| async move {
-                let rows = if plan.groups.is_empty() {
-                    let statement = client.prepare_cached(&self.sql.insert).await?;
-                    let params: [&(dyn ToSql + Sync); 7] = [
-                        &namespaces,
-                        &ids,
-                        &bodies,
-                        &hashes,
-                        &headers,
-                        &received,
-                        &traceparents,
-                    ];
-                    client.query(&statement, &params).await?
+            .with_client(|mut client| async move {
+                let (statement, params): (&str, &[&(dyn ToSql + Sync)]) = if plan.groups.is_empty()
+                {
+                    (&self.sql.insert, params_insert)
                 } else {
-                    let statement = client.prepare_cached(&self.sql.admit).await?;
-                    let params: [&(dyn ToSql + Sync); 13] = [
-                        &namespaces,
-                        &ids,
-                        &bodies,
-                        &hashes,
-                        &headers,
-                        &received,
-                        &sig_namespaces,
-                        &signatures,
-                        &sig_ids,
-                        &keeps,
-                        &guards,
-                        &order,
-                        &traceparents,
-                    ];
-                    client.query(&statement, &params).await?
+                    (&self.sql.admit, params_admit)
+                };
+                let rows = if touched.is_empty() {
+                    let statement = client.prepare_cached(statement).await?;
+                    client.query(&statement, params).await?
+                } else {
+                    let tx = client.transaction().await?;
+                    let lock = tx.prepare_cached(&self.sql.lock_lanes).await?;
+                    tx.query(&lock, &[lane_namespaces, lane_names]).await?;
+                    let statement = tx.prepare_cached(statement).await?;
+                    let rows = tx.query(&statement, params).await?;
+                    let refresh = tx.prepare_cached(&self.sql.refresh).await?;
+                    tx.query(&refresh, &[lane_namespaces, lane_names]).await?;
+                    tx.commit().await?;
+                    rows
                 };
                 Ok((rows, client))
             })
@@ -527,6 +560,7 @@ mod tests {
                 keep: Some(Duration::from_secs(300)),
             }),
             traceparent: None,
+            lane: None,
         };
         let mut job = Job::new(event, oneshot::channel().0);
         job.arrival = arrival;

@@ -69,6 +69,21 @@ const PURGE_STEP: usize = 1_000;
 /// 'processing' AND fence = $fence`: a zombie whose lease was taken over
 /// changes nothing.
 ///
+/// **Lanes.** An event of a lane keeps its `lane`, its place in the order
+/// of recording (`seq`, from the sequence `<table>_lane_seq`), and `ready`:
+/// whether it is its lane's claimable head (always true without a lane).
+/// The claim's pick reads only `ready` rows through a partial index, so the
+/// events waiting in lanes cost it nothing. Everything that can change a
+/// lane's head runs in a transaction holding the lane's advisory lock
+/// (`pg_advisory_xact_lock`, keyed by table, namespace and lane) and then
+/// refreshes the lane's flags in a later statement, which sees every commit
+/// made under that lock: a batch of inserts locks its lanes (in a fixed
+/// order) first; an exit from `processing`, a requeue, a replay or a skip of
+/// a laned event locks its lane after its own change. Events without a lane
+/// keep their one-statement paths (`.. AND lane IS NULL`); one that misses
+/// (a stale fence, say) costs one more statement. A dead event that blocks
+/// its lane is kept by purges.
+///
 /// **Attempt history** lives in `<table>_attempts`, keyed by `(namespace,
 /// event_id, fence)`. The claim statement also ends the running attempt of
 /// every expired lease it kills or takes over (`expired`), starts one per
@@ -344,8 +359,9 @@ impl PostgresInbox {
         }
     }
 
-    /// Runs one bulk operation over `selection`; returns how many events
-    /// it changed.
+    /// Runs one bulk operation over `selection`, and refreshes the lanes of
+    /// the events it changed, in one transaction; returns how many events it
+    /// changed.
     async fn change_matching(
         &self,
         statement: &str,
@@ -364,10 +380,75 @@ impl PostgresInbox {
             &error,
             &limit,
         ];
+        let sql = &self.backend.sql;
         self.backend
-            .with_client(|client| async move {
-                let statement = client.prepare_cached(statement).await?;
-                let changed = client.execute(&statement, &params).await?;
+            .with_client(|mut client| async move {
+                let tx = client.transaction().await?;
+                let statement = tx.prepare_cached(statement).await?;
+                let rows = tx.query(&statement, &params).await?;
+                let changed = rows.len() as u64;
+                let mut lanes: Vec<(String, String)> = Vec::new();
+                for row in &rows {
+                    if let Some(lane) = row.try_get::<_, Option<String>>(1)? {
+                        lanes.push((row.try_get(0)?, lane));
+                    }
+                }
+                if !lanes.is_empty() {
+                    lanes.sort_unstable();
+                    lanes.dedup();
+                    let namespaces: Vec<&str> = lanes.iter().map(|(n, _)| n.as_str()).collect();
+                    let names: Vec<&str> = lanes.iter().map(|(_, l)| l.as_str()).collect();
+                    let lock = tx.prepare_cached(&sql.lock_lanes).await?;
+                    tx.query(&lock, &[&namespaces, &names]).await?;
+                    let refresh = tx.prepare_cached(&sql.refresh).await?;
+                    tx.query(&refresh, &[&namespaces, &names]).await?;
+                }
+                tx.commit().await?;
+                Ok((changed, client))
+            })
+            .await
+    }
+
+    /// Changes one event: with `unordered` (one statement) if it has no
+    /// lane; otherwise with `laned` in a transaction that holds its lane's
+    /// lock and refreshes the lane. Both statements take `params` and return
+    /// a row if they changed the event.
+    async fn change(
+        &self,
+        unordered: Option<&str>,
+        laned: &str,
+        key: &EventKey,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<bool, StoreError> {
+        let sql = &self.backend.sql;
+        self.backend
+            .with_client(|mut client| async move {
+                if let Some(unordered) = unordered {
+                    let statement = client.prepare_cached(unordered).await?;
+                    if !client.query(&statement, params).await?.is_empty() {
+                        return Ok((true, client));
+                    }
+                }
+                // No unordered event changed: it has a lane, or the change
+                // does not apply (a stale fence, another status).
+                let tx = client.transaction().await?;
+                let lock = tx.prepare_cached(&sql.lock_event_lane).await?;
+                let Some(row) = tx
+                    .query_opt(&lock, &[&key.namespace, &key.event_id])
+                    .await?
+                else {
+                    tx.rollback().await?;
+                    return Ok((false, client));
+                };
+                let lane: String = row.try_get(0)?;
+                let statement = tx.prepare_cached(laned).await?;
+                let changed = !tx.query(&statement, params).await?.is_empty();
+                if changed {
+                    let refresh = tx.prepare_cached(&sql.refresh).await?;
+                    let (namespaces, lanes) = (vec![key.namespace.as_str()], vec![lane.as_str()]);
+                    tx.query(&refresh, &[&namespaces, &lanes]).await?;
+                }
+                tx.commit().await?;
                 Ok((changed, client))
             })
             .await
@@ -376,7 +457,8 @@ impl PostgresInbox {
     /// Runs one fenced exit from `processing`.
     async fn exit(
         &self,
-        statement: &str,
+        unordered: &str,
+        laned: &str,
         key: &EventKey,
         fence: u64,
         extra: &[&(dyn ToSql + Sync)],
@@ -384,13 +466,7 @@ impl PostgresInbox {
         let fence = fence_param(fence);
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&key.namespace, &key.event_id, &fence];
         params.extend_from_slice(extra);
-        self.backend
-            .with_client(|client| async move {
-                let statement = client.prepare_cached(statement).await?;
-                let changed = client.query(&statement, &params).await?;
-                Ok((changed.len() == 1, client))
-            })
-            .await
+        self.change(Some(unordered), laned, key, &params).await
     }
 }
 
@@ -488,12 +564,24 @@ impl InboxStore for PostgresInbox {
         lease: Duration,
     ) -> Result<bool, StoreError> {
         let lease = millis(lease);
-        self.exit(&self.backend.sql.heartbeat, key, fence, &[&lease])
+        let fence = fence_param(fence);
+        let sql = &self.backend.sql;
+        // A heartbeat leaves the lane as it is: one statement for every event.
+        self.backend
+            .with_client(|client| async move {
+                let statement = client.prepare_cached(&sql.heartbeat).await?;
+                let changed = client
+                    .query(&statement, &[&key.namespace, &key.event_id, &fence, &lease])
+                    .await?;
+                Ok((changed.len() == 1, client))
+            })
             .await
     }
 
     async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
-        self.exit(&self.backend.sql.complete, key, fence, &[]).await
+        let sql = &self.backend.sql;
+        self.exit(&sql.complete_unordered, &sql.complete, key, fence, &[])
+            .await
     }
 
     async fn retry(
@@ -504,30 +592,33 @@ impl InboxStore for PostgresInbox {
         error: &str,
     ) -> Result<bool, StoreError> {
         let delay = millis(delay);
-        self.exit(&self.backend.sql.retry, key, fence, &[&delay, &error])
-            .await
+        let sql = &self.backend.sql;
+        self.exit(
+            &sql.retry_unordered,
+            &sql.retry,
+            key,
+            fence,
+            &[&delay, &error],
+        )
+        .await
     }
 
     async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
-        self.exit(&self.backend.sql.kill, key, fence, &[&error])
+        let sql = &self.backend.sql;
+        self.exit(&sql.kill_unordered, &sql.kill, key, fence, &[&error])
             .await
     }
 
     async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
-        self.exit(&self.backend.sql.give_back, key, fence, &[])
+        let sql = &self.backend.sql;
+        self.exit(&sql.give_back_unordered, &sql.give_back, key, fence, &[])
             .await
     }
 
     async fn requeue(&self, key: &EventKey) -> Result<bool, StoreError> {
         let sql = &self.backend.sql;
-        self.backend
-            .with_client(|client| async move {
-                let statement = client.prepare_cached(&sql.requeue).await?;
-                let changed = client
-                    .execute(&statement, &[&key.namespace, &key.event_id])
-                    .await?;
-                Ok((changed == 1, client))
-            })
+        let params: [&(dyn ToSql + Sync); 2] = [&key.namespace, &key.event_id];
+        self.change(Some(&sql.requeue_unordered), &sql.requeue, key, &params)
             .await
     }
 
@@ -673,14 +764,8 @@ impl InboxStore for PostgresInbox {
 
     async fn replay(&self, key: &EventKey) -> Result<bool, StoreError> {
         let sql = &self.backend.sql;
-        self.backend
-            .with_client(|client| async move {
-                let statement = client.prepare_cached(&sql.replay).await?;
-                let changed = client
-                    .execute(&statement, &[&key.namespace, &key.event_id])
-                    .await?;
-                Ok((changed == 1, client))
-            })
+        let params: [&(dyn ToSql + Sync); 2] = [&key.namespace, &key.event_id];
+        self.change(Some(&sql.replay_unordered), &sql.replay, key, &params)
             .await
     }
 
@@ -717,6 +802,16 @@ impl InboxStore for PostgresInbox {
             dead: count(3)?,
             oldest_pending: row.try_get(4).map_err(unreadable)?,
         })
+    }
+
+    fn supports_lanes(&self) -> bool {
+        true
+    }
+
+    async fn skip(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let sql = &self.backend.sql;
+        let params: [&(dyn ToSql + Sync); 2] = [&key.namespace, &key.event_id];
+        self.change(None, &sql.skip, key, &params).await
     }
 }
 

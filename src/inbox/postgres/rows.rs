@@ -10,15 +10,16 @@ use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
 
 use crate::inbox::store::{
-    Attempt, AttemptOutcome, ClaimedEvent, EventKey, EventRecord, EventStatus, StoreError,
+    Attempt, AttemptOutcome, ClaimedEvent, EventKey, EventRecord, EventStatus, LaneState,
+    StoreError,
 };
 
 /// The columns [`record`] reads, in its order.
 pub(super) const RECORD_COLUMNS: &str = "namespace, event_id, status, attempts, received_at, \
-     updated_at, due_at, last_error, body, traceparent";
+     updated_at, due_at, last_error, body, traceparent, lane, ready, lane_skipped";
 
 /// How many columns [`RECORD_COLUMNS`] has.
-const RECORD_WIDTH: usize = 10;
+const RECORD_WIDTH: usize = 13;
 
 /// The columns [`attempt`] reads after the record's, in its order (`a` is
 /// the attempts table's alias).
@@ -28,7 +29,7 @@ pub(super) const ATTEMPT_COLUMNS: &str =
 /// The columns [`claimed`] reads, in its order (`t` is the table's alias,
 /// `p` the picked row's, which holds the replay flag before the claim).
 pub(super) const CLAIMED_COLUMNS: &str = "t.namespace, t.event_id, t.body, t.headers::text AS headers, \
-     t.received_at, t.attempts, t.fence, t.traceparent, p.replay_next AS replay";
+     t.received_at, t.attempts, t.fence, t.traceparent, p.replay_next AS replay, t.lane";
 
 /// An audit record from a row of [`RECORD_COLUMNS`].
 pub(super) fn record(row: &Row, table: &str) -> Result<EventRecord, StoreError> {
@@ -49,6 +50,15 @@ pub(super) fn record(row: &Row, table: &str) -> Result<EventRecord, StoreError> 
         body: read.get::<Option<Vec<u8>>>(8, "body")?.map(Bytes::from),
         traceparent: read.get(9, "traceparent")?,
         history: Vec::new(),
+        lane_state: match read.get::<Option<&str>>(10, "lane")? {
+            Some(_) => Some(LaneState::of(
+                status,
+                read.get(11, "ready")?,
+                read.get(12, "lane_skipped")?,
+            )),
+            None => None,
+        },
+        lane: read.get(10, "lane")?,
         key,
     })
 }
@@ -72,6 +82,7 @@ pub(super) fn claimed(row: &Row, table: &str) -> Result<ClaimedEvent, StoreError
         fence: read.get::<i64>(6, "fence")?.unsigned_abs(),
         traceparent: read.get(7, "traceparent")?,
         replay: read.get(8, "replay_next")?,
+        lane: read.get(9, "lane")?,
     })
 }
 

@@ -36,9 +36,42 @@ pub(super) struct Sql {
     /// Bulk replay of finished events in a selection.
     pub(super) replay_matching: String,
     pub(super) counts: String,
+    /// The fast exits and single-event changes, for unordered events only
+    /// (`AND lane IS NULL`): one statement, as before lanes.
+    pub(super) complete_unordered: String,
+    pub(super) retry_unordered: String,
+    pub(super) kill_unordered: String,
+    pub(super) give_back_unordered: String,
+    pub(super) requeue_unordered: String,
+    pub(super) replay_unordered: String,
+    /// Takes the advisory lock of an event's lane and returns the lane
+    /// (no row for an event without a lane).
+    pub(super) lock_event_lane: String,
+    /// Takes the advisory locks of some lanes ($1 namespaces, $2 lanes), in
+    /// a fixed order.
+    pub(super) lock_lanes: String,
+    /// Brings the `ready` flags of some lanes ($1 namespaces, $2 lanes) up
+    /// to date.
+    pub(super) refresh: String,
+    pub(super) skip: String,
 }
 
 const NOW: &str = "statement_timestamp()";
+
+/// The exits and changes of an event of a lane (run with its lane locked).
+const LANED: &str = "AND lane IS NOT NULL";
+/// The fast ones, of an unordered event.
+const UNORDERED: &str = "AND lane IS NULL";
+/// The events that hold their lane (the `lane_order` index's predicate).
+const LANE_BLOCKING: &str = "lane IS NOT NULL AND (status IN ('pending', 'processing') OR (status = 'dead' AND NOT lane_skipped))";
+const LANE_BLOCKING_E: &str = "e.lane IS NOT NULL AND (e.status IN ('pending', 'processing') OR (e.status = 'dead' AND NOT e.lane_skipped))";
+/// A lane's claimable head and the event it runs (`lane_active`).
+const LANE_ACTIVE: &str = "lane IS NOT NULL AND ready AND status IN ('pending', 'processing')";
+const LANE_ACTIVE_E: &str =
+    "e.lane IS NOT NULL AND e.ready AND e.status IN ('pending', 'processing')";
+/// Not a dead event blocking its lane: purges keep those (and their
+/// payload, for a requeue) until an operator requeues or skips them.
+const KEPT: &str = "NOT (lane IS NOT NULL AND status = 'dead' AND NOT lane_skipped)";
 
 impl Sql {
     pub(super) fn new(table: &str) -> Result<Self, StoreError> {
@@ -50,15 +83,27 @@ impl Sql {
         // Attempt history: at most 57 bytes.
         let a = parsed.qualify(&format!("{name}_attempts"));
         let index = |suffix: &str| format!("\"{name}_{suffix}\"");
-        // `due` serves the claim's pick; `leases` its scan for expired leases,
-        // which through `due` would walk every pending row before reaching
-        // them (a claim took 364 ms with 266,000 pending events).
-        let (due, leases, status, received) = (
-            index("due"),
-            index("leases"),
-            index("status"),
-            index("received"),
+        // `ready_due` serves the claim's pick: only the claimable rows (every
+        // unordered pending event, each lane's head) and the processing ones;
+        // it replaces `due`, which held every pending row. `leases` serves the
+        // claim's scan for expired leases, which through the pick's index
+        // would walk every pending row before reaching them (a claim took
+        // 364 ms with 266,000 pending events). `lane_order` finds a lane's
+        // head, `lane_active` whether it runs an event.
+        let (ready_due, lane_order, lane_active) = (
+            index("ready_due"),
+            index("lane_order"),
+            index("lane_active"),
         );
+        // Each laned event's place in the order of recording.
+        let lane_seq = parsed.qualify(&format!("{name}_lane_seq"));
+        // The key of a lane's advisory lock (the table's name keeps two
+        // inboxes of one database apart; a collision only serializes).
+        let lane_lock = |namespace: &str, lane: &str| {
+            format!("hashtextextended('{table}:' || {namespace} || ':' || {lane}, 0)")
+        };
+        let schema_due = parsed.qualify(&format!("{name}_due"));
+        let (leases, status, received) = (index("leases"), index("status"), index("received"));
         // `sig_expiry` serves the purge of records that outlived their
         // window; `sig_event` its deletion of the records that live as long
         // as their event.
@@ -73,12 +118,12 @@ impl Sql {
                  RETURNING 1"
             )
         };
-        let exit = |set: &str, outcome: &str, error: &str| {
+        let exit = |set: &str, outcome: &str, error: &str, lanes: &str| {
             format!(
                 "WITH event AS (
                      UPDATE {t} SET {set}, updated_at = {NOW}
                      WHERE namespace = $1 AND event_id = $2 AND status = 'processing'
-                       AND fence = $3
+                       AND fence = $3 {lanes}
                      RETURNING namespace, event_id, fence
                  ), ended AS (
                      UPDATE {a} AS a SET ended_at = {NOW}, outcome = '{outcome}', error = {error}
@@ -94,6 +139,7 @@ impl Sql {
         // error; each NULL when not given), oldest arrival first, at most $5,
         // locked (in that order) and changed by one statement.
         let matching = |statuses: &str, set: &str| {
+            let set = format!("{set}, ready = (t.lane IS NULL), lane_skipped = false");
             format!(
                 "WITH chosen AS (
                      SELECT namespace, event_id FROM {t}
@@ -109,12 +155,29 @@ impl Sql {
                  UPDATE {t} AS t SET {set}
                  FROM chosen AS c
                  WHERE t.namespace = c.namespace AND t.event_id = c.event_id
-                   AND t.status IN ({statuses}) AND t.body IS NOT NULL"
+                   AND t.status IN ({statuses}) AND t.body IS NOT NULL
+                 RETURNING t.namespace, t.lane"
             )
         };
         let requeued =
             format!("status = 'pending', attempts = 0, due_at = {NOW}, updated_at = {NOW}");
         let replayed = format!("{requeued}, replay_next = true");
+        // A requeued or replayed event of a lane waits for the lane's refresh.
+        let requeue = format!(
+            "UPDATE {t} SET {requeued}, ready = (lane IS NULL), lane_skipped = false
+             WHERE namespace = $1 AND event_id = $2 AND status = 'dead' AND body IS NOT NULL"
+        );
+        let replay = format!(
+            "UPDATE {t} SET {replayed}, ready = (lane IS NULL), lane_skipped = false
+             WHERE namespace = $1 AND event_id = $2 AND status IN ('succeeded', 'dead')
+               AND body IS NOT NULL"
+        );
+        let retry = format!(
+            "status = 'pending', due_at = {NOW} + $4::bigint * interval '1 millisecond',
+             last_error = $5"
+        );
+        let give_back =
+            format!("status = 'pending', due_at = {NOW}, attempts = greatest(attempts - 1, 0)");
         Ok(Self {
             table: table.to_owned(),
             migrate: format!(
@@ -134,8 +197,6 @@ impl Sql {
                      last_error  text,
                      PRIMARY KEY (namespace, event_id)
                  );
-                 CREATE INDEX IF NOT EXISTS {due} ON {t} (due_at)
-                     WHERE status IN ('pending', 'processing');
                  CREATE INDEX IF NOT EXISTS {leases} ON {t} (due_at)
                      WHERE status = 'processing';
                  CREATE INDEX IF NOT EXISTS {status} ON {t} (status, received_at);
@@ -167,7 +228,20 @@ impl Sql {
                      error      text,
                      replay     boolean     NOT NULL DEFAULT false,
                      PRIMARY KEY (namespace, event_id, fence)
-                 );"
+                 );
+                 ALTER TABLE {t}
+                     ADD COLUMN IF NOT EXISTS lane text,
+                     ADD COLUMN IF NOT EXISTS seq bigint,
+                     ADD COLUMN IF NOT EXISTS ready boolean NOT NULL DEFAULT true,
+                     ADD COLUMN IF NOT EXISTS lane_skipped boolean NOT NULL DEFAULT false;
+                 CREATE SEQUENCE IF NOT EXISTS {lane_seq};
+                 DROP INDEX IF EXISTS {schema_due};
+                 CREATE INDEX IF NOT EXISTS {ready_due} ON {t} (due_at)
+                     WHERE status IN ('pending', 'processing') AND ready;
+                 CREATE INDEX IF NOT EXISTS {lane_order} ON {t} (namespace, lane, seq)
+                     WHERE {LANE_BLOCKING};
+                 CREATE INDEX IF NOT EXISTS {lane_active} ON {t} (namespace, lane)
+                     WHERE {LANE_ACTIVE};"
             ),
             // One statement, so one atomic commit for the batch. `sig` admits
             // one signature per (namespace, signature) of the batch, in that
@@ -193,12 +267,16 @@ impl Sql {
                      RETURNING namespace, signature, event_id
                  ), event AS (
                      INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers,
-                                      received_at, updated_at, due_at, traceparent)
+                                      received_at, updated_at, due_at, traceparent, lane, seq,
+                                      ready)
                      SELECT DISTINCT ON (u.n COLLATE \"C\", u.e COLLATE \"C\")
-                            u.n, u.e, 'pending', u.b, u.h, u.hd::jsonb, u.r, {NOW}, {NOW}, u.tp
+                            u.n, u.e, 'pending', u.b, u.h, u.hd::jsonb, u.r, {NOW}, {NOW}, u.tp,
+                            u.l, CASE WHEN u.l IS NULL THEN NULL ELSE nextval('{lane_seq}') END,
+                            u.l IS NULL
                      FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[],
-                                 $6::timestamptz[], $11::bytea[], $12::integer[], $13::text[])
-                         AS u(n, e, b, h, hd, r, g, o, tp)
+                                 $6::timestamptz[], $11::bytea[], $12::integer[], $13::text[],
+                                 $14::text[])
+                         AS u(n, e, b, h, hd, r, g, o, tp, l)
                      LEFT JOIN sig ON sig.namespace = u.n AND sig.signature = u.g
                                   AND sig.event_id = u.e
                      WHERE u.g IS NULL OR sig.signature IS NOT NULL
@@ -218,10 +296,12 @@ impl Sql {
             // plain as it can be (`admit` costs more to run even without one).
             insert: format!(
                 "INSERT INTO {t} (namespace, event_id, status, body, body_hash, headers,
-                                  received_at, updated_at, due_at, traceparent)
-                 SELECT n, e, 'pending', b, h, hd::jsonb, r, {NOW}, {NOW}, tp
+                                  received_at, updated_at, due_at, traceparent, lane, seq, ready)
+                 SELECT n, e, 'pending', b, h, hd::jsonb, r, {NOW}, {NOW}, tp,
+                        l, CASE WHEN l IS NULL THEN NULL ELSE nextval('{lane_seq}') END, l IS NULL
                  FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::text[],
-                             $6::timestamptz[], $7::text[]) AS u(n, e, b, h, hd, r, tp)
+                             $6::timestamptz[], $7::text[], $8::text[])
+                     AS u(n, e, b, h, hd, r, tp, l)
                  ON CONFLICT (namespace, event_id) DO NOTHING
                  RETURNING true, namespace, event_id"
             ),
@@ -249,7 +329,7 @@ impl Sql {
                      WHERE t.namespace = e.namespace AND t.event_id = e.event_id
                  ), picked AS MATERIALIZED (
                      SELECT namespace, event_id, status, fence, replay_next FROM {t}
-                     WHERE status IN ('pending', 'processing') AND due_at <= {NOW}
+                     WHERE status IN ('pending', 'processing') AND ready AND due_at <= {NOW}
                        AND (status = 'pending' OR attempts < $2)
                      ORDER BY due_at
                      LIMIT $3
@@ -282,26 +362,64 @@ impl Sql {
             heartbeat: heartbeat(&format!(
                 "due_at = {NOW} + $4::bigint * interval '1 millisecond'"
             )),
-            complete: exit("status = 'succeeded'", "succeeded", "NULL"),
-            retry: exit(
-                &format!(
-                    "status = 'pending', due_at = {NOW} + $4::bigint * interval '1 millisecond',
-                     last_error = $5"
-                ),
-                "failed",
-                "$5",
+            complete: exit("status = 'succeeded'", "succeeded", "NULL", LANED),
+            retry: exit(&retry, "failed", "$5", LANED),
+            kill: exit("status = 'dead', last_error = $4", "dead", "$4", LANED),
+            give_back: exit(&give_back, "given_back", "NULL", LANED),
+            requeue: format!("{requeue} {LANED} RETURNING 1"),
+            complete_unordered: exit("status = 'succeeded'", "succeeded", "NULL", UNORDERED),
+            retry_unordered: exit(&retry, "failed", "$5", UNORDERED),
+            kill_unordered: exit("status = 'dead', last_error = $4", "dead", "$4", UNORDERED),
+            give_back_unordered: exit(&give_back, "given_back", "NULL", UNORDERED),
+            requeue_unordered: format!("{requeue} {UNORDERED} RETURNING 1"),
+            replay_unordered: format!("{replay} {UNORDERED} RETURNING 1"),
+            lock_event_lane: format!(
+                "SELECT lane, pg_advisory_xact_lock({lock}) IS NULL FROM {t}
+                 WHERE namespace = $1 AND event_id = $2 AND lane IS NOT NULL",
+                lock = lane_lock("namespace", "lane")
             ),
-            kill: exit("status = 'dead', last_error = $4", "dead", "$4"),
-            give_back: exit(
-                &format!(
-                    "status = 'pending', due_at = {NOW}, attempts = greatest(attempts - 1, 0)"
-                ),
-                "given_back",
-                "NULL",
+            lock_lanes: format!(
+                "SELECT count(pg_advisory_xact_lock(k)) FROM (
+                     SELECT DISTINCT {lock} AS k FROM unnest($1::text[], $2::text[]) AS u(n, l)
+                     ORDER BY k
+                 ) AS keys",
+                lock = lane_lock("u.n", "u.l")
             ),
-            requeue: format!(
-                "UPDATE {t} SET status = 'pending', attempts = 0, due_at = {NOW}, updated_at = {NOW}
-                 WHERE namespace = $1 AND event_id = $2 AND status = 'dead' AND body IS NOT NULL"
+            // The head of each lane is its earliest event that holds it
+            // (`lane_order`); it is claimable if it is pending and nothing
+            // of the lane is processing (`lane_active`). `unready` clears
+            // any other claimable event of the lane, `readied` sets the
+            // head's flag; they touch distinct rows.
+            refresh: format!(
+                "WITH lanes AS (
+                     SELECT DISTINCT n, l FROM unnest($1::text[], $2::text[]) AS u(n, l)
+                 ), head AS (
+                     SELECT lanes.n, lanes.l,
+                         (SELECT e.seq FROM {t} AS e
+                          WHERE e.namespace = lanes.n AND e.lane = lanes.l AND {LANE_BLOCKING_E}
+                          ORDER BY e.seq LIMIT 1) AS seq,
+                         EXISTS (SELECT 1 FROM {t} AS e
+                                 WHERE e.namespace = lanes.n AND e.lane = lanes.l
+                                   AND {LANE_ACTIVE_E} AND e.status = 'processing') AS busy
+                     FROM lanes
+                 ), unready AS (
+                     UPDATE {t} AS e SET ready = false FROM head AS h
+                     WHERE e.namespace = h.n AND e.lane = h.l AND {LANE_ACTIVE_E}
+                       AND e.status = 'pending' AND (h.busy OR e.seq IS DISTINCT FROM h.seq)
+                     RETURNING 1
+                 ), readied AS (
+                     UPDATE {t} AS e SET ready = true FROM head AS h
+                     WHERE e.namespace = h.n AND e.lane = h.l AND e.seq = h.seq AND {LANE_BLOCKING_E}
+                       AND e.status = 'pending' AND NOT e.ready AND NOT h.busy
+                     RETURNING 1
+                 )
+                 SELECT (SELECT count(*) FROM unready) + (SELECT count(*) FROM readied)"
+            ),
+            skip: format!(
+                "UPDATE {t} SET lane_skipped = true, updated_at = {NOW}
+                 WHERE namespace = $1 AND event_id = $2 AND status = 'dead' AND lane IS NOT NULL
+                   AND NOT lane_skipped
+                 RETURNING 1"
             ),
             // The record and its attempts (one row each, oldest first; one row
             // of NULLs without any), read in one statement.
@@ -325,24 +443,24 @@ impl Sql {
             purge: format!(
                 "WITH chosen AS (
                      SELECT namespace, event_id FROM {t}
-                     WHERE status IN ('succeeded', 'dead') AND received_at < $1
+                     WHERE status IN ('succeeded', 'dead') AND received_at < $1 AND {KEPT}
                      LIMIT $3
                      FOR UPDATE SKIP LOCKED
                  ), deleted AS (
                      DELETE FROM {t} AS t USING chosen AS c
                      WHERE t.namespace = c.namespace AND t.event_id = c.event_id
-                       AND t.status IN ('succeeded', 'dead')
+                       AND t.status IN ('succeeded', 'dead') AND {KEPT}
                      RETURNING t.namespace, t.event_id
                  ), stripped AS (
                      SELECT namespace, event_id FROM {t}
                      WHERE status IN ('succeeded', 'dead') AND received_at < $2
-                       AND received_at >= $1 AND body IS NOT NULL
+                       AND received_at >= $1 AND body IS NOT NULL AND {KEPT}
                      LIMIT $3
                      FOR UPDATE SKIP LOCKED
                  ), dropped AS (
                      UPDATE {t} AS t SET body = NULL FROM stripped AS p
                      WHERE t.namespace = p.namespace AND t.event_id = p.event_id
-                       AND t.status IN ('succeeded', 'dead')
+                       AND t.status IN ('succeeded', 'dead') AND {KEPT}
                      RETURNING 1
                  ), history AS (
                      DELETE FROM {a} AS a USING deleted AS d
@@ -362,11 +480,7 @@ impl Sql {
                  SELECT (SELECT count(*) FROM deleted), (SELECT count(*) FROM dropped),
                         (SELECT count(*) FROM expired)"
             ),
-            replay: format!(
-                "UPDATE {t} SET {replayed}
-                 WHERE namespace = $1 AND event_id = $2 AND status IN ('succeeded', 'dead')
-                   AND body IS NOT NULL"
-            ),
+            replay: format!("{replay} {LANED} RETURNING 1"),
             requeue_matching: matching("'dead'", &requeued),
             replay_matching: matching("'succeeded', 'dead'", &replayed),
             // Each count and the oldest arrival are read from the
@@ -427,7 +541,12 @@ mod tests {
                 "{statement}"
             );
         }
-        assert!(sql.migrate.contains("\"Inbox_due\""));
+        assert!(
+            sql.migrate
+                .contains("DROP INDEX IF EXISTS \"app\".\"Inbox_due\"")
+        );
+        assert!(sql.migrate.contains("\"Inbox_ready_due\""));
+        assert!(sql.migrate.contains("\"app\".\"Inbox_lane_seq\""));
         assert!(sql.migrate.contains("\"Inbox_sig_expiry\""));
     }
 }
