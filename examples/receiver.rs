@@ -125,6 +125,7 @@
 //! | `REDIS_URL` | Redis, for `IDEMPOTENCY_STORE=redis` | `redis://127.0.0.1:6379/` |
 //! | `DATABASE_URL` | PostgreSQL, for `postgres` | `postgres://postgres@127.0.0.1:5432/test` |
 //! | `HANDLER_DELAY_MS` | how long each handler run takes | `0` |
+//! | `ORDER_BY` | inbox mode: ordered lanes. A JSON pointer into the verified body (`/data/object/id` for Stripe, `/repository/id` for GitHub) or `header:NAME`; events with the same value are handled one at a time in the order they were recorded, and a dead event holds its lane until it is requeued (see `tower_webhooks::inbox`, "Lanes"); events without the value are unordered | unset (no lanes) |
 //! | `HANDLER_FAIL_PCT` | inbox mode: the percentage of handler runs that fail with a retryable error, chosen by a hash of (event id, attempt), so a failed event succeeds on a later attempt (soak tests) | `0` |
 //! | `FORWARD_TO` | inbox mode: relay every event to `jetstream`, `rabbitmq` or `redis-stream` instead of handling it here (see above) | unset (handled here) |
 //! | `NATS_URL` | NATS, for `FORWARD_TO=jetstream` | `nats://127.0.0.1:4222` |
@@ -173,7 +174,7 @@ use tower_webhooks::idempotency::{
     IdempotencyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore,
 };
 use tower_webhooks::inbox::{
-    HandlerError, Inbox, InboxEvent, InboxStore, MemoryInbox, PostgresInbox, SqliteInbox,
+    HandlerError, Inbox, InboxEvent, InboxStore, MemoryInbox, OrderBy, PostgresInbox, SqliteInbox,
     WorkerHandle,
 };
 use tower_webhooks::layer::IdempotencyLayer;
@@ -304,6 +305,13 @@ async fn start_worker(
 }
 
 async fn open_inbox() -> Result<Inbox, BoxError> {
+    // Refused before the store is opened.
+    let order_by = match std::env::var("ORDER_BY") {
+        Ok(spec) => Some(OrderBy::parse(&spec).map_err(|error| {
+            format!("ORDER_BY={spec}: {error} (expected a JSON pointer such as /data/object/id, or header:NAME)")
+        })?),
+        Err(_) => None,
+    };
     let store: Arc<dyn InboxStore> = match env_or("INBOX_STORE", "sqlite").as_str() {
         "sqlite" => Arc::new(
             SqliteInbox::builder(env_or("WEBHOOK_DB", "webhooks.db"))
@@ -324,7 +332,11 @@ async fn open_inbox() -> Result<Inbox, BoxError> {
             return Err(format!("INBOX_STORE={other}: expected sqlite, postgres or memory").into());
         }
     };
-    Ok(Inbox::from_shared(store))
+    let inbox = Inbox::from_shared(store);
+    Ok(match order_by {
+        Some(order_by) => inbox.order_by(order_by),
+        None => inbox,
+    })
 }
 
 fn inbox_app(routes: Vec<Route>, inbox: &Inbox) -> Router {

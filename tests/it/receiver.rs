@@ -48,6 +48,9 @@ const VARIABLES: &[&str] = &[
     "PAYPAL_WEBHOOK_ID",
     "PUBSUB_AUDIENCE",
     "PUBSUB_SERVICE_ACCOUNT",
+    "ORDER_BY",
+    "FORWARD_TO",
+    "FORWARD_SUBJECT",
 ];
 
 /// [`VARIABLES`], each registry entry's variable and its handshake's.
@@ -623,6 +626,8 @@ fn half_configured_fetched_senders_are_refused() {
             .env("SNS_CONFIRM_SUBSCRIPTIONS", "yes"),
     );
     assert!(stderr.contains("SNS_CONFIRM_SUBSCRIPTIONS=yes"), "{stderr}");
+    let stderr = refused(&setup, setup.command().env("ORDER_BY", "data.object.id"));
+    assert!(stderr.contains("ORDER_BY=data.object.id"), "{stderr}");
     let stderr = refused(&setup, setup.command().env("SNS_TOPIC_ARNS", "not-an-arn"));
     assert!(stderr.contains("SNS_TOPIC_ARNS is invalid"), "{stderr}");
 }
