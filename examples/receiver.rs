@@ -149,6 +149,11 @@
 //! or the broker's URL is invalid, or `FORWARD_TO` is set in inline mode. A
 //! broker that is down at start is only logged: the events wait in the inbox.
 //!
+//! Retention runs by itself: in inbox mode a purger deletes finished events
+//! (with their attempts and signature records) 30 days after they arrived,
+//! and the inbox depth gauges are sampled every 15 s for `/metrics`; in
+//! inline mode the idempotency store's expired keys are purged every minute.
+//!
 //! Stops cleanly on Ctrl-C or SIGTERM: stops accepting, finishes requests in
 //! progress, lets running handlers finish (10 s) and gives the rest back to
 //! the inbox.
@@ -171,11 +176,11 @@ use tower_webhooks::VerifiedWebhook;
 use tower_webhooks::admin::{Admin, AllowAll, BearerToken};
 use tower_webhooks::forward::Relay;
 use tower_webhooks::idempotency::{
-    IdempotencyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore,
+    self, IdempotencyStore, MemoryStore, PostgresStore, RedisStore, SqliteStore,
 };
 use tower_webhooks::inbox::{
-    HandlerError, Inbox, InboxEvent, InboxStore, MemoryInbox, OrderBy, PostgresInbox, SqliteInbox,
-    WorkerHandle,
+    HandlerError, Inbox, InboxEvent, InboxStore, MemoryInbox, OrderBy, PostgresInbox, Retention,
+    SqliteInbox, TaskHandle, WorkerHandle,
 };
 use tower_webhooks::layer::IdempotencyLayer;
 
@@ -467,6 +472,9 @@ async fn run() -> Result<(), BoxError> {
         )
         .into());
     }
+    // Retention runs by itself: the inbox's purger (finished events after
+    // 30 days) and depth gauges, or the idempotency store's purger.
+    let mut housekeeping: Vec<TaskHandle> = Vec::new();
     let (app, admin, worker) = match mode.as_str() {
         "inbox" => {
             let token = common::secret_var("ADMIN_TOKEN")?;
@@ -485,16 +493,21 @@ async fn run() -> Result<(), BoxError> {
             let inbox = open_inbox().await?;
             let (inbox, worker) =
                 start_worker(inbox, relaying, &routes, max_attempts, backoff).await;
+            housekeeping.push(inbox.spawn_purger(Retention::new()));
+            housekeeping.push(inbox.spawn_gauges(Duration::from_secs(15)));
             tracing::info!(address = %admin_address, token = token.is_some(), "admin listening");
             let app = inbox_app(routes, &inbox);
             let admin_router = admin_app(inbox, token, metrics)?;
             (app, Some((admin, admin_router)), Some(worker))
         }
-        "inline" => (
-            inline_app(routes, open_idempotency_store().await?),
-            None,
-            None,
-        ),
+        "inline" => {
+            let store = open_idempotency_store().await?;
+            housekeeping.push(idempotency::spawn_purger(
+                store.clone(),
+                Duration::from_secs(60),
+            ));
+            (inline_app(routes, store), None, None)
+        }
         other => return Err(format!("RECEIVER_MODE={other}: expected inbox or inline").into()),
     };
     let mut servers = vec![(listener, app.route("/health", get(health)))];
@@ -503,6 +516,9 @@ async fn run() -> Result<(), BoxError> {
     common::serve(servers, header_read_timeout).await;
     if let Some(worker) = worker {
         worker.shutdown().await;
+    }
+    for task in housekeeping {
+        task.shutdown().await;
     }
     Ok(())
 }
