@@ -23,8 +23,9 @@ pub struct InboxEvent {
     pub key: EventKey,
     /// The verified body bytes.
     pub body: Bytes,
-    /// The request headers the inbox was told to keep.
-    pub headers: Vec<(String, String)>,
+    /// The request headers the inbox was told to keep
+    /// ([`Inbox::keep_header`](super::Inbox::keep_header)).
+    pub headers: http::HeaderMap,
     /// This attempt's number, from 1.
     pub attempt: u32,
     /// When the event arrived.
@@ -43,12 +44,10 @@ impl InboxEvent {
         &self.key.event_id
     }
 
-    /// A kept header's value (names compare case-insensitively).
+    /// A kept header's value as text (names compare case-insensitively);
+    /// `None` when it was not kept or is not visible ASCII.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        self.headers.get(name)?.to_str().ok()
     }
 
     /// The verified body parsed as JSON into `T`.
@@ -433,7 +432,7 @@ async fn process(
     let event = InboxEvent {
         key: claimed.key,
         body: claimed.body,
-        headers: claimed.headers,
+        headers: header_map(claimed.headers),
         attempt,
         received_at: claimed.received_at,
         traceparent: claimed.traceparent.clone(),
@@ -614,5 +613,40 @@ mod tests {
             );
         }
         assert!(backoff(base, max, u32::MAX) <= max);
+    }
+}
+
+/// The kept headers as recorded (name, value) back into a map. They were
+/// valid when the request carried them; a pair that no longer parses (a
+/// store edited by hand) is dropped, never a panic.
+fn header_map(pairs: Vec<(String, String)>) -> http::HeaderMap {
+    let mut map = http::HeaderMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+#[cfg(test)]
+mod header_map_tests {
+    use super::header_map;
+
+    #[test]
+    fn recorded_pairs_become_a_map_and_unparsable_ones_are_dropped() {
+        let map = header_map(vec![
+            ("Content-Type".to_owned(), "application/json".to_owned()),
+            ("x-tag".to_owned(), "a".to_owned()),
+            ("x-tag".to_owned(), "b".to_owned()),
+            ("bad name".to_owned(), "v".to_owned()),
+            ("x-bad-value".to_owned(), "line\nbreak".to_owned()),
+        ]);
+        assert_eq!(map.get("content-type").unwrap(), "application/json");
+        assert_eq!(map.get_all("x-tag").iter().count(), 2);
+        assert_eq!(map.len(), 3, "the two unparsable pairs are dropped");
     }
 }
