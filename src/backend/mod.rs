@@ -5,6 +5,7 @@
 //! crates whose types appear in constructors (`deadpool_postgres`,
 //! `tokio_postgres`, `redis`), re-exported so their versions match.
 
+use std::fmt;
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]
@@ -48,6 +49,36 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
 /// PostgreSQL): the store's own bound on each call, waiting for a connection
 /// included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Proof of a claim, the same in both state machines: an idempotency
+/// store's `complete` and `release`, and every exit from `processing` in an
+/// inbox store (`heartbeat`, `complete`, `retry`, `kill`, `give_back`), must
+/// present it, and do nothing when a newer claim has taken the key or event
+/// since (the lease expired).
+///
+/// Tokens are opaque to callers: stores make them unique per claim, from a
+/// counter that never goes back (the inboxes: each claim of an event raises
+/// its fence, so tokens of one event order its attempts) or at random.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FenceToken(u64);
+
+impl FenceToken {
+    /// Wraps a store's token value.
+    pub const fn new(value: u64) -> Self {
+        Self(value)
+    }
+
+    /// The store's token value.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for FenceToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

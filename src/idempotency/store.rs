@@ -3,27 +3,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-pub use crate::backend::{BoxError, StoreError};
-
-/// Proof of a claim. `complete` and `release` must present it, and do nothing
-/// when a newer claim has taken the key since (the lease expired).
-///
-/// Tokens are opaque: stores make them unique per claim of a key, either
-/// from a counter that never goes back or at random.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FenceToken(u64);
-
-impl FenceToken {
-    /// Wraps a store's token value.
-    pub const fn new(value: u64) -> Self {
-        Self(value)
-    }
-
-    /// The store's token value.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-}
+pub use crate::backend::{BoxError, FenceToken, StoreError};
 
 /// The outcome of [`IdempotencyStore::claim`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

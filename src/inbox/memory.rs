@@ -1,3 +1,4 @@
+use crate::backend::FenceToken;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -81,8 +82,12 @@ impl Entry {
             self.history.pop_front();
         }
         let replay = std::mem::take(&mut self.replay_next);
-        self.history
-            .push_back(Attempt::new(self.attempts, self.fence, now, replay));
+        self.history.push_back(Attempt::new(
+            self.attempts,
+            FenceToken::new(self.fence),
+            now,
+            replay,
+        ));
     }
 
     fn finished(&self) -> bool {
@@ -364,7 +369,7 @@ impl InboxStore for MemoryInbox {
                     headers: entry.headers.clone(),
                     received_at: entry.received_at,
                     attempt: entry.attempts,
-                    fence: entry.fence,
+                    fence: FenceToken::new(entry.fence),
                     traceparent: entry.traceparent.clone(),
                     replay: entry.history.back().is_some_and(|attempt| attempt.replay),
                     lane: entry.lane.clone(),
@@ -376,13 +381,15 @@ impl InboxStore for MemoryInbox {
     async fn heartbeat(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         lease: Duration,
     ) -> Result<bool, StoreError> {
+        let fence = fence.get();
         Ok(self.exit(key, fence, |entry, now| entry.lease_until = now + lease))
     }
 
-    async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+    async fn complete(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError> {
+        let fence = fence.get();
         Ok(self.exit(key, fence, |entry, now| {
             entry.status = EventStatus::Succeeded;
             entry.end_attempt(now, AttemptOutcome::Succeeded, None);
@@ -392,10 +399,11 @@ impl InboxStore for MemoryInbox {
     async fn retry(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         delay: Duration,
         error: &str,
     ) -> Result<bool, StoreError> {
+        let fence = fence.get();
         Ok(self.exit(key, fence, |entry, now| {
             entry.status = EventStatus::Pending;
             entry.next_attempt_at = now + delay;
@@ -404,7 +412,13 @@ impl InboxStore for MemoryInbox {
         }))
     }
 
-    async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
+    async fn kill(
+        &self,
+        key: &EventKey,
+        fence: FenceToken,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let fence = fence.get();
         Ok(self.exit(key, fence, |entry, now| {
             entry.status = EventStatus::Dead;
             entry.last_error = Some(error.to_owned());
@@ -412,7 +426,8 @@ impl InboxStore for MemoryInbox {
         }))
     }
 
-    async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+    async fn give_back(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError> {
+        let fence = fence.get();
         Ok(self.exit(key, fence, |entry, now| {
             entry.status = EventStatus::Pending;
             entry.attempts = entry.attempts.saturating_sub(1);

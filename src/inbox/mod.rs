@@ -122,8 +122,8 @@ pub use self::purger::{
 pub use self::sqlite::{SqliteInbox, SqliteInboxBuilder};
 pub use self::store::{
     Attempt, AttemptOutcome, ClaimOptions, ClaimedEvent, EventKey, EventRecord, EventStatus,
-    InboxStore, Inserted, LaneState, ListCursor, ListFilter, MAX_HISTORY, NewEvent, PurgeBatch,
-    Purged, Selection, SignatureRecord, StatusCounts, StoreError,
+    FenceToken, InboxStore, Inserted, LaneState, ListCursor, ListFilter, MAX_HISTORY, NewEvent,
+    PurgeBatch, Purged, Selection, SignatureRecord, StatusCounts, StoreError,
 };
 pub use self::worker::{Handler, HandlerError, InboxEvent, ServiceHandler, Worker, WorkerHandle};
 use crate::rejection::{Rejection, Responder};

@@ -1,5 +1,6 @@
 //! The inbox on an SQLite file.
 
+use crate::backend::FenceToken;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, TrySendError};
@@ -1040,7 +1041,7 @@ fn end_attempt(
 fn to_attempt(row: &rusqlite::Row<'_>) -> rusqlite::Result<Attempt> {
     let started = Attempt::new(
         row.get(0)?,
-        row.get::<_, i64>(1)? as u64,
+        FenceToken::new(row.get::<_, i64>(1)? as u64),
         time(row.get(2)?),
         row.get(6)?,
     );
@@ -1153,7 +1154,7 @@ impl InboxStore for SqliteInbox {
                     headers: decode_headers(3, &row.get::<_, String>(3)?)?,
                     received_at: time(row.get(4)?),
                     attempt: row.get(5)?,
-                    fence: row.get::<_, i64>(6)? as u64,
+                    fence: FenceToken::new(row.get::<_, i64>(6)? as u64),
                     traceparent: row.get(7)?,
                     replay: row.get(8)?,
                     lane: row.get(9)?,
@@ -1165,7 +1166,7 @@ impl InboxStore for SqliteInbox {
             let mut clear = connection.prepare_cached(&sql.clear_replay)?;
             for event in &claimed {
                 let (namespace, event_id) = (&event.key.namespace, &event.key.event_id);
-                let fence = event.fence as i64;
+                let fence = event.fence.get() as i64;
                 start.execute(params![
                     namespace,
                     event_id,
@@ -1187,9 +1188,10 @@ impl InboxStore for SqliteInbox {
     async fn heartbeat(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         lease: Duration,
     ) -> Result<bool, StoreError> {
+        let fence = fence.get();
         let (key, lease) = (key.clone(), duration_millis(lease));
         self.write(move |connection, sql, now| {
             // The statement returns the lane, which a heartbeat leaves alone.
@@ -1205,7 +1207,8 @@ impl InboxStore for SqliteInbox {
         .await
     }
 
-    async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+    async fn complete(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError> {
+        let fence = fence.get();
         let key = key.clone();
         self.write(move |connection, sql, now| {
             let changed = change_one(
@@ -1234,10 +1237,11 @@ impl InboxStore for SqliteInbox {
     async fn retry(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         delay: Duration,
         error: &str,
     ) -> Result<bool, StoreError> {
+        let fence = fence.get();
         let (key, delay, error) = (key.clone(), duration_millis(delay), error.to_owned());
         self.write(move |connection, sql, now| {
             let changed = change_one(
@@ -1263,7 +1267,13 @@ impl InboxStore for SqliteInbox {
         .await
     }
 
-    async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
+    async fn kill(
+        &self,
+        key: &EventKey,
+        fence: FenceToken,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let fence = fence.get();
         let (key, error) = (key.clone(), error.to_owned());
         self.write(move |connection, sql, now| {
             let changed = change_one(
@@ -1289,7 +1299,8 @@ impl InboxStore for SqliteInbox {
         .await
     }
 
-    async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+    async fn give_back(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError> {
+        let fence = fence.get();
         let key = key.clone();
         self.write(move |connection, sql, now| {
             let changed = change_one(

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use crate::admission::SignatureRecord;
-pub use crate::backend::StoreError;
+pub use crate::backend::{FenceToken, StoreError};
 
 /// Identifies an event: the namespace (by default the provider) and the
 /// sender's event id.
@@ -149,7 +149,7 @@ pub struct ClaimedEvent {
     pub attempt: u32,
     /// The fence of this claim: every exit from `processing` presents it, and
     /// a newer claim has a higher one.
-    pub fence: u64,
+    pub fence: FenceToken,
     /// The `traceparent` recorded with the event.
     pub traceparent: Option<String>,
     /// Whether an operator asked for this run of a finished event
@@ -218,7 +218,7 @@ pub struct Attempt {
     /// replay starts a fresh budget, so numbers repeat: `fence` orders them).
     pub number: u32,
     /// The claim's fence: unique per attempt of an event, increasing.
-    pub fence: u64,
+    pub fence: FenceToken,
     /// When a worker claimed it.
     pub started_at: SystemTime,
     /// When it ended (`None` while it runs).
@@ -233,7 +233,7 @@ pub struct Attempt {
 
 impl Attempt {
     /// An attempt that started at `started_at` and has not ended.
-    pub fn new(number: u32, fence: u64, started_at: SystemTime, replay: bool) -> Self {
+    pub fn new(number: u32, fence: FenceToken, started_at: SystemTime, replay: bool) -> Self {
         Self {
             number,
             fence,
@@ -584,7 +584,7 @@ pub trait InboxStore: fmt::Debug + Send + Sync + 'static {
     async fn heartbeat(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         lease: Duration,
     ) -> Result<bool, StoreError>;
 
@@ -593,7 +593,7 @@ pub trait InboxStore: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     ///
     /// [`StoreError`] if the backend fails.
-    async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError>;
+    async fn complete(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError>;
 
     /// `processing` -> `pending`, due after `delay` (on the store's clock),
     /// recording `error`. Returns `false` if the claim is stale.
@@ -604,7 +604,7 @@ pub trait InboxStore: fmt::Debug + Send + Sync + 'static {
     async fn retry(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         delay: Duration,
         error: &str,
     ) -> Result<bool, StoreError>;
@@ -615,7 +615,12 @@ pub trait InboxStore: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     ///
     /// [`StoreError`] if the backend fails.
-    async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError>;
+    async fn kill(
+        &self,
+        key: &EventKey,
+        fence: FenceToken,
+        error: &str,
+    ) -> Result<bool, StoreError>;
 
     /// `processing` -> `pending`, due now, with the attempt given back (a
     /// graceful shutdown interrupted it). Returns `false` if the claim is
@@ -624,7 +629,7 @@ pub trait InboxStore: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     ///
     /// [`StoreError`] if the backend fails.
-    async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError>;
+    async fn give_back(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError>;
 
     /// `dead` -> `pending`, due now, with a fresh retry budget. Returns
     /// `false` if the event is not dead.

@@ -3,6 +3,7 @@
 #![cfg(all(feature = "test-util", feature = "sqlite"))]
 
 use crate::support;
+use tower_webhooks::backend::FenceToken;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -239,19 +240,30 @@ impl InboxStore for DownStore {
     async fn claim(&self, _: ClaimOptions) -> Result<Vec<ClaimedEvent>, StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
-    async fn heartbeat(&self, _: &EventKey, _: u64, _: Duration) -> Result<bool, StoreError> {
+    async fn heartbeat(
+        &self,
+        _: &EventKey,
+        _: FenceToken,
+        _: Duration,
+    ) -> Result<bool, StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
-    async fn complete(&self, _: &EventKey, _: u64) -> Result<bool, StoreError> {
+    async fn complete(&self, _: &EventKey, _: FenceToken) -> Result<bool, StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
-    async fn retry(&self, _: &EventKey, _: u64, _: Duration, _: &str) -> Result<bool, StoreError> {
+    async fn retry(
+        &self,
+        _: &EventKey,
+        _: FenceToken,
+        _: Duration,
+        _: &str,
+    ) -> Result<bool, StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
-    async fn kill(&self, _: &EventKey, _: u64, _: &str) -> Result<bool, StoreError> {
+    async fn kill(&self, _: &EventKey, _: FenceToken, _: &str) -> Result<bool, StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
-    async fn give_back(&self, _: &EventKey, _: u64) -> Result<bool, StoreError> {
+    async fn give_back(&self, _: &EventKey, _: FenceToken) -> Result<bool, StoreError> {
         Err(StoreError::unavailable("connection refused"))
     }
     async fn requeue(&self, _: &EventKey) -> Result<bool, StoreError> {

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tower_webhooks::backend::FenceToken;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -112,31 +113,36 @@ impl InboxStore for TestInbox {
     async fn heartbeat(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         lease: Duration,
     ) -> Result<bool, StoreError> {
         self.store.heartbeat(key, fence, lease).await
     }
 
-    async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+    async fn complete(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError> {
         self.store.complete(key, fence).await
     }
 
     async fn retry(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         delay: Duration,
         error: &str,
     ) -> Result<bool, StoreError> {
         self.store.retry(key, fence, delay, error).await
     }
 
-    async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
+    async fn kill(
+        &self,
+        key: &EventKey,
+        fence: FenceToken,
+        error: &str,
+    ) -> Result<bool, StoreError> {
         self.store.kill(key, fence, error).await
     }
 
-    async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+    async fn give_back(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError> {
         self.store.give_back(key, fence).await
     }
 
@@ -976,7 +982,12 @@ async fn history_records_fail_fail_succeed() {
     assert_eq!(running.history[2].ended_at, None);
     assert!(store.complete(&key, claimed.fence).await.unwrap());
     // A stale exit changes nothing, in the history either.
-    assert!(!store.kill(&key, claimed.fence - 1, "zombie").await.unwrap());
+    assert!(
+        !store
+            .kill(&key, FenceToken::new(claimed.fence.get() - 1), "zombie")
+            .await
+            .unwrap()
+    );
 
     let record = store.get(&key).await.unwrap().unwrap();
     assert_eq!(record.status, EventStatus::Succeeded);
@@ -986,7 +997,7 @@ async fn history_records_fail_fail_succeed() {
         .map(|attempt| {
             (
                 attempt.number,
-                attempt.fence,
+                attempt.fence.get(),
                 attempt.outcome,
                 attempt.error.as_deref(),
                 attempt.replay,
@@ -1042,7 +1053,11 @@ async fn the_history_keeps_the_most_recent_attempts_and_give_backs() {
     }
     let record = store.get(&key).await.unwrap().unwrap();
     assert_eq!(record.history.len(), MAX_HISTORY);
-    let fences: Vec<u64> = record.history.iter().map(|attempt| attempt.fence).collect();
+    let fences: Vec<u64> = record
+        .history
+        .iter()
+        .map(|attempt| attempt.fence.get())
+        .collect();
     let expected: Vec<u64> = (total - MAX_HISTORY + 1..=total)
         .map(|f| f as u64)
         .collect();
@@ -1069,7 +1084,7 @@ async fn an_expired_lease_is_recorded_as_expired_even_when_it_kills() {
     let first = claim_one(&store, Duration::ZERO).await;
     // The lease ran out at once: the next claim takes over.
     let second = claim_one(&store, LONG).await;
-    assert_eq!(second.fence, first.fence + 1);
+    assert_eq!(second.fence.get(), first.fence.get() + 1);
     assert_eq!(second.attempt, 2);
     assert!(!store.complete(&key, first.fence).await.unwrap());
     let record = store.get(&key).await.unwrap().unwrap();
@@ -1139,7 +1154,7 @@ async fn a_succeeded_event_is_replayed_once_as_a_replay() {
     let replayed = claim_one(&store, LONG).await;
     assert!(replayed.replay);
     assert_eq!(replayed.attempt, 1);
-    assert_eq!(replayed.fence, claimed.fence + 1);
+    assert_eq!(replayed.fence.get(), claimed.fence.get() + 1);
     assert_eq!(&replayed.body[..], b"{\"a\":1}");
     // The flag is consumed by that claim.
     assert!(store.give_back(&key, replayed.fence).await.unwrap());
@@ -1400,7 +1415,7 @@ async fn migrate_upgrades_a_table_of_the_previous_version() {
     let key = EventKey::new("pg", "old");
     // The expired lease is taken over; the old attempt had no history row.
     let claimed = claim_one(&store, LONG).await;
-    assert_eq!((claimed.attempt, claimed.fence), (2, 8));
+    assert_eq!((claimed.attempt, claimed.fence.get()), (2, 8));
     assert_eq!(claimed.traceparent, None);
     assert!(!claimed.replay);
     assert!(store.complete(&key, claimed.fence).await.unwrap());
@@ -1408,7 +1423,7 @@ async fn migrate_upgrades_a_table_of_the_previous_version() {
     let history: Vec<(u64, Option<AttemptOutcome>)> = record
         .history
         .iter()
-        .map(|attempt| (attempt.fence, attempt.outcome))
+        .map(|attempt| (attempt.fence.get(), attempt.outcome))
         .collect();
     assert_eq!(history, [(8, Some(AttemptOutcome::Succeeded))]);
 }

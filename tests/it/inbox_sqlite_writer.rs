@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tower_webhooks::backend::FenceToken;
 
 use axum::Router;
 use axum::routing::post_service;
@@ -706,14 +707,19 @@ async fn a_file_from_an_earlier_version_is_migrated_on_open() {
     let claimed = inbox.claim(options).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(
-        (claimed[0].fence, claimed[0].traceparent.as_deref()),
+        (claimed[0].fence.get(), claimed[0].traceparent.as_deref()),
         (5, None)
     );
     assert!(!claimed[0].replay);
-    assert!(inbox.complete(&key("evt_old"), 5).await.unwrap());
+    assert!(
+        inbox
+            .complete(&key("evt_old"), FenceToken::new(5))
+            .await
+            .unwrap()
+    );
     let record = inbox.get(&key("evt_old")).await.unwrap().unwrap();
     assert_eq!(record.history.len(), 1);
-    assert_eq!(record.history[0].fence, 5);
+    assert_eq!(record.history[0].fence.get(), 5);
     drop(inbox);
     // Opening it again changes nothing.
     let inbox = SqliteInbox::open(&path).await.expect("open again");

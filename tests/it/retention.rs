@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tower_webhooks::backend::FenceToken;
 
 use bytes::Bytes;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
@@ -553,27 +554,32 @@ impl InboxStore for FailingPurge {
     async fn heartbeat(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         lease: Duration,
     ) -> Result<bool, StoreError> {
         self.inner.heartbeat(key, fence, lease).await
     }
-    async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+    async fn complete(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError> {
         self.inner.complete(key, fence).await
     }
     async fn retry(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         delay: Duration,
         error: &str,
     ) -> Result<bool, StoreError> {
         self.inner.retry(key, fence, delay, error).await
     }
-    async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
+    async fn kill(
+        &self,
+        key: &EventKey,
+        fence: FenceToken,
+        error: &str,
+    ) -> Result<bool, StoreError> {
         self.inner.kill(key, fence, error).await
     }
-    async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+    async fn give_back(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError> {
         self.inner.give_back(key, fence).await
     }
     async fn requeue(&self, key: &EventKey) -> Result<bool, StoreError> {

@@ -1,5 +1,6 @@
 //! The inbox on PostgreSQL (feature `postgres`).
 
+use crate::backend::FenceToken;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -560,9 +561,10 @@ impl InboxStore for PostgresInbox {
     async fn heartbeat(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         lease: Duration,
     ) -> Result<bool, StoreError> {
+        let fence = fence.get();
         let lease = millis(lease);
         let fence = fence_param(fence);
         let sql = &self.backend.sql;
@@ -578,7 +580,8 @@ impl InboxStore for PostgresInbox {
             .await
     }
 
-    async fn complete(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+    async fn complete(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError> {
+        let fence = fence.get();
         let sql = &self.backend.sql;
         self.exit(&sql.complete_unordered, &sql.complete, key, fence, &[])
             .await
@@ -587,10 +590,11 @@ impl InboxStore for PostgresInbox {
     async fn retry(
         &self,
         key: &EventKey,
-        fence: u64,
+        fence: FenceToken,
         delay: Duration,
         error: &str,
     ) -> Result<bool, StoreError> {
+        let fence = fence.get();
         let delay = millis(delay);
         let sql = &self.backend.sql;
         self.exit(
@@ -603,13 +607,20 @@ impl InboxStore for PostgresInbox {
         .await
     }
 
-    async fn kill(&self, key: &EventKey, fence: u64, error: &str) -> Result<bool, StoreError> {
+    async fn kill(
+        &self,
+        key: &EventKey,
+        fence: FenceToken,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let fence = fence.get();
         let sql = &self.backend.sql;
         self.exit(&sql.kill_unordered, &sql.kill, key, fence, &[&error])
             .await
     }
 
-    async fn give_back(&self, key: &EventKey, fence: u64) -> Result<bool, StoreError> {
+    async fn give_back(&self, key: &EventKey, fence: FenceToken) -> Result<bool, StoreError> {
+        let fence = fence.get();
         let sql = &self.backend.sql;
         self.exit(&sql.give_back_unordered, &sql.give_back, key, fence, &[])
             .await

@@ -3,6 +3,7 @@
 //! an error naming the table and the column, never a guess: a guess would
 //! hide the damage, or hand a worker an event without its headers.
 
+use crate::backend::FenceToken;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -79,7 +80,7 @@ pub(super) fn claimed(row: &Row, table: &str) -> Result<ClaimedEvent, StoreError
         headers,
         received_at: read.get(4, "received_at")?,
         attempt: read.count(5, "attempts")?,
-        fence: read.get::<i64>(6, "fence")?.unsigned_abs(),
+        fence: FenceToken::new(read.get::<i64>(6, "fence")?.unsigned_abs()),
         traceparent: read.get(7, "traceparent")?,
         replay: read.get(8, "replay_next")?,
         lane: read.get(9, "lane")?,
@@ -106,7 +107,7 @@ pub(super) fn attempt(row: &Row, table: &str) -> Result<Option<Attempt>, StoreEr
     };
     let mut attempt = Attempt::new(
         number,
-        fence.unsigned_abs(),
+        FenceToken::new(fence.unsigned_abs()),
         read.get(at + 2, "attempts.started_at")?,
         read.get(at + 6, "attempts.replay")?,
     );
