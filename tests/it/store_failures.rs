@@ -348,6 +348,16 @@ mod sqlite_store {
                 .unwrap()
                 .as_nanos()
         ));
+        // The file and its table are created first, without the short
+        // timeout: creating them fsyncs, which a busy machine may take
+        // longer than TIMEOUT to do; the timeout under test is the call's.
+        drop(
+            SqliteStore::builder(&path)
+                .timeout(Duration::from_secs(30))
+                .open()
+                .await
+                .unwrap(),
+        );
         let patient = SqliteStore::builder(&path)
             .timeout(TIMEOUT)
             .busy_timeout(Duration::from_secs(5))
