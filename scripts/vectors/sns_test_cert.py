@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Makes the test signing key and certificate used by the SNS tests in
-tests/it/providers_pubkey.rs (the derived half: AWS's own sample messages and
-certificate are the official half).
+"""Makes the test signing key and certificate used by the SNS tests
+(tests/it/support/sns.rs, shared by providers_pubkey, handshakes and
+keys_https; the derived half: AWS's own sample messages and certificate, in
+tests/it/providers_pubkey.rs, are the official half).
 
 A self-signed RSA-2048 certificate for `sns.us-east-1.amazonaws.com` and its
 PKCS#8 private key, in PEM, with the Python `cryptography` package. RSA keys

@@ -773,54 +773,7 @@ mod sns {
 
     use super::*;
 
-    /// Derived: the SNS signing key and its self-signed certificate of
-    /// tests/providers_pubkey.rs (made by `scripts/vectors/sns_test_cert.py`).
-    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDBGCCKV4SiFFiT
-gvs3XtjptCGB2az2PDveTHAZqh4q/dZfxtrYXc/5WQtJtTEMmsbajJMeyxlYNm5O
-AnTwv11S6WcwZAQDtnvyZm9SWrJmvpMH7YRa2DagC3KRirXG+1F5Vbb4M7bPOL0c
-Ww/Nm7mXkv7U3M3q5MbngodimW+832QkOwwKLxE9t9TWsZiJSBhg/EhESFQnzmH9
-TcXpaVdTvpmEaY5xT7HQsHeUC62bf+J65Ah4QHEEKbnQ/anDvCgGZH9ANNMawEa0
-/WZgP+AC4YoWXR3bPDvlHOaiLBKeyAI9dk7m7ZFNgtXs4ArNHVsMiV3aiueYddG9
-JHZwoCJ9AgMBAAECggEAPZ5G6A60lwo6F9yg8RL10mI2nRrLDIq9KhunXDFCzkJR
-kh/Bf3E0aGQna36EJ/sOQPjCC/4Q2OsJuSAklBzlGYu8757C/zJRDFHu7U9fBdWD
-0vBTH7BGgj0U8ufaSSSy467cJAlQqYD4LB/NA7ZRe9KfOms51N7rsD4hmO/QzerH
-slz5s0G+O3XbFx/pXmrlpd/HaWnAtyiipDf/g3qNi6E0iBY3qQtRn+CfWpfqM0uD
-+hKijxcnDRZHOko1sKn0jHuYNRcPg3AS1fN60bfo66rHLSGSGUbKpaFonKqJ1c7W
-jDKsTf+Iaf1Yh+IHVFxFdg2JFh/7tpcFJ5E7ki7HGwKBgQDlBFqk1fDcZFWFugNL
-6Gw6WQPyEQKimPbwj2AxqLHpbYeEx9RFJjwbLQdwF/bHxRaOFES1/+yACS4fMrN1
-dsWBulPtLV6AmRIACvaXxrdEBJIjbyD65CF+Ot34/fofsGXgf5Zf888d3EefkKQf
-a0mmLyZeI3mKt1HdsuuBYnvFEwKBgQDX2EPleOJvwxkv+kDY8RUa3XVUxZkQlDq5
-rt7Tc+zthtlxOa0K+L6XebOaQBqkLL/97hptX21lALhDUL6abZC5IWjZgMmriN13
-q5h+sFE3s+nmwV9QaVTsPIk9Y9GCT4mGV9NnoW5qahRVwvJa7b08AaaBd3aY1aAB
-cuIvmr+8LwKBgQC6i5RmJlpeu1+qYP1kbHsUAAQlvlNeLKkhBDi/2oCo+m3j633t
-oZpeLIydcveye8jGjJ33ffKfzFqEUSE68jcpV6QbUtRifczauhNpSBVp0ytSr6e2
-lfLuRnce5YpDG8WwW10a5Zb05MR2pjP538OLGWbwUYckRfTqWF5a8uSMfwKBgQCW
-L5vmsrtUKrt+37F5gh4+SDPY3XkIySsngl73YOVNzRPFre0TAkuTmJH41Xv0GlMo
-/CEVU14J9ntAE5HcYDpgJrgPB4bLvXrkRtjf5g1NJfmtn4WTrQbzLZgMyETCWFeH
-y9qEdBYhI1is5+28iUmv1DIoSZiS9anU+DwcBaA97wKBgFABYtqG+PnIFJAUxAA2
-DB7OECNGNgHrwPXWx9cF6OHGHjMU/PayA6sxqcBJhR1ZjAY06kKwOwe5pK7/amQE
-FphinTR7S9Rm6HeJXMI9ZJMkT33zUg05YSB2qhC7vPYsYa2/21yzpJI+usUaNz5t
-mGBhrmMhKqG88pcBAurSUO6e
------END PRIVATE KEY-----";
-    const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
-MIIC0zCCAbugAwIBAgIBATANBgkqhkiG9w0BAQsFADAtMSswKQYDVQQDDCJzbnMu
-dXMtZWFzdC0xLmFtYXpvbmF3cy5jb20gKHRlc3QpMB4XDTI1MDEwMTAwMDAwMFoX
-DTM0MTIzMDAwMDAwMFowLTErMCkGA1UEAwwic25zLnVzLWVhc3QtMS5hbWF6b25h
-d3MuY29tICh0ZXN0KTCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoCggEBAMEY
-IIpXhKIUWJOC+zde2Om0IYHZrPY8O95McBmqHir91l/G2thdz/lZC0m1MQyaxtqM
-kx7LGVg2bk4CdPC/XVLpZzBkBAO2e/Jmb1Jasma+kwfthFrYNqALcpGKtcb7UXlV
-tvgzts84vRxbD82buZeS/tTczerkxueCh2KZb7zfZCQ7DAovET231NaxmIlIGGD8
-SERIVCfOYf1NxelpV1O+mYRpjnFPsdCwd5QLrZt/4nrkCHhAcQQpudD9qcO8KAZk
-f0A00xrARrT9ZmA/4ALhihZdHds8O+Uc5qIsEp7IAj12TubtkU2C1ezgCs0dWwyJ
-XdqK55h10b0kdnCgIn0CAwEAATANBgkqhkiG9w0BAQsFAAOCAQEApUEV2RUJnbQa
-XeQcezC9aRcvH9Q+5W/pUUbYDiYynUxK159E4OyerT1lQ9LZoO5jgBQM9mpmKsXr
-5T56zG3UCG4AOmbQmprB9/8rjGkhbtX0wvNDC1pgPAJG1pLIWyEdoeQLLdmOV9aa
-/O0nfzbiZIw7JUvIFV2slqAvl53LT1OUMFvY2MFqwQTpGYub74vXGjeQnfcNEPdu
-onKIyZ7YyPQl0e+Y2X63WHBQP3I5NEV5cB8RgtthCTOmul8VpG/Hddmyoqw4v+67
-3ZdcJhcmeLKRKeZwCWqrCvgDL+6gOs2LbC6S7RtMfh48Dupa3yiZhSkQskOTYZhL
-6GeWVvYVog==
------END CERTIFICATE-----";
+    use crate::support::sns::{TEST_CERT, TEST_KEY};
     const CERT_URL: &str = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-test.pem";
     const SUBSCRIBE_URL: &str = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:test&Token=2336412f37fb687f5d51e6e2425f004ae";
 

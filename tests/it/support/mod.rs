@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod processes;
+pub mod sns;
 
 use std::collections::VecDeque;
 use std::io;
