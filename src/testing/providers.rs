@@ -42,6 +42,21 @@ fn insert_id(headers: &mut HeaderMap, name: HeaderName, id: &str) {
     }
 }
 
+/// `t=<timestamp>,v1=<hex HMAC-SHA256 of "{t}.{body}">`, one `v1=` per
+/// secret: Stripe's header, which Calendly and Mux copy.
+fn t_v1_header(secrets: &SecretSet, timestamp: u64, body: &[u8]) -> String {
+    let t = timestamp.to_string();
+    let mut header = format!("t={t}");
+    for secret in secrets {
+        header.push_str(",v1=");
+        header.push_str(&hex::encode(hmac_sha256(
+            secret,
+            &[t.as_bytes(), b".", body],
+        )));
+    }
+    header
+}
+
 /// Signs as Stripe: `Stripe-Signature: t=..,v1=..`, one `v1=` per secret (as
 /// while a secret is rolled). The event id is the body's `id`: `id` is
 /// ignored.
@@ -60,16 +75,7 @@ impl StripeSigner {
 
     /// The `Stripe-Signature` value.
     pub fn header(&self, timestamp: u64, body: &[u8]) -> String {
-        let t = timestamp.to_string();
-        let mut header = format!("t={t}");
-        for secret in &self.secrets {
-            header.push_str(",v1=");
-            header.push_str(&hex::encode(hmac_sha256(
-                secret,
-                &[t.as_bytes(), b".", body],
-            )));
-        }
-        header
+        t_v1_header(&self.secrets, timestamp, body)
     }
 }
 
@@ -967,16 +973,7 @@ impl CalendlySigner {
 
     /// The signature header's value.
     pub fn header(&self, timestamp: u64, body: &[u8]) -> String {
-        let t = timestamp.to_string();
-        let mut header = format!("t={t}");
-        for secret in &self.secrets {
-            header.push_str(",v1=");
-            header.push_str(&hex::encode(hmac_sha256(
-                secret,
-                &[t.as_bytes(), b".", body],
-            )));
-        }
-        header
+        t_v1_header(&self.secrets, timestamp, body)
     }
 }
 
@@ -1012,16 +1009,7 @@ impl MuxSigner {
 
     /// The signature header's value.
     pub fn header(&self, timestamp: u64, body: &[u8]) -> String {
-        let t = timestamp.to_string();
-        let mut header = format!("t={t}");
-        for secret in &self.secrets {
-            header.push_str(",v1=");
-            header.push_str(&hex::encode(hmac_sha256(
-                secret,
-                &[t.as_bytes(), b".", body],
-            )));
-        }
-        header
+        t_v1_header(&self.secrets, timestamp, body)
     }
 }
 
