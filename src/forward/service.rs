@@ -247,7 +247,7 @@ where
         .ok_or(Rejection::Misconfigured {
             reason: "the forward service needs a WebhookLayer in front of it",
         })?;
-    Routes::check(Arc::as_ptr(&config.store), &ticket.namespace, &ticket.route)?;
+    Routes::check(&config.store, &ticket.namespace, &ticket.route)?;
     // Behind the WebhookLayer the body is already buffered, so this does not
     // wait; it is read before the claim, so no claim waits on a client.
     let body = body

@@ -102,7 +102,7 @@ where
         .ok_or(Rejection::Misconfigured {
             reason: "the inbox needs a WebhookLayer in front of it",
         })?;
-    Routes::check(Arc::as_ptr(&shared.store), &ticket.namespace, &ticket.route)?;
+    Routes::check(&shared.store, &ticket.namespace, &ticket.route)?;
     let key = EventKey::new(ticket.namespace.as_str(), ticket.event_id);
     let unavailable = Rejection::StoreUnavailable {
         retry_after: config.unavailable_retry_after,

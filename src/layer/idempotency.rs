@@ -85,7 +85,7 @@ impl Config {
         {
             return Ok(());
         }
-        Routes::check(Arc::as_ptr(&self.store), &ticket.namespace, &ticket.route)?;
+        Routes::check(&self.store, &ticket.namespace, &ticket.route)?;
         let _ = self
             .checked
             .set((Arc::downgrade(&ticket.route), ticket.namespace.clone()));
